@@ -6,11 +6,15 @@
 pub mod data;
 pub mod demo;
 pub mod error;
+pub mod eval;
 pub mod fit;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod paths;
+pub mod progress;
+pub mod recon;
 pub mod sched;
+pub mod sim;
 
 pub use error::{Error, Result};

@@ -48,3 +48,28 @@ fn encode_and_fit_refuse_bad_arguments() {
     let (ok, err) = percept(&["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", out.to_str().unwrap(), "--cv", "ten"]);
     assert!(!ok && err.contains("--cv ten"), "{err}");
 }
+
+#[test]
+fn reconstruct_and_eval_refuse_bad_input() {
+    // A decoder of 6 voxels -> (4, 1, 1), then voxels of the wrong width.
+    let dec = tmp("six.safetensors");
+    let (x, y) = (tmp("x6.npy"), tmp("y6.npy"));
+    let xs: Vec<f32> = (0..60).map(|i| ((i * 7919) % 13) as f32).collect();
+    percept::data::npy::write(&x, &[10, 6], &xs, true).unwrap();
+    percept::data::npy::write(&y, &[10, 4, 1, 1], &xs[..40], true).unwrap();
+    let (ok, err) = percept(&["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", dec.to_str().unwrap(), "--force"]);
+    assert!(ok, "{err}");
+    let wide = tmp("wide.npy");
+    percept::data::npy::write(&wide, &[2, 7], &[0.0; 14], true).unwrap();
+    let out = tmp("rec");
+    let (ok, err) = percept(&["reconstruct", "--voxels", wide.to_str().unwrap(), "--decoder", dec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("six.safetensors") && err.contains("decodes 6 voxels"), "{err}");
+    let list = tmp("list.csv");
+    std::fs::write(&list, "image\na.png\n").unwrap();
+    let (ok, err) = percept(&["reconstruct", "--voxels", x.to_str().unwrap(), "--decoder", dec.to_str().unwrap(), "--stimuli", list.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("list.csv") && err.contains("1 trials listed but 10"), "{err}");
+    let (ok, err) = percept(&["eval", tmp("nowhere").to_str().unwrap()]);
+    assert!(!ok && err.contains("pairs.csv"), "{err}");
+    let (ok, err) = percept(&["simulate", "--out", tmp("sim").to_str().unwrap(), "--size", "20"]);
+    assert!(!ok && err.contains("size 20"), "{err}");
+}

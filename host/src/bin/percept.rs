@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the main job on the shipped defaults (for now: the decoding core at NSD scale).
+    /// Runs the main job on the shipped files: simulate a subject, fit, reconstruct the held-out
+    /// photos, evaluate; writes a grid PNG and a report.
     Demo {
         /// Folder for the outputs.
         #[arg(long, default_value = "out/demo")]
@@ -64,6 +65,21 @@ enum Command {
     /// Embeds captions with CLIP's text encoder (SD v1's text_encoder/): writes c, the
     /// (77, 768) last hidden state, averaged over each image's captions.
     EmbedText(EmbedArgs),
+    /// Simulates a subject seeing the shipped photos (augmented) and drawn shapes and letters:
+    /// stimuli, voxels (.npy and NIfTI), stimulus lists and settings, into one folder.
+    Simulate(SimulateArgs),
+    /// Reconstructs images from voxels: decodes z with a decoder file (percept-core) and
+    /// renders it with TAESD's decoder; writes PNGs, the latents and a grid.
+    Reconstruct(ReconstructArgs),
+    /// Scores reconstructions against the images seen (PixCorr, SSIM, two-way identification
+    /// in pixel and latent space): reads `pairs.csv` in a `percept reconstruct` folder.
+    Eval {
+        /// The folder `percept reconstruct --stimuli` wrote.
+        dir: PathBuf,
+        /// Replace an earlier report.
+        #[arg(long)]
+        force: bool,
+    },
     /// Prints what a decoder file holds: region, target, sizes and fitting settings.
     Inspect {
         /// A decoder file (.safetensors).
@@ -71,13 +87,7 @@ enum Command {
     },
 }
 
-/// A spinner for work of unknown length (hidden when stderr is not a terminal).
-fn spinner(msg: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(msg.to_string());
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
-}
+use percept::progress::{bar, spinner};
 
 #[derive(clap::Args)]
 struct EmbedArgs {
@@ -106,7 +116,50 @@ struct EmbedArgs {
 }
 
 #[derive(clap::Args)]
-struct FitArgs {
+struct SimulateArgs {
+    /// The folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 2023)]
+    seed: u64,
+    /// Stimulus side in pixels (a multiple of 8).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Early visual voxels.
+    #[arg(long, default_value_t = 3000)]
+    early: usize,
+    /// Higher visual voxels.
+    #[arg(long, default_value_t = 1000)]
+    higher: usize,
+    /// Median single-trial signal-to-noise ratio of early visual voxels.
+    #[arg(long, default_value_t = 0.5)]
+    snr_early: f32,
+    /// Median single-trial signal-to-noise ratio of higher visual voxels.
+    #[arg(long, default_value_t = 0.3)]
+    snr_higher: f32,
+    /// Photos held out whole for testing.
+    #[arg(long, default_value_t = 12)]
+    test_photos: usize,
+    /// Augmented crops per training photo.
+    #[arg(long, default_value_t = 16)]
+    crops: usize,
+    /// Drawn shapes.
+    #[arg(long, default_value_t = 300)]
+    shapes: usize,
+    /// Drawn letters.
+    #[arg(long, default_value_t = 200)]
+    letters: usize,
+    /// Repeats of each test photo.
+    #[arg(long, default_value_t = 3)]
+    test_repeats: usize,
+    /// Replace an earlier subject in the folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct VoxelArgs {
     /// Voxels: a (trials, voxels) float .npy.
     #[arg(long, conflicts_with = "nifti")]
     voxels: Option<PathBuf>,
@@ -116,6 +169,51 @@ struct FitArgs {
     /// Region-of-interest mask for --nifti (non-zero voxels are used).
     #[arg(long)]
     mask: Option<PathBuf>,
+}
+
+impl VoxelArgs {
+    /// `(trials x voxels, trials, voxels, description)`.
+    fn load(&self) -> Result<(Vec<f32>, usize, usize, String)> {
+        if let Some(p) = &self.voxels {
+            let arr = percept::data::npy::read(p)?;
+            anyhow::ensure!(arr.shape.len() == 2, "{}: voxels must be (trials, voxels), got shape {:?}", p.display(), arr.shape);
+            Ok((arr.data, arr.shape[0], arr.shape[1], p.display().to_string()))
+        } else if !self.nifti.is_empty() {
+            let mask = self.mask.as_ref().expect("clap requires --mask");
+            let (d, n, v) = percept::data::nifti::load_masked(&self.nifti, mask)?;
+            Ok((d, n, v, format!("{} NIfTI file(s) masked by {}", self.nifti.len(), mask.display())))
+        } else {
+            anyhow::bail!("give the voxels with --voxels X.npy or --nifti FILES --mask MASK");
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ReconstructArgs {
+    #[command(flatten)]
+    voxels: VoxelArgs,
+    /// The z decoder (early visual -> VAE latent), from `percept fit`.
+    #[arg(long)]
+    decoder: PathBuf,
+    /// The stimulus list of the trials (CSV with `image`): repeats of an image are averaged
+    /// before decoding, and the grid and `pairs.csv` put each original beside its reconstruction.
+    #[arg(long)]
+    stimuli: Option<PathBuf>,
+    /// TAESD weights folder (default: the shipped weights/taesd).
+    #[arg(long)]
+    taesd: Option<PathBuf>,
+    /// The folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace earlier outputs in the folder.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct FitArgs {
+    #[command(flatten)]
+    voxels: VoxelArgs,
     /// Targets given directly: a (trials, ...) float .npy (e.g. caption embeddings (N, 77, 768)).
     #[arg(long, conflicts_with = "stimuli")]
     targets: Option<PathBuf>,
@@ -157,13 +255,6 @@ struct FitArgs {
     force: bool,
 }
 
-fn bar(len: usize, msg: &str) -> indicatif::ProgressBar {
-    let b = indicatif::ProgressBar::new(len as u64);
-    b.set_style(indicatif::ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {elapsed}").expect("valid template"));
-    b.set_message(msg.to_string());
-    b
-}
-
 fn run_fit(a: FitArgs) -> Result<()> {
     use percept::fit::{Cv, FitSpec, RidgeOptions};
     let report_path = a.out.with_extension("md");
@@ -178,18 +269,7 @@ fn run_fit(a: FitArgs) -> Result<()> {
         "loo" => Cv::LeaveOneOut,
         k => Cv::KFold(k.parse().with_context(|| format!("--cv {k}: expected a number of folds or `loo`"))?),
     };
-    // Voxels.
-    let (voxels, n, v, source) = if let Some(p) = &a.voxels {
-        let arr = percept::data::npy::read(p)?;
-        anyhow::ensure!(arr.shape.len() == 2, "{}: voxels must be (trials, voxels), got shape {:?}", p.display(), arr.shape);
-        (arr.data, arr.shape[0], arr.shape[1], p.display().to_string())
-    } else if !a.nifti.is_empty() {
-        let mask = a.mask.as_ref().expect("clap requires --mask");
-        let (d, n, v) = percept::data::nifti::load_masked(&a.nifti, mask)?;
-        (d, n, v, format!("{} NIfTI file(s) masked by {}", a.nifti.len(), mask.display()))
-    } else {
-        anyhow::bail!("give the voxels with --voxels X.npy or --nifti FILES --mask MASK");
-    };
+    let (voxels, n, v, source) = a.voxels.load()?;
     // Targets.
     let (targets, shape) = if let Some(p) = &a.targets {
         let arr = percept::data::npy::read(p)?;
@@ -234,6 +314,126 @@ fn run_fit(a: FitArgs) -> Result<()> {
     percept::fit::export::write_atomic(&report_path, report.as_bytes(), a.force)?;
     print!("{report}");
     println!("\nwrote {} and {}", a.out.display(), report_path.display());
+    Ok(())
+}
+
+fn run_simulate(a: SimulateArgs) -> Result<()> {
+    use percept::sim::{cortex::PopulationSettings, Settings};
+    let settings = Settings {
+        seed: a.seed,
+        size: a.size,
+        test_photos: a.test_photos,
+        crops: a.crops,
+        shapes: a.shapes,
+        letters: a.letters,
+        test_repeats: a.test_repeats,
+        population: PopulationSettings { early: a.early, higher: a.higher, snr_early: a.snr_early, snr_higher: a.snr_higher, ..Settings::default().population },
+        ..Settings::default()
+    };
+    let marker = a.out.join("settings.txt");
+    anyhow::ensure!(a.force || !marker.exists(), "{} exists; pass --force to overwrite it", marker.display());
+    let photos = percept::sim::shipped_photos()?;
+    let subject = percept::sim::simulate(&settings, &photos, &|m| bar(0, m))?;
+    let b = bar(0, "saving");
+    subject.save(&a.out, a.force, &b)?;
+    b.finish_and_clear();
+    println!(
+        "{}: {} training trials, {} test trials ({} photos held out), {} voxels",
+        a.out.display(),
+        subject.train.shown.len(),
+        subject.test.shown.len(),
+        subject.test_stimuli.len(),
+        subject.voxels.len()
+    );
+    Ok(())
+}
+
+fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
+    use percept::data::{image::Rgb, stimuli};
+    let (x, n, v, source) = a.voxels.load()?;
+    let grid_path = a.out.join("grid.png");
+    percept::data::image::ensure_writable(&grid_path, a.force)?;
+    // Trials -> distinct images (repeats averaged) when the stimulus list is given.
+    let (images, groups) = match &a.stimuli {
+        Some(list) => {
+            let trials = stimuli::read(list)?;
+            anyhow::ensure!(trials.len() == n, "{}: {} trials listed but {n} trials of voxels ({source})", list.display(), trials.len());
+            let (images, groups) = stimuli::repeats(&trials);
+            (Some(images), groups)
+        }
+        None => (None, (0..n).map(|i| vec![i]).collect()),
+    };
+    let x = stimuli::average_rows(&x, v, &groups);
+    let m = groups.len();
+    let (z, shape) = percept::recon::decode_voxels(&a.decoder, &x, m)?;
+    let [4, h, w] = shape[..] else { anyhow::bail!("{}: decodes a target of shape {shape:?}, not an SD latent (4, h, w)", a.decoder.display()) };
+    let spin = spinner("rendering");
+    let gpu = percept::gpu::Gpu::new()?;
+    tracing::info!("adapter: {}", gpu.describe());
+    let taesd = percept::nn::taesd::Taesd::load(&gpu, &a.taesd.clone().unwrap_or_else(percept::paths::taesd), percept::gpu::DType::F32)?;
+    let recon = taesd.decode_latents(&gpu, &z, m, h, w)?;
+    spin.finish_and_clear();
+    let names: Vec<String> = match &images {
+        Some(imgs) => imgs.iter().map(|p| format!("{}.png", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())).collect(),
+        None => (0..m).map(|i| format!("trial_{i:05}.png")).collect(),
+    };
+    let mut pairs = String::from("original,reconstruction\n");
+    for (k, img) in recon.iter().enumerate() {
+        img.save_png(&a.out.join(&names[k]), a.force)?;
+        if let Some(imgs) = &images {
+            pairs.push_str(&format!("{},{}\n", std::fs::canonicalize(&imgs[k]).unwrap_or(imgs[k].clone()).display(), names[k]));
+        }
+    }
+    percept::data::npy::write(&a.out.join("z.npy"), &[m, 4, h, w], &z, a.force)?;
+    let originals: Vec<Rgb> = match &images {
+        Some(imgs) => imgs.iter().map(|p| Rgb::open_square(p, 8 * h.max(w))).collect::<percept::Result<_>>()?,
+        None => Vec::new(),
+    };
+    let rows: Vec<&[Rgb]> = if originals.is_empty() { vec![&recon] } else { vec![&originals, &recon] };
+    percept::recon::grid(&rows)?.save_png(&grid_path, a.force)?;
+    if images.is_some() {
+        percept::fit::export::write_atomic(&a.out.join("pairs.csv"), pairs.as_bytes(), a.force)?;
+    }
+    println!("{}: {m} reconstructions of {}x{} from {source}; grid.png{}", a.out.display(), 8 * w, 8 * h, if images.is_some() { ", pairs.csv" } else { "" });
+    Ok(())
+}
+
+fn run_eval(dir: &std::path::Path, force: bool) -> Result<()> {
+    use percept::data::image::Rgb;
+    let report_path = dir.join("eval.md");
+    percept::data::image::ensure_writable(&report_path, force)?;
+    let pairs = dir.join("pairs.csv");
+    let text = std::fs::read_to_string(&pairs).with_context(|| format!("reading {} (written by `percept reconstruct --stimuli`)", pairs.display()))?;
+    let mut truth = Vec::new();
+    let mut recon = Vec::new();
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let (a, b) = line.split_once(',').with_context(|| format!("{}:{}: expected `original,reconstruction`", pairs.display(), i + 1))?;
+        let r = Rgb::open(&dir.join(b.trim()))?;
+        anyhow::ensure!(r.width % 8 == 0 && r.height == r.width, "{}: reconstructions must be square with a side that is a multiple of 8, got {}x{}", b, r.width, r.height);
+        truth.push(Rgb::open_square(std::path::Path::new(a.trim()), r.width)?);
+        recon.push(r);
+        names.push(b.trim().to_string());
+    }
+    anyhow::ensure!(truth.len() >= 2, "{}: two-way identification needs at least 2 pairs, found {}", pairs.display(), truth.len());
+    let spin = spinner("evaluating");
+    let gpu = percept::gpu::Gpu::new()?;
+    let taesd = percept::nn::taesd::Taesd::load(&gpu, &percept::paths::taesd(), percept::gpu::DType::F32)?;
+    let lat = |imgs: &[Rgb]| -> Result<Vec<Vec<f32>>> {
+        let l = 4 * (imgs[0].width / 8) * (imgs[0].height / 8);
+        let mut out = Vec::new();
+        for b in imgs.chunks(percept::nn::taesd::BATCH) {
+            out.extend(taesd.encode_rgb(&gpu, &b.iter().collect::<Vec<_>>())?.chunks(l).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    };
+    let (lt, lr) = (lat(&truth)?, lat(&recon)?);
+    let scores = percept::eval::Scores::compute(&truth, &recon, Some((&lt, &lr)))?;
+    spin.finish_and_clear();
+    let report = percept::eval::report(&scores, &names);
+    percept::fit::export::write_atomic(&report_path, report.as_bytes(), force)?;
+    print!("{report}");
+    println!("\nwrote {}", report_path.display());
     Ok(())
 }
 
@@ -324,8 +524,9 @@ fn run(cli: Cli) -> Result<()> {
         .init();
     match cli.command {
         Command::Demo { out, force } => {
-            let report = percept::demo::run(&out, force)?;
-            print!("{report}");
+            let outcome = percept::demo::run(&percept::demo::Options::new(&out, force))?;
+            print!("{}", outcome.report);
+            println!("\nwrote {} and {}", out.join("report.md").display(), out.join("grid.png").display());
         }
         Command::Encode { image, out, size, weights, force } => {
             anyhow::ensure!(size % 8 == 0 && size > 0, "--size {size} is not a positive multiple of 8");
@@ -373,6 +574,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Fit(args) => run_fit(args)?,
         Command::EmbedText(args) => run_embed(args)?,
+        Command::Simulate(a) => run_simulate(a)?,
+        Command::Reconstruct(a) => run_reconstruct(a)?,
+        Command::Eval { dir, force } => run_eval(&dir, force)?,
         Command::Inspect { decoder } => {
             let loaded = percept::fit::export::LoadedDecoder::open(&decoder)?;
             let dec = loaded.decoder()?;

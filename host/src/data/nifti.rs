@@ -68,3 +68,35 @@ pub fn load_masked(files: &[impl AsRef<Path>], mask: &Path) -> Result<(Vec<f32>,
     }
     Ok((data, trials, coords.len()))
 }
+
+/// The volume a simulated run is laid out in: voxel `i` sits at `(i % 32, (i / 32) % 32,
+/// i / 1024)`, so that [`load_masked`] returns the voxels in their original order.
+fn layout(voxels: usize) -> [usize; 3] {
+    [32, 32, voxels.div_ceil(1024).max(1)]
+}
+
+fn write(path: &Path, array: &ndarray::ArrayD<f32>) -> Result<()> {
+    nifti::writer::WriterOptions::new(path).write_nifti(array).map_err(|e| Error::Invalid(format!("{}: cannot write NIfTI: {e}", path.display())))
+}
+
+/// Writes `x (trials, voxels)` as one 4D run (see `layout`).
+pub fn write_run(path: &Path, x: &[f32], trials: usize, voxels: usize) -> Result<()> {
+    let [a, b, c] = layout(voxels);
+    let mut vol = ndarray::ArrayD::<f32>::zeros(vec![a, b, c, trials]);
+    for t in 0..trials {
+        for i in 0..voxels {
+            vol[[i % a, (i / a) % b, i / (a * b), t]] = x[t * voxels + i];
+        }
+    }
+    write(path, &vol)
+}
+
+/// Writes a 3D mask that selects voxels `range` of a run written by [`write_run`].
+pub fn write_mask(path: &Path, voxels: usize, range: std::ops::Range<usize>) -> Result<()> {
+    let [a, b, c] = layout(voxels);
+    let mut vol = ndarray::ArrayD::<f32>::zeros(vec![a, b, c]);
+    for i in range {
+        vol[[i % a, (i / a) % b, i / (a * b)]] = 1.0;
+    }
+    write(path, &vol)
+}

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use crate::data::image::Rgb;
 use crate::data::npy;
 use crate::error::{io, Error, Result};
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::gpu::{DType, Gpu};
 use crate::nn::taesd::Taesd;
 
 /// FNV-1a, for cache keys (stable across builds, unlike std's hasher).
@@ -36,38 +36,39 @@ fn cache_key(image: &Path, size: usize, weights: &Path) -> Result<String> {
 }
 
 /// Latents of `images` at `size` x `size` (centre square): `(images, 4 * (size/8)^2)`.
+/// Images already encoded at this size with these weights are read from `cache`.
 pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize, cache: &Path, bar: &ProgressBar) -> Result<Vec<f32>> {
     if size % 8 != 0 || size == 0 {
         return Err(Error::Invalid(format!("image size {size} is not a positive multiple of 8")));
     }
     std::fs::create_dir_all(cache).map_err(io(cache))?;
-    let h = size / 8;
-    let l = 4 * h * h;
-    let mut out = Vec::with_capacity(images.len() * l);
-    let mut taesd: Option<Taesd> = None;
+    let l = 4 * (size / 8) * (size / 8);
+    let mut out = vec![0f32; images.len() * l];
+    let mut todo = Vec::new();
     bar.set_length(images.len() as u64);
-    for img in images {
+    for (i, img) in images.iter().enumerate() {
         let file = cache.join(cache_key(img, size, weights)?);
-        if let Ok(a) = npy::read(&file) {
-            if a.data.len() == l {
-                out.extend_from_slice(&a.data);
+        match npy::read(&file) {
+            Ok(a) if a.data.len() == l => {
+                out[i * l..(i + 1) * l].copy_from_slice(&a.data);
                 bar.inc(1);
-                continue;
             }
+            _ => todo.push((i, file)),
         }
-        if taesd.is_none() {
-            taesd = Some(Taesd::load(gpu, weights, DType::F32)?);
+    }
+    if todo.is_empty() {
+        return Ok(out);
+    }
+    let taesd = Taesd::load(gpu, weights, DType::F32)?;
+    for batch in todo.chunks(crate::nn::taesd::BATCH) {
+        let rgbs = batch.iter().map(|(i, _)| Rgb::open_square(&images[*i], size)).collect::<Result<Vec<_>>>()?;
+        let z = taesd.encode_rgb(gpu, &rgbs.iter().collect::<Vec<_>>())?;
+        for ((i, file), z) in batch.iter().zip(z.chunks(l)) {
+            npy::write(file, &[4, size / 8, size / 8], z, true)?;
+            out[i * l..(i + 1) * l].copy_from_slice(z);
         }
-        let t = taesd.as_ref().expect("loaded above");
-        let rgb = Rgb::open_square(img, size)?;
-        let x = Tensor::from_f32(gpu, &[1, size, size, 3], &rgb.data)?;
-        let mut enc = gpu.encoder();
-        let z = t.encode(&mut enc, &x)?;
-        drop(enc);
-        let nchw = npy::nhwc_to_nchw(&z.to_vec(gpu)?, [1, h, h, 4]);
-        npy::write(&file, &[4, h, h], &nchw, true)?;
-        out.extend_from_slice(&nchw);
-        bar.inc(1);
+        bar.inc(batch.len() as u64);
     }
     Ok(out)
 }
+

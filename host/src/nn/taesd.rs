@@ -3,7 +3,9 @@
 //! latents times 0.18215. Decoder: the reverse, starting with `tanh(z / 3) * 3`.
 //! Weight keys are the indices of the original `nn.Sequential`s (`3.conv.0.weight`, ...).
 
-use crate::error::Result;
+use crate::data::image::Rgb;
+use crate::data::npy;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::Weights;
 use crate::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
@@ -12,6 +14,8 @@ use crate::ops::resample::{upsample2x, upsample2x_ref};
 
 /// Latent channels of SD v1.
 pub const LATENT_CHANNELS: usize = 4;
+/// Images encoded per GPU submission.
+pub const BATCH: usize = 8;
 /// Width of every hidden layer.
 const C: usize = 64;
 
@@ -190,5 +194,40 @@ impl Taesd {
     pub fn decode(&self, enc: &mut Encoder<'_>, latent: &Tensor) -> Result<Tensor> {
         crate::ops::ensure(latent.shape.len() == 4 && latent.shape[3] == LATENT_CHANNELS, "taesd decode", || format!("latent {:?} must be (B, h, w, 4)", latent.shape))?;
         self.decoder.forward(enc, latent)
+    }
+
+    /// TAESD latents of same-size images, `(images, 4, h/8, w/8)` flattened (NCHW, as .npy files
+    /// store them); one forward pass for all of them.
+    pub fn encode_rgb(&self, gpu: &Gpu, images: &[&Rgb]) -> Result<Vec<f32>> {
+        let Some(first) = images.first() else { return Ok(Vec::new()) };
+        let (h, w) = (first.height, first.width);
+        if let Some(bad) = images.iter().find(|i| i.height != h || i.width != w) {
+            return Err(Error::Shape(format!("images of a batch must have one size: {}x{} and {}x{}", w, h, bad.width, bad.height)));
+        }
+        let data: Vec<f32> = images.iter().flat_map(|i| i.data.iter().copied()).collect();
+        let x = Tensor::from_f32(gpu, &[images.len(), h, w, 3], &data)?;
+        let mut enc = gpu.encoder();
+        let z = self.encode(&mut enc, &x)?;
+        drop(enc);
+        Ok(npy::nhwc_to_nchw(&z.to_vec(gpu)?, [images.len(), h / 8, w / 8, 4]))
+    }
+
+    /// Images from TAESD latents `(n, 4, h, w)` (NCHW, flattened): `n` images of `8h x 8w`.
+    pub fn decode_latents(&self, gpu: &Gpu, z: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<Rgb>> {
+        if z.len() != n * 4 * h * w {
+            return Err(Error::Shape(format!("{} latent values for {n} latents of (4, {h}, {w})", z.len())));
+        }
+        let mut out = Vec::with_capacity(n);
+        for chunk in z.chunks(BATCH * 4 * h * w) {
+            let b = chunk.len() / (4 * h * w);
+            let x = Tensor::from_f32(gpu, &[b, h, w, 4], &npy::nchw_to_nhwc(chunk, [b, 4, h, w]))?;
+            let mut enc = gpu.encoder();
+            let y = self.decode(&mut enc, &x)?;
+            drop(enc);
+            let y = y.to_vec(gpu)?;
+            let px = 64 * h * w * 3;
+            out.extend((0..b).map(|i| Rgb { height: 8 * h, width: 8 * w, data: y[i * px..(i + 1) * px].to_vec() }));
+        }
+        Ok(out)
     }
 }

@@ -1,0 +1,297 @@
+//! `percept simulate`: a simulated subject. Stimuli (augmented photos, drawn shapes and
+//! letters) are shown to a model of visual cortex ([`cortex`]); the voxel responses, with
+//! noise and repeats, are what a scanner would record. Whole photos are held out for testing:
+//! no crop of a test photo is ever a training stimulus.
+
+pub mod cortex;
+pub mod draw;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::data::image::Rgb;
+use crate::error::{io, Error, Result};
+use crate::fit::export::write_atomic;
+use cortex::{Area, PopulationSettings, Voxel};
+
+/// Everything that defines a simulated subject.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Stimulus side in pixels (a multiple of 8 and of 4).
+    pub size: usize,
+    /// Side of the grid the cortex model samples the visual field on.
+    pub grid: usize,
+    /// Photos held out whole for testing.
+    pub test_photos: usize,
+    /// Augmented crops per training photo.
+    pub crops: usize,
+    /// Drawn shapes.
+    pub shapes: usize,
+    /// Drawn letters.
+    pub letters: usize,
+    /// Repeats of each training stimulus.
+    pub train_repeats: usize,
+    /// Repeats of each test photo (NSD shows each image 3 times).
+    pub test_repeats: usize,
+    /// The voxels.
+    pub population: PopulationSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            seed: 2023,
+            size: 64,
+            grid: 32,
+            test_photos: 12,
+            crops: 16,
+            shapes: 300,
+            letters: 200,
+            train_repeats: 1,
+            test_repeats: 3,
+            population: PopulationSettings { early: 3000, higher: 1000, snr_early: 0.5, snr_higher: 0.3, dead: 0.15 },
+        }
+    }
+}
+
+impl Settings {
+    /// The settings as `key = value` lines (written beside the data).
+    pub fn describe(&self) -> String {
+        let p = &self.population;
+        let mut s = String::new();
+        let _ = writeln!(s, "seed = {}\nsize = {}\ngrid = {}\ntest_photos = {}\ncrops_per_photo = {}\nshapes = {}\nletters = {}", self.seed, self.size, self.grid, self.test_photos, self.crops, self.shapes, self.letters);
+        let _ = writeln!(s, "train_repeats = {}\ntest_repeats = {}", self.train_repeats, self.test_repeats);
+        let _ = writeln!(s, "early_visual_voxels = {}\nhigher_visual_voxels = {}\nsnr_early_median = {}\nsnr_higher_median = {}\nlow_signal_share = {}", p.early, p.higher, p.snr_early, p.snr_higher, p.dead);
+        s
+    }
+}
+
+/// A source photograph and what it shows.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its captions.
+    pub captions: Vec<String>,
+}
+
+/// Reads a `captions.json` (a list of `{"file", "captions"}`) and returns its photos.
+pub fn read_photos(captions_json: &Path) -> Result<Vec<Photo>> {
+    let bytes = std::fs::read(captions_json).map_err(io(captions_json))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", captions_json.display())))?;
+    let items = v.as_array().ok_or_else(|| Error::Invalid(format!("{}: expected a list of {{file, captions}}", captions_json.display())))?;
+    let dir = captions_json.parent().unwrap_or(Path::new("."));
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let file = item["file"].as_str().ok_or_else(|| Error::Invalid(format!("{}: entry {i} has no `file`", captions_json.display())))?;
+            let captions = item["captions"].as_array().map(|c| c.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
+            Ok(Photo { path: dir.join(file), captions })
+        })
+        .collect()
+}
+
+/// The shipped photos: COCO and public-domain.
+pub fn shipped_photos() -> Result<Vec<Photo>> {
+    let mut p = read_photos(&crate::paths::shipped("assets/stimuli/coco/captions.json"))?;
+    p.extend(read_photos(&crate::paths::shipped("assets/stimuli/public-domain/captions.json"))?);
+    Ok(p)
+}
+
+/// One distinct stimulus.
+#[derive(Debug, Clone)]
+pub struct Stimulus {
+    /// The image shown, `size x size`.
+    pub image: Rgb,
+    /// File name it is saved under (in `stimuli/`).
+    pub name: String,
+    /// What it shows.
+    pub captions: Vec<String>,
+    /// The source photo, or `drawn`.
+    pub source: String,
+    /// How it was made (crop, flip, shape...).
+    pub how: String,
+}
+
+/// Trials of one split: which stimulus each showed, and the voxels recorded.
+#[derive(Debug, Clone)]
+pub struct Trials {
+    /// Index into the split's stimuli for each trial.
+    pub shown: Vec<usize>,
+    /// `(trials, voxels)`, all voxels (early visual first).
+    pub voxels: Vec<f32>,
+}
+
+/// A simulated subject and its experiment.
+#[derive(Debug)]
+pub struct Subject {
+    /// How it was made.
+    pub settings: Settings,
+    /// Its voxels (early visual first, then higher visual).
+    pub voxels: Vec<Voxel>,
+    /// Training stimuli.
+    pub train_stimuli: Vec<Stimulus>,
+    /// Test stimuli (whole held-out photos, centre square).
+    pub test_stimuli: Vec<Stimulus>,
+    /// Training trials.
+    pub train: Trials,
+    /// Test trials.
+    pub test: Trials,
+}
+
+/// Progress bars for the stages (the caller decides how they look).
+pub type Bars<'a> = &'a dyn Fn(&str) -> ProgressBar;
+
+/// Simulates a subject seeing `photos` (plus drawn stimuli).
+pub fn simulate(settings: &Settings, photos: &[Photo], bars: Bars<'_>) -> Result<Subject> {
+    let s = settings;
+    if s.size % 8 != 0 || s.size < 32 {
+        return Err(Error::Invalid(format!("stimulus size {} must be a multiple of 8 and at least 32", s.size)));
+    }
+    if s.grid == 0 || s.grid > s.size {
+        return Err(Error::Invalid(format!("grid {} must be between 1 and the stimulus size {}", s.grid, s.size)));
+    }
+    if s.test_photos >= photos.len() {
+        return Err(Error::Invalid(format!("{} test photos asked for but only {} photos given; some must remain for training", s.test_photos, photos.len())));
+    }
+    if s.test_repeats == 0 || s.train_repeats == 0 {
+        return Err(Error::Invalid("repeats must be at least 1".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+    let mut order: Vec<usize> = (0..photos.len()).collect();
+    order.shuffle(&mut rng);
+    let (test_ids, train_ids) = order.split_at(s.test_photos);
+
+    // Stimuli.
+    let bar = bars("stimuli");
+    bar.set_length((train_ids.len() * s.crops + s.shapes + s.letters + test_ids.len()) as u64);
+    let stem = |p: &Path| p.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut test_stimuli = Vec::new();
+    for (k, &i) in test_ids.iter().enumerate() {
+        let img = open_rgb8(&photos[i].path)?;
+        let crop = draw::Crop::centre(img.width(), img.height());
+        test_stimuli.push(Stimulus { image: crop.apply(&img, s.size), name: format!("test_{k:03}.png"), captions: photos[i].captions.clone(), source: stem(&photos[i].path), how: "centre square".into() });
+        bar.inc(1);
+    }
+    let mut train_stimuli = Vec::new();
+    for &i in train_ids {
+        let img = open_rgb8(&photos[i].path)?;
+        for _ in 0..s.crops {
+            let crop = draw::Crop::random(img.width(), img.height(), &mut rng);
+            let name = format!("train_{:05}.png", train_stimuli.len());
+            train_stimuli.push(Stimulus { image: crop.apply(&img, s.size), name, captions: photos[i].captions.clone(), source: stem(&photos[i].path), how: crop.describe() });
+            bar.inc(1);
+        }
+    }
+    for k in 0..s.shapes + s.letters {
+        let (image, caption) = if k < s.shapes { draw::shape(s.size, &mut rng) } else { draw::letter(s.size, &mut rng) };
+        let name = format!("train_{:05}.png", train_stimuli.len());
+        train_stimuli.push(Stimulus { image, name, captions: vec![caption], source: "drawn".into(), how: if k < s.shapes { "shape" } else { "letter" }.into() });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    // Noise-free responses to every distinct stimulus (training first, then test).
+    let voxels = cortex::population(&s.population, &mut rng);
+    let all: Vec<&Stimulus> = train_stimuli.iter().chain(&test_stimuli).collect();
+    let images: Vec<Rgb> = all.iter().map(|st| st.image.clone()).collect();
+    let maps = cortex::all_features(&images, s.grid, &bars("features"));
+    let sem: Vec<_> = all.iter().map(|st| cortex::semantic(&st.captions)).collect();
+    let bar = bars("voxels");
+    let signal = cortex::responses(&voxels, &maps, &sem, s.grid, &bar);
+    bar.finish_and_clear();
+
+    // Trials: training stimuli in a random order, test photos repeated.
+    let ns = all.len();
+    let mut shown_train: Vec<usize> = (0..train_stimuli.len()).flat_map(|i| std::iter::repeat_n(i, s.train_repeats)).collect();
+    shown_train.shuffle(&mut rng);
+    let mut shown_test: Vec<usize> = (0..test_stimuli.len()).flat_map(|i| std::iter::repeat_n(i, s.test_repeats)).collect();
+    shown_test.shuffle(&mut rng);
+    let offset = train_stimuli.len();
+    let train_voxels = cortex::trials(&voxels, &signal, ns, &shown_train, &mut rng);
+    let test_global: Vec<usize> = shown_test.iter().map(|i| i + offset).collect();
+    let test_voxels = cortex::trials(&voxels, &signal, ns, &test_global, &mut rng);
+    Ok(Subject {
+        settings: s.clone(),
+        voxels,
+        train_stimuli,
+        test_stimuli,
+        train: Trials { shown: shown_train, voxels: train_voxels },
+        test: Trials { shown: shown_test, voxels: test_voxels },
+    })
+}
+
+fn open_rgb8(path: &Path) -> Result<image::RgbImage> {
+    Ok(image::open(path).map_err(|e| Error::Invalid(format!("{}: cannot read the image: {e}", path.display())))?.to_rgb8())
+}
+
+/// The regions of interest: name and voxel range.
+pub fn regions(subject: &Subject) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let early = subject.voxels.iter().take_while(|v| matches!(v.area, Area::Early(_))).count();
+    vec![("early_visual", 0..early), ("higher_visual", early..subject.voxels.len())]
+}
+
+/// Columns `range` of `x (rows, width)`.
+pub fn columns(x: &[f32], width: usize, range: std::ops::Range<usize>) -> Vec<f32> {
+    x.chunks_exact(width).flat_map(|row| row[range.clone()].iter().copied()).collect()
+}
+
+impl Subject {
+    /// Writes the subject into `dir`: `stimuli/*.png`, `train.csv` and `test.csv` (one row per
+    /// trial), `<region>_<split>.npy` (trials, voxels), `nifti/` (4D runs and region masks),
+    /// `voxels.csv` (each voxel's area, field and SNR) and `settings.txt`.
+    /// Refuses to replace earlier outputs unless `force`.
+    pub fn save(&self, dir: &Path, force: bool, bar: &ProgressBar) -> Result<()> {
+        let marker = dir.join("settings.txt");
+        if marker.exists() && !force {
+            return Err(Error::Exists(marker));
+        }
+        let stim_dir = dir.join("stimuli");
+        std::fs::create_dir_all(&stim_dir).map_err(io(&stim_dir))?;
+        std::fs::create_dir_all(dir.join("nifti")).map_err(io(dir.join("nifti")))?;
+        bar.set_length((self.train_stimuli.len() + self.test_stimuli.len()) as u64);
+        for st in self.train_stimuli.iter().chain(&self.test_stimuli) {
+            st.image.save_png(&stim_dir.join(&st.name), true)?;
+            bar.inc(1);
+        }
+        let nv = self.voxels.len();
+        for (split, stimuli, trials) in [("train", &self.train_stimuli, &self.train), ("test", &self.test_stimuli, &self.test)] {
+            let mut csv = String::from("image,captions,source,how\n");
+            for &i in &trials.shown {
+                let st = &stimuli[i];
+                // Commas would split the field: captions lose theirs.
+                let caps: Vec<String> = st.captions.iter().map(|c| c.replace([',', '|', '\n'], " ")).collect();
+                let _ = writeln!(csv, "stimuli/{},{},{},{}", st.name, caps.join("|"), st.source, st.how);
+            }
+            write_atomic(&dir.join(format!("{split}.csv")), csv.as_bytes(), true)?;
+            let n = trials.shown.len();
+            for (name, range) in regions(self) {
+                let x = columns(&trials.voxels, nv, range.clone());
+                crate::data::npy::write(&dir.join(format!("{name}_{split}.npy")), &[n, range.len()], &x, true)?;
+            }
+            crate::data::nifti::write_run(&dir.join("nifti").join(format!("{split}.nii.gz")), &trials.voxels, n, nv)?;
+        }
+        for (name, range) in regions(self) {
+            crate::data::nifti::write_mask(&dir.join("nifti").join(format!("mask_{name}.nii.gz")), nv, range)?;
+        }
+        let mut csv = String::from("voxel,area,x,y,sigma,snr\n");
+        for (i, v) in self.voxels.iter().enumerate() {
+            let area = match v.area {
+                Area::Early(a) => format!("V{a}"),
+                Area::Higher => "higher".into(),
+            };
+            let _ = writeln!(csv, "{i},{area},{:.4},{:.4},{:.4},{:.4}", v.centre.0, v.centre.1, v.sigma, v.snr);
+        }
+        write_atomic(&dir.join("voxels.csv"), csv.as_bytes(), true)?;
+        write_atomic(&marker, self.settings.describe().as_bytes(), true)?;
+        Ok(())
+    }
+}

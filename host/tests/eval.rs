@@ -1,0 +1,52 @@
+//! Evaluation metrics against scikit-image (tests/fixtures/make_eval.py) and on cases whose
+//! answer is known.
+
+use percept::data::image::Rgb;
+use percept::eval::{pixcorr, ssim, two_way, Scores};
+
+fn fixture() -> (Rgb, Rgb, f64, f64) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/eval.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let (h, w) = (v["height"].as_u64().unwrap() as usize, v["width"].as_u64().unwrap() as usize);
+    let img = |k: &str| Rgb { height: h, width: w, data: v[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+    (img("a"), img("b"), v["ssim"].as_f64().unwrap(), v["pixcorr"].as_f64().unwrap())
+}
+
+#[test]
+fn ssim_and_pixcorr_match_scikit_image() {
+    let (a, b, want_ssim, want_pix) = fixture();
+    // f32 pixels against float64 in skimage: agreement to 1e-5 is all f32 rounding allows.
+    let got = ssim(&a, &b);
+    assert!((got - want_ssim).abs() < 1e-5, "SSIM {got} vs skimage {want_ssim}");
+    let got = pixcorr(&a, &b);
+    assert!((got - want_pix).abs() < 1e-6, "PixCorr {got} vs numpy {want_pix}");
+    assert!((ssim(&a, &a) - 1.0).abs() < 1e-9);
+    // A constant image carries no structure: SSIM far below that of the noisy copy.
+    let flat = Rgb { data: vec![0.5; a.data.len()], ..a.clone() };
+    assert!(ssim(&a, &flat) < 0.2, "{}", ssim(&a, &flat));
+}
+
+#[test]
+fn two_way_identification() {
+    let truth: Vec<Vec<f32>> = (0..6).map(|i| (0..50).map(|j| ((i * 7 + j * 3) % 11) as f32 + (j as f32 * 0.1 * i as f32).sin()).collect()).collect();
+    assert_eq!(two_way(&truth, &truth).unwrap(), vec![1.0; 6]);
+    // Every reconstruction swapped with its neighbour: never the best match.
+    let swapped: Vec<Vec<f32>> = (0..6).map(|i| truth[i ^ 1].clone()).collect();
+    let s = two_way(&truth, &swapped).unwrap();
+    assert!(s.iter().all(|&x| x < 1.0), "{s:?}");
+    let err = two_way(&truth[..1], &truth[..1]).unwrap_err().to_string();
+    assert!(err.contains("at least 2"), "{err}");
+    let err = two_way(&truth, &truth[..3]).unwrap_err().to_string();
+    assert!(err.contains("6") && err.contains("3"), "{err}");
+}
+
+#[test]
+fn scores_resize_and_refuse_mismatched_lists() {
+    let (a, b, ..) = fixture();
+    let s = Scores::compute(&[a.clone(), b.clone()], &[a.clone(), b.clone()], None).unwrap();
+    assert!(s.pixcorr.iter().all(|&p| p > 0.999), "{:?}", s.pixcorr);
+    assert_eq!(s.two_way_pixel, vec![1.0, 1.0]);
+    assert!(s.two_way_latent.is_empty());
+    let err = Scores::compute(&[a.clone()], &[a, b], None).unwrap_err().to_string();
+    assert!(err.contains("1 images but 2"), "{err}");
+}

@@ -1,0 +1,147 @@
+//! The simulated subject, reconstruction and the demo, at tiny sizes.
+
+use percept::data::image::Rgb;
+use percept::sim::cortex::{self, Area, ORIENTATIONS, PopulationSettings};
+use percept::sim::{self, Settings};
+
+fn tiny() -> Settings {
+    Settings {
+        size: 32,
+        grid: 16,
+        test_photos: 8,
+        crops: 3,
+        shapes: 30,
+        letters: 20,
+        population: PopulationSettings { early: 600, higher: 100, ..Settings::default().population },
+        ..Settings::default()
+    }
+}
+
+fn quiet(_: &str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::hidden()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sim-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn test_photos_are_held_out_whole_and_runs_are_seeded() {
+    let photos = sim::shipped_photos().unwrap();
+    assert_eq!(photos.len(), 56);
+    let s = tiny();
+    let a = sim::simulate(&s, &photos, &quiet).unwrap();
+    let train_sources: std::collections::HashSet<&str> = a.train_stimuli.iter().map(|st| st.source.as_str()).collect();
+    assert_eq!(a.test_stimuli.len(), 8);
+    for st in &a.test_stimuli {
+        assert!(!train_sources.contains(st.source.as_str()), "{} is both a test photo and a training source", st.source);
+    }
+    assert_eq!(a.train_stimuli.len(), 48 * 3 + 30 + 20);
+    assert_eq!(a.train.shown.len(), a.train_stimuli.len());
+    assert_eq!(a.test.shown.len(), 8 * 3);
+    assert_eq!(a.train.voxels.len(), a.train.shown.len() * 700);
+    assert!(a.train.voxels.iter().all(|v| v.is_finite()));
+    let b = sim::simulate(&s, &photos, &quiet).unwrap();
+    assert_eq!(a.train.voxels, b.train.voxels);
+    let c = sim::simulate(&Settings { seed: 7, ..s.clone() }, &photos, &quiet).unwrap();
+    assert_ne!(a.train.voxels, c.train.voxels);
+    let err = sim::simulate(&Settings { test_photos: 56, ..s }, &photos, &quiet).unwrap_err().to_string();
+    assert!(err.contains("56 test photos") && err.contains("only 56"), "{err}");
+}
+
+#[test]
+fn gabor_energy_is_tuned_to_orientation_and_blank_screens_are_silent() {
+    let size = 32;
+    // A vertical grating of wavelength 4 px: luminance varies along x.
+    let data: Vec<f32> = (0..size * size).flat_map(|i| {
+        let v = 0.5 + 0.4 * (std::f32::consts::TAU * (i % size) as f32 / 4.0).cos();
+        [v, v, v]
+    }).collect();
+    let img = Rgb { height: size, width: size, data };
+    let g = 8;
+    let f = cortex::features(&img, g);
+    let energy = |o: usize| f[o * g * g..(o + 1) * g * g].iter().sum::<f32>();
+    let e: Vec<f32> = (0..ORIENTATIONS).map(energy).collect();
+    assert!(e[0] > 5.0 * e[2] && e[0] > 2.0 * e[1], "orientation energies at the finest scale {e:?}");
+    let blank = Rgb { height: size, width: size, data: vec![0.5; size * size * 3] };
+    assert!(cortex::features(&blank, g).iter().all(|v| v.abs() < 1e-5));
+    // Words: the same caption words give the same vector; other words another.
+    let a = cortex::semantic(&["A red circle".into()]);
+    assert_eq!(a, cortex::semantic(&["a RED circle".into()]));
+    let b = cortex::semantic(&["the letter K".into()]);
+    let dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    assert!(dot.abs() < 0.9, "{dot}");
+}
+
+#[test]
+fn voxels_follow_their_receptive_fields() {
+    // A voxel whose field sits on the left half responds to a patch there, not on the right.
+    let photos = sim::shipped_photos().unwrap();
+    let s = tiny();
+    let subj = sim::simulate(&s, &photos, &quiet).unwrap();
+    assert!(subj.voxels.iter().filter(|v| v.area == Area::Higher).count() == 100);
+    let size = 32;
+    let patch = |left: bool| {
+        let data = (0..size * size).flat_map(|i| {
+            let (x, y) = (i % size, i / size);
+            let on = if left { x < 12 } else { x >= 20 } && (10..22).contains(&y) && (x + y) % 4 < 2;
+            let v = if on { 1.0 } else { 0.5 };
+            [v, v, v]
+        });
+        Rgb { height: size, width: size, data: data.collect() }
+    };
+    let maps = vec![cortex::features(&patch(true), s.grid), cortex::features(&patch(false), s.grid), cortex::features(&Rgb { height: size, width: size, data: vec![0.5; size * size * 3] }, s.grid)];
+    let sem = vec![[0f32; cortex::SEMANTIC_DIM]; 3];
+    let small: Vec<_> = subj.voxels.iter().filter(|v| matches!(v.area, Area::Early(1)) && v.sigma < 0.15 && (v.centre.1).abs() < 0.2).cloned().collect();
+    let left: Vec<_> = small.iter().filter(|v| v.centre.0 < -0.4).cloned().collect();
+    let right: Vec<_> = small.iter().filter(|v| v.centre.0 > 0.4).cloned().collect();
+    assert!(left.len() >= 3 && right.len() >= 3, "{} {}", left.len(), right.len());
+    for (group, stim) in [(&left, 0usize), (&right, 1usize)] {
+        let r = cortex::responses(group, &maps, &sem, s.grid, &indicatif::ProgressBar::hidden());
+        let mean = |k: usize| group.iter().enumerate().map(|(v, _)| r[v * 3 + k]).sum::<f32>() / group.len() as f32;
+        let other = 1 - stim;
+        assert!(mean(stim) > mean(other) + 0.5, "stimulus {stim}: {} vs {}", mean(stim), mean(other));
+    }
+}
+
+#[test]
+fn saved_subject_reads_back_as_npy_and_nifti() {
+    let photos = sim::shipped_photos().unwrap();
+    let s = Settings { crops: 1, shapes: 4, letters: 4, ..tiny() };
+    let subj = sim::simulate(&s, &photos, &quiet).unwrap();
+    let dir = tmp("save");
+    subj.save(&dir, false, &indicatif::ProgressBar::hidden()).unwrap();
+    let npy = percept::data::npy::read(&dir.join("early_visual_train.npy")).unwrap();
+    assert_eq!(npy.shape, vec![subj.train.shown.len(), 600]);
+    let (nii, n, v) = percept::data::nifti::load_masked(&[dir.join("nifti/train.nii.gz")], &dir.join("nifti/mask_early_visual.nii.gz")).unwrap();
+    assert_eq!((n, v), (subj.train.shown.len(), 600));
+    assert_eq!(nii, npy.data);
+    let higher = percept::data::npy::read(&dir.join("higher_visual_test.npy")).unwrap();
+    assert_eq!(higher.shape, vec![24, 100]);
+    let trials = percept::data::stimuli::read(&dir.join("test.csv")).unwrap();
+    assert_eq!(trials.len(), 24);
+    assert!(trials.iter().all(|t| t.image.exists() && !t.captions.is_empty()));
+    let err = subj.save(&dir, false, &indicatif::ProgressBar::hidden()).unwrap_err().to_string();
+    assert!(err.contains("settings.txt") && err.contains("--force"), "{err}");
+    subj.save(&dir, true, &indicatif::ProgressBar::hidden()).unwrap();
+}
+
+#[test]
+fn demo_end_to_end_beats_the_shuffled_control() {
+    let dir = tmp("demo");
+    let mut o = percept::demo::Options::new(&dir, false);
+    o.settings = tiny();
+    let out = percept::demo::run(&o).unwrap();
+    let mean = percept::eval::mean;
+    let (dec, ctl) = (mean(&out.scores.two_way_latent), mean(&out.control.two_way_latent));
+    // 8 test photos: identification steps of 1/7 per photo; the control sits near 50%.
+    assert!(dec > 0.7 && dec > ctl + 0.15, "decoder {dec} vs control {ctl}");
+    assert!(mean(&out.scores.pixcorr) > mean(&out.control.pixcorr), "{}", out.report);
+    for f in ["report.md", "grid.png", "decoders/early_visual_z.safetensors", "subject/settings.txt", "reconstructions/test_000.png"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let err = percept::demo::run(&percept::demo::Options { settings: tiny(), ..percept::demo::Options::new(&dir, false) }).unwrap_err().to_string();
+    assert!(err.contains("report.md") && err.contains("--force"), "{err}");
+}
