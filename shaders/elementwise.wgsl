@@ -1,7 +1,8 @@
 // Elementwise ops over flat f32 tensors, four elements per invocation.
 //   unary:  y = f(x)                      f by `op`: scale, ReLU, SiLU, GELU (erf), tanh clamp,
 //                                         quick GELU (x sigmoid(1.702 x), CLIP's)
-//   binary: y = act(a (+ or *) b[i % b_len])   b broadcast over leading dimensions
+//   binary: y = act(a (+ or *) b[i % b_len])   b broadcast over leading dimensions; or, when
+//           span > 0, b (B, C) over a (B, .., C): b[(i / span) * b_len + i % b_len]
 //   geglu:  y[r, j] = x[r, j] * gelu(x[r, F + j])   x (R, 2F) -> y (R, F)
 
 struct Params {
@@ -10,7 +11,7 @@ struct Params {
     b_len: u32,    // binary: elements of b (repeats); geglu: F
     act: u32,      // binary: 0 none, 1 ReLU, 2 SiLU
     scale: f32,    // unary scale; tanh clamp bound
-    _pad0: u32,
+    span: u32,     // binary: elements of a per sample when b is per sample, else 0
     _pad1: u32,
     _pad2: u32,
 }
@@ -73,7 +74,11 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i0 = first(gid, groups);
     for (var i = i0; i < min(i0 + 4u, params.n); i++) {
-        let bv = b[i % params.b_len];
+        var bi = i % params.b_len;
+        if params.span > 0u {
+            bi = (i / params.span) * params.b_len + bi;
+        }
+        let bv = b[bi];
         var r = a[i] + bv;
         if params.op == 1u {
             r = a[i] * bv;

@@ -15,6 +15,7 @@ pub mod paths;
 pub mod progress;
 pub mod recon;
 pub mod sched;
+pub mod sd;
 pub mod sim;
 
 pub use error::{Error, Result};

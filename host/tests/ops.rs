@@ -96,6 +96,9 @@ fn conv2d_matches_reference() {
         (1, 8, 10, 4, 6, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::None }, true),
         (1, 5, 7, 12, 20, 1, ConvSpec::same(0, Act::None), false),
         (1, 6, 6, 5, 7, 1, ConvSpec::same(0, Act::Relu), true),
+        // The U-Net's lowest level at a 64x128 image: 1x2 pixels.
+        (2, 1, 2, 32, 32, 3, ConvSpec::same(1, Act::None), true),
+        (2, 2, 1, 16, 8, 3, ConvSpec::same(1, Act::None), false),
     ];
     for (i, &(b, h, w, cin, cout, k, spec, f16)) in cases.iter().enumerate() {
         let x = rand(b * h * w * cin, 10 + i as u64, 1.0);
@@ -189,7 +192,7 @@ fn upsample_and_concat_match_reference() {
 fn norms_match_reference() {
     use percept::ops::norm::*;
     let gpu = gpu();
-    for (b, p, c, g, eps, silu) in [(1, 17, 8, 2, 1e-5, false), (2, 64, 32, 32, 1e-6, true), (1, 3, 12, 3, 1e-5, true), (2, 100, 20, 4, 1e-6, false)] {
+    for (b, p, c, g, eps, silu) in [(1, 17, 8, 2, 1e-5, false), (2, 64, 32, 32, 1e-6, true), (1, 3, 12, 3, 1e-5, true), (2, 100, 20, 4, 1e-6, false), (2, 2, 32, 4, 1e-5, true), (2, 1, 16, 4, 1e-5, false)] {
         // An offset mean: the two-pass variance must stay accurate.
         let x: Vec<f32> = rand(b * p * c, 90, 1.0).into_iter().map(|v| v + 30.0).collect();
         let gamma = rand(c, 91, 1.0).into_iter().map(|v| v + 1.5).collect::<Vec<_>>();

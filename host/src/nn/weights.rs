@@ -49,6 +49,19 @@ impl Weights {
         Ok(Weights { files: Arc::new(files), index: Arc::new(index), prefix: String::new() })
     }
 
+    /// The same tensors under other names: `rename` maps each stored name to the name models
+    /// ask for, or to None to leave the tensor out (e.g. a single-file checkpoint's
+    /// `model.diffusion_model.input_blocks.0.0.weight` -> `conv_in.weight`).
+    pub fn renamed(&self, rename: impl Fn(&str) -> Option<String>) -> Weights {
+        let index = self.index.iter().filter_map(|(k, e)| rename(k).map(|n| (n, e.clone()))).collect();
+        Weights { files: self.files.clone(), index: Arc::new(index), prefix: self.prefix.clone() }
+    }
+
+    /// Every stored name (unordered).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
     /// The same files under `prefix.` (appended to the current prefix).
     pub fn pp(&self, name: impl std::fmt::Display) -> Weights {
         let prefix = if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) };

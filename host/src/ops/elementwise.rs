@@ -35,7 +35,8 @@ struct Params {
     b_len: u32,
     act: u32,
     scale: f32,
-    _pad: [u32; 3],
+    span: u32,
+    _pad: [u32; 2],
 }
 
 /// `y = f(x)`, any shape.
@@ -50,7 +51,7 @@ pub fn unary(enc: &mut Encoder<'_>, x: &Tensor, f: Unary) -> Result<Tensor> {
         Unary::QuickGelu => (5, 1.0),
     };
     let n = x.numel();
-    let p = Params { n: n as u32, op, b_len: 1, act: 0, scale, _pad: [0; 3] };
+    let p = Params { n: n as u32, op, b_len: 1, act: 0, scale, span: 0, _pad: [0; 2] };
     let pipeline = enc.gpu().pipeline(SHADER, "unary", 3, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
@@ -59,11 +60,25 @@ pub fn unary(enc: &mut Encoder<'_>, x: &Tensor, f: Unary) -> Result<Tensor> {
 /// `y = act(a + b)` (or `a * b` when `mul`), `b` repeating over `a`'s leading dimensions
 /// (same shape, or the shape of `a`'s trailing dimensions, e.g. a bias).
 pub fn binary(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, mul: bool, act: Act) -> Result<Tensor> {
-    let (n, bl) = (a.numel(), b.numel());
+    let n = a.numel();
     let tail_ok = b.shape.len() <= a.shape.len() && a.shape.ends_with(&b.shape);
-    ensure(bl > 0 && (bl == n || tail_ok), "add/mul", || format!("cannot broadcast {:?} onto {:?}", b.shape, a.shape))?;
+    ensure(b.numel() > 0 && (b.numel() == n || tail_ok), "add/mul", || format!("cannot broadcast {:?} onto {:?}", b.shape, a.shape))?;
+    dispatch_binary(enc, a, b, mul, act, b.numel(), 0)
+}
+
+/// `y = a + b` with `b (B, C)` added to every position of sample `B` of `a (B, .., C)` (a
+/// time embedding over NHWC activations). Explicit, because `(B, C)` can also be `a`'s
+/// trailing shape (e.g. a width of B), where [`binary`] would broadcast it differently.
+pub fn add_per_sample(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let ok = a.shape.len() >= 2 && b.shape.len() == 2 && b.shape[0] == a.shape[0] && b.shape[1] == a.shape[a.shape.len() - 1];
+    ensure(ok, "add_per_sample", || format!("{:?} is not (B, C) of {:?}", b.shape, a.shape))?;
+    dispatch_binary(enc, a, b, false, Act::None, b.shape[1], a.numel() / a.shape[0])
+}
+
+fn dispatch_binary(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, mul: bool, act: Act, b_len: usize, span: usize) -> Result<Tensor> {
+    let n = a.numel();
     let y = output(enc, &a.shape)?;
-    let p = Params { n: n as u32, op: mul as u32, b_len: bl as u32, act: act as u32, scale: 1.0, _pad: [0; 3] };
+    let p = Params { n: n as u32, op: mul as u32, b_len: b_len as u32, act: act as u32, scale: 1.0, span: span as u32, _pad: [0; 2] };
     let pipeline = enc.gpu().pipeline(SHADER, "binary", 3, &[])?;
     enc.dispatch(&pipeline, &[a.binding(), b.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
@@ -82,7 +97,7 @@ pub fn geglu(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     *shape.last_mut().expect("non-empty") = two_f / 2;
     let y = output(enc, &shape)?;
     let n = y.numel();
-    let p = Params { n: n as u32, op: 0, b_len: (two_f / 2) as u32, act: 0, scale: 1.0, _pad: [0; 3] };
+    let p = Params { n: n as u32, op: 0, b_len: (two_f / 2) as u32, act: 0, scale: 1.0, span: 0, _pad: [0; 2] };
     let pipeline = enc.gpu().pipeline(SHADER, "geglu", 3, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)

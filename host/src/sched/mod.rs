@@ -3,6 +3,7 @@
 //! set_alpha_to_one false, no sample clipping.
 
 pub mod ddim;
+pub mod pndm;
 
 /// The noise schedule shared by the schedulers.
 #[derive(Debug, Clone)]

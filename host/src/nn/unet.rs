@@ -1,0 +1,352 @@
+//! Stable Diffusion v1's denoiser: diffusers' UNet2DConditionModel with the SD v1 block types
+//! (CrossAttnDownBlock2D x3 + DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D +
+//! CrossAttnUpBlock2D x3), any widths, layer counts, head counts and norm groups, from its
+//! config.json. Activations are NHWC; the time embedding is added per sample.
+//!
+//! Facts checked against diffusers: `attention_head_dim` in SD v1 configs is the number of
+//! heads; ResNet GroupNorms use `norm_eps` (1e-5) but the transformer's GroupNorm uses 1e-6;
+//! proj_in/proj_out are 1x1 convolutions (`use_linear_projection: false`).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{io, Error, Result};
+use crate::gpu::{DType, Encoder, Gpu, Tensor};
+use crate::nn::layers::{Attention, Conv, GroupNorm, LayerNorm, Linear, ResnetBlock};
+use crate::nn::Weights;
+use crate::ops::conv2d::{Act, ConvSpec};
+use crate::ops::elementwise::{add, geglu, unary, Unary};
+use crate::ops::resample::{concat, upsample2x};
+use crate::ops::timestep::timestep_embedding;
+
+/// The sizes of a UNet2DConditionModel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnetConfig {
+    /// Latent channels in.
+    pub in_channels: usize,
+    /// Channels out (the noise prediction).
+    pub out_channels: usize,
+    /// Width of each resolution level.
+    pub block_out_channels: Vec<usize>,
+    /// ResNet (and transformer) layers per down block; up blocks have one more.
+    pub layers_per_block: usize,
+    /// Width of the text conditioning.
+    pub cross_attention_dim: usize,
+    /// Attention heads per level.
+    pub heads: Vec<usize>,
+    /// GroupNorm groups.
+    pub norm_num_groups: usize,
+    /// GroupNorm epsilon of the ResNet blocks and the output norm.
+    pub norm_eps: f32,
+    /// Timestep embedding: cos first.
+    pub flip_sin_to_cos: bool,
+    /// Timestep embedding: frequency shift.
+    pub freq_shift: f32,
+}
+
+impl UnetConfig {
+    /// Stable Diffusion v1.x's U-Net.
+    pub fn sd_v1() -> Self {
+        UnetConfig {
+            in_channels: 4,
+            out_channels: 4,
+            block_out_channels: vec![320, 640, 1280, 1280],
+            layers_per_block: 2,
+            cross_attention_dim: 768,
+            heads: vec![8; 4],
+            norm_num_groups: 32,
+            norm_eps: 1e-5,
+            flip_sin_to_cos: true,
+            freq_shift: 0.0,
+        }
+    }
+
+    /// Reads a diffusers config.json; refuses block types other than SD v1's.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let v: Value = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
+        let uint = |k: &str, d: Option<usize>| -> Result<usize> {
+            match v.get(k) {
+                Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| bad(format!("`{k}` must be an integer"))),
+                None => d.ok_or_else(|| bad(format!("missing `{k}`"))),
+            }
+        };
+        let blocks: Vec<usize> = v
+            .get("block_out_channels")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
+            .ok_or_else(|| bad("missing `block_out_channels`".into()))?;
+        let n = blocks.len();
+        if n < 2 {
+            return Err(bad(format!("block_out_channels {blocks:?}: at least two levels expected")));
+        }
+        let strings = |k: &str| -> Option<Vec<String>> { v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()) };
+        let down: Vec<String> = (0..n).map(|i| if i + 1 < n { "CrossAttnDownBlock2D" } else { "DownBlock2D" }.to_string()).collect();
+        let up: Vec<String> = (0..n).map(|i| if i == 0 { "UpBlock2D" } else { "CrossAttnUpBlock2D" }.to_string()).collect();
+        if let Some(d) = strings("down_block_types").filter(|d| *d != down) {
+            return Err(bad(format!("down_block_types {d:?} are not SD v1's {down:?}")));
+        }
+        if let Some(u) = strings("up_block_types").filter(|u| *u != up) {
+            return Err(bad(format!("up_block_types {u:?} are not SD v1's {up:?}")));
+        }
+        if v.get("use_linear_projection").and_then(Value::as_bool).unwrap_or(false) {
+            return Err(bad("use_linear_projection is true (SD v2); SD v1 U-Nets use 1x1 convolutions".into()));
+        }
+        // diffusers: num_attention_heads defaults to attention_head_dim, which SD v1 configs
+        // (mis)use for the head count.
+        let heads_v = v.get("num_attention_heads").filter(|x| !x.is_null()).or_else(|| v.get("attention_head_dim")).cloned().unwrap_or(Value::from(8));
+        let heads = match heads_v {
+            Value::Number(x) => vec![x.as_u64().unwrap_or(8) as usize; n],
+            Value::Array(a) if a.len() == n => a.iter().map(|x| x.as_u64().unwrap_or(0) as usize).collect(),
+            other => return Err(bad(format!("attention heads {other} do not match {n} levels"))),
+        };
+        Ok(UnetConfig {
+            in_channels: uint("in_channels", Some(4))?,
+            out_channels: uint("out_channels", Some(4))?,
+            block_out_channels: blocks,
+            layers_per_block: uint("layers_per_block", Some(2))?,
+            cross_attention_dim: uint("cross_attention_dim", Some(768))?,
+            heads,
+            norm_num_groups: uint("norm_num_groups", Some(32))?,
+            norm_eps: v.get("norm_eps").and_then(Value::as_f64).unwrap_or(1e-5) as f32,
+            flip_sin_to_cos: v.get("flip_sin_to_cos").and_then(Value::as_bool).unwrap_or(true),
+            freq_shift: v.get("freq_shift").and_then(Value::as_f64).unwrap_or(0.0) as f32,
+        })
+    }
+}
+
+/// Transformer2DModel with one BasicTransformerBlock: GroupNorm, 1x1 conv in, self-attention,
+/// cross-attention, GEGLU feed-forward (each pre-LayerNorm and residual), 1x1 conv out, residual.
+#[derive(Debug)]
+struct Transformer {
+    norm: GroupNorm,
+    proj_in: Linear,
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+    proj_out: Linear,
+}
+
+const ATTN_NAMES: [&str; 4] = ["to_q", "to_k", "to_v", "to_out.0"];
+
+impl Transformer {
+    fn load(gpu: &Gpu, w: &Weights, c: usize, cfg: &UnetConfig, heads: usize, dtype: DType) -> Result<Self> {
+        let b = w.pp("transformer_blocks.0");
+        if w.contains("transformer_blocks.1.norm1.weight") {
+            return Err(Error::Invalid(format!("{}: more than one transformer block per layer is not supported (SD v1 has one)", w.key("transformer_blocks"))));
+        }
+        Ok(Transformer {
+            norm: GroupNorm::load(gpu, &w.pp("norm"), c, cfg.norm_num_groups, 1e-6)?,
+            proj_in: Linear::load(gpu, &w.pp("proj_in"), c, c, true, dtype)?,
+            norm1: LayerNorm::load(gpu, &b.pp("norm1"), c, 1e-5)?,
+            attn1: Attention::load(gpu, &b.pp("attn1"), ATTN_NAMES, c, c, heads, false, dtype)?,
+            norm2: LayerNorm::load(gpu, &b.pp("norm2"), c, 1e-5)?,
+            attn2: Attention::load(gpu, &b.pp("attn2"), ATTN_NAMES, c, cfg.cross_attention_dim, heads, false, dtype)?,
+            norm3: LayerNorm::load(gpu, &b.pp("norm3"), c, 1e-5)?,
+            ff_in: Linear::load(gpu, &b.pp("ff.net.0.proj"), 8 * c, c, true, dtype)?,
+            ff_out: Linear::load(gpu, &b.pp("ff.net.2"), c, 4 * c, true, dtype)?,
+            proj_out: Linear::load(gpu, &w.pp("proj_out"), c, c, true, dtype)?,
+        })
+    }
+
+    /// `x (B, H, W, C)`, `context (B, S, D)`.
+    fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let [b, h, w, c] = x.shape[..] else { return Err(Error::Shape(format!("transformer input {:?} is not NHWC", x.shape))) };
+        let n = self.norm.forward(enc, x, false)?.reshape(&[b, h * w, c])?;
+        let mut t = self.proj_in.forward(enc, &n)?;
+        let a = self.norm1.forward(enc, &t)?;
+        let a = self.attn1.forward(enc, &a, None)?;
+        t = add(enc, &t, &a)?;
+        let a = self.norm2.forward(enc, &t)?;
+        let a = self.attn2.forward(enc, &a, Some(context))?;
+        t = add(enc, &t, &a)?;
+        let f = self.norm3.forward(enc, &t)?;
+        let f = self.ff_in.forward(enc, &f)?;
+        let f = geglu(enc, &f)?;
+        let f = self.ff_out.forward(enc, &f)?;
+        t = add(enc, &t, &f)?;
+        let o = self.proj_out.forward(enc, &t)?.reshape(&[b, h, w, c])?;
+        add(enc, &o, x)
+    }
+}
+
+/// One level of the down or up path.
+#[derive(Debug)]
+struct Level {
+    resnets: Vec<ResnetBlock>,
+    attentions: Vec<Transformer>,
+    /// Downsample (conv stride 2) or upsample (nearest 2x, then conv).
+    resample: Option<Conv>,
+}
+
+/// The U-Net on the GPU.
+#[derive(Debug)]
+pub struct Unet {
+    /// Its sizes.
+    pub config: UnetConfig,
+    conv_in: Conv,
+    linear_1: Linear,
+    linear_2: Linear,
+    down: Vec<Level>,
+    mid_resnets: [ResnetBlock; 2],
+    mid_attention: Transformer,
+    up: Vec<Level>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv,
+}
+
+/// Intermediate outputs by name (`conv_in`, `time_embedding`, `down_blocks.i`, `mid_block`,
+/// `up_blocks.i`), for tests that compare block by block.
+pub type Trace = Vec<(String, Tensor)>;
+
+impl Unet {
+    /// Loads `config.json` and the weights from a diffusers `unet/` folder.
+    pub fn load(gpu: &Gpu, dir: &Path, dtype: DType) -> Result<Self> {
+        let config = UnetConfig::from_file(&dir.join("config.json"))?;
+        let w = Weights::open(&[super::model_file(dir)?])?;
+        Self::from_weights(gpu, &w, config, dtype)
+    }
+
+    /// Builds the U-Net from weights with diffusers' names under `w`.
+    pub fn from_weights(gpu: &Gpu, w: &Weights, cfg: UnetConfig, dtype: DType) -> Result<Self> {
+        let ch = &cfg.block_out_channels;
+        let (n, layers, g, eps) = (ch.len(), cfg.layers_per_block, cfg.norm_num_groups, cfg.norm_eps);
+        let temb = 4 * ch[0];
+        let mut down = Vec::new();
+        let mut cin = ch[0];
+        for (i, &cout) in ch.iter().enumerate() {
+            let b = w.pp(format!("down_blocks.{i}"));
+            let mut level = Level { resnets: Vec::new(), attentions: Vec::new(), resample: None };
+            for j in 0..layers {
+                let c_in = if j == 0 { cin } else { cout };
+                level.resnets.push(ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), c_in, cout, Some(temb), g, eps, dtype)?);
+                if i + 1 < n {
+                    level.attentions.push(Transformer::load(gpu, &b.pp(format!("attentions.{j}")), cout, &cfg, cfg.heads[i], dtype)?);
+                }
+            }
+            if i + 1 < n {
+                level.resample = Some(Conv::load(gpu, &b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (1, 1), pad_x: (1, 1), act: Act::None }, dtype)?);
+            }
+            down.push(level);
+            cin = cout;
+        }
+        let c_mid = ch[n - 1];
+        let m = w.pp("mid_block");
+        let mid_resnets = [
+            ResnetBlock::load(gpu, &m.pp("resnets.0"), c_mid, c_mid, Some(temb), g, eps, dtype)?,
+            ResnetBlock::load(gpu, &m.pp("resnets.1"), c_mid, c_mid, Some(temb), g, eps, dtype)?,
+        ];
+        let mid_attention = Transformer::load(gpu, &m.pp("attentions.0"), c_mid, &cfg, cfg.heads[n - 1], dtype)?;
+        let rev: Vec<usize> = ch.iter().rev().copied().collect();
+        let mut up = Vec::new();
+        let mut prev = rev[0];
+        for i in 0..n {
+            let cout = rev[i];
+            let cskip_in = rev[(i + 1).min(n - 1)];
+            let b = w.pp(format!("up_blocks.{i}"));
+            let mut level = Level { resnets: Vec::new(), attentions: Vec::new(), resample: None };
+            for j in 0..=layers {
+                let skip = if j == layers { cskip_in } else { cout };
+                let c_in = if j == 0 { prev } else { cout };
+                level.resnets.push(ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), c_in + skip, cout, Some(temb), g, eps, dtype)?);
+                if i > 0 {
+                    level.attentions.push(Transformer::load(gpu, &b.pp(format!("attentions.{j}")), cout, &cfg, cfg.heads[n - 1 - i], dtype)?);
+                }
+            }
+            if i + 1 < n {
+                level.resample = Some(Conv::same3(gpu, &b.pp("upsamplers.0.conv"), cout, cout, dtype)?);
+            }
+            up.push(level);
+            prev = cout;
+        }
+        Ok(Unet {
+            conv_in: Conv::same3(gpu, &w.pp("conv_in"), cfg.in_channels, ch[0], dtype)?,
+            linear_1: Linear::load(gpu, &w.pp("time_embedding.linear_1"), temb, ch[0], true, dtype)?,
+            linear_2: Linear::load(gpu, &w.pp("time_embedding.linear_2"), temb, temb, true, dtype)?,
+            down,
+            mid_resnets,
+            mid_attention,
+            up,
+            conv_norm_out: GroupNorm::load(gpu, &w.pp("conv_norm_out"), ch[0], g, eps)?,
+            conv_out: Conv::same3(gpu, &w.pp("conv_out"), ch[0], cfg.out_channels, dtype)?,
+            config: cfg,
+        })
+    }
+
+    /// The noise prediction: `sample (B, h, w, in)`, `timesteps` one per sample, `context
+    /// (B, S, cross_attention_dim)` -> `(B, h, w, out)`. h and w must be multiples of
+    /// 2^(levels - 1).
+    pub fn forward(&self, enc: &mut Encoder<'_>, sample: &Tensor, timesteps: &[f32], context: &Tensor, mut trace: Option<&mut Trace>) -> Result<Tensor> {
+        let cfg = &self.config;
+        let [b, h, w, c] = sample.shape[..] else { return Err(Error::Shape(format!("unet: sample {:?} is not (B, h, w, C)", sample.shape))) };
+        let f = 1usize << (cfg.block_out_channels.len() - 1);
+        if c != cfg.in_channels || h % f != 0 || w % f != 0 || timesteps.len() != b {
+            return Err(Error::Shape(format!(
+                "unet: sample {:?} with {} timesteps; expected {} channels, height and width multiples of {f}, one timestep per sample",
+                sample.shape,
+                timesteps.len(),
+                cfg.in_channels
+            )));
+        }
+        if context.shape.len() != 3 || context.shape[0] != b || context.shape[2] != cfg.cross_attention_dim {
+            return Err(Error::Shape(format!("unet: context {:?} must be (B={b}, S, {})", context.shape, cfg.cross_attention_dim)));
+        }
+        let mut record = |name: String, t: &Tensor| {
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push((name, t.clone()));
+            }
+        };
+        let t = Tensor::from_f32(enc.gpu(), &[b], timesteps)?;
+        let t = timestep_embedding(enc, &t, cfg.block_out_channels[0], cfg.flip_sin_to_cos, cfg.freq_shift)?;
+        let t = self.linear_1.forward(enc, &t)?;
+        let t = unary(enc, &t, Unary::Silu)?;
+        let temb = self.linear_2.forward(enc, &t)?;
+        record("time_embedding".into(), &temb);
+        let temb = unary(enc, &temb, Unary::Silu)?;
+        let temb = Some(&temb);
+
+        let mut x = self.conv_in.forward(enc, sample)?;
+        record("conv_in".into(), &x);
+        let mut skips = vec![x.clone()];
+        for (i, level) in self.down.iter().enumerate() {
+            for (j, r) in level.resnets.iter().enumerate() {
+                x = r.forward(enc, &x, temb)?;
+                if let Some(a) = level.attentions.get(j) {
+                    x = a.forward(enc, &x, context)?;
+                }
+                skips.push(x.clone());
+            }
+            if let Some(d) = &level.resample {
+                x = d.forward(enc, &x)?;
+                skips.push(x.clone());
+            }
+            record(format!("down_blocks.{i}"), &x);
+        }
+        x = self.mid_resnets[0].forward(enc, &x, temb)?;
+        x = self.mid_attention.forward(enc, &x, context)?;
+        x = self.mid_resnets[1].forward(enc, &x, temb)?;
+        record("mid_block".into(), &x);
+        for (i, level) in self.up.iter().enumerate() {
+            for (j, r) in level.resnets.iter().enumerate() {
+                let skip = skips.pop().ok_or_else(|| Error::Invalid("unet: skip connections exhausted".into()))?;
+                x = concat(enc, &x, &skip)?;
+                x = r.forward(enc, &x, temb)?;
+                if let Some(a) = level.attentions.get(j) {
+                    x = a.forward(enc, &x, context)?;
+                }
+            }
+            if let Some(u) = &level.resample {
+                x = upsample2x(enc, &x)?;
+                x = u.forward(enc, &x)?;
+            }
+            record(format!("up_blocks.{i}"), &x);
+        }
+        let x = self.conv_norm_out.forward(enc, &x, true)?;
+        self.conv_out.forward(enc, &x)
+    }
+}

@@ -1,0 +1,274 @@
+//! Stable Diffusion v1's VAE: diffusers' AutoencoderKL from its config.json. The encoder maps
+//! an image in [-1, 1] to the mean and log-variance of the latent (before the 0.18215
+//! scaling); the decoder maps an (unscaled) latent back to an image in [-1, 1]. All GroupNorms
+//! use eps 1e-6; the encoder's downsamplers pad right and bottom by one and convolve with
+//! stride 2 and no padding. The mid-block attention loads from either naming scheme
+//! (`to_q/to_k/to_v/to_out.0` or the older `query/key/value/proj_attn`), with linear or 1x1
+//! convolution weights.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{io, Error, Result};
+use crate::gpu::{DType, Encoder, Gpu, Tensor};
+use crate::nn::layers::{Attention, Conv, GroupNorm, ResnetBlock};
+use crate::nn::Weights;
+use crate::ops::conv2d::{conv2d, Act, ConvSpec, ConvWeight};
+use crate::ops::elementwise::add;
+use crate::ops::resample::upsample2x;
+
+const EPS: f32 = 1e-6;
+
+/// The sizes of an AutoencoderKL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaeConfig {
+    /// Image channels.
+    pub in_channels: usize,
+    /// Output image channels.
+    pub out_channels: usize,
+    /// Latent channels.
+    pub latent_channels: usize,
+    /// Width of each level.
+    pub block_out_channels: Vec<usize>,
+    /// ResNet blocks per encoder level (decoder levels have one more).
+    pub layers_per_block: usize,
+    /// GroupNorm groups.
+    pub norm_num_groups: usize,
+    /// Latents are multiplied by this after encoding (SD v1: 0.18215).
+    pub scaling_factor: f32,
+}
+
+impl VaeConfig {
+    /// SD v1's VAE.
+    pub fn sd_v1() -> Self {
+        VaeConfig { in_channels: 3, out_channels: 3, latent_channels: 4, block_out_channels: vec![128, 256, 512, 512], layers_per_block: 2, norm_num_groups: 32, scaling_factor: 0.18215 }
+    }
+
+    /// Reads a diffusers config.json.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let v: Value = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
+        let uint = |k: &str, d: usize| -> Result<usize> {
+            match v.get(k) {
+                Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| bad(format!("`{k}` must be an integer"))),
+                None => Ok(d),
+            }
+        };
+        let blocks: Vec<usize> = v
+            .get("block_out_channels")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
+            .ok_or_else(|| bad("missing `block_out_channels`".into()))?;
+        for (k, want) in [("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")] {
+            if let Some(a) = v.get(k).and_then(Value::as_array) {
+                if a.len() != blocks.len() || a.iter().any(|s| s.as_str() != Some(want)) {
+                    return Err(bad(format!("`{k}` must be {} x {want}", blocks.len())));
+                }
+            }
+        }
+        Ok(VaeConfig {
+            in_channels: uint("in_channels", 3)?,
+            out_channels: uint("out_channels", 3)?,
+            latent_channels: uint("latent_channels", 4)?,
+            block_out_channels: blocks,
+            layers_per_block: uint("layers_per_block", 2)?,
+            norm_num_groups: uint("norm_num_groups", 32)?,
+            scaling_factor: v.get("scaling_factor").and_then(Value::as_f64).unwrap_or(0.18215) as f32,
+        })
+    }
+}
+
+/// The mid block: ResNet, single-head self-attention with GroupNorm and residual, ResNet.
+#[derive(Debug)]
+struct Mid {
+    resnets: [ResnetBlock; 2],
+    norm: GroupNorm,
+    attention: Attention,
+}
+
+impl Mid {
+    fn load(gpu: &Gpu, w: &Weights, c: usize, groups: usize, dtype: DType) -> Result<Self> {
+        let a = w.pp("attentions.0");
+        let names = if a.contains("to_q.weight") {
+            ["to_q", "to_k", "to_v", "to_out.0"]
+        } else if a.contains("query.weight") {
+            ["query", "key", "value", "proj_attn"]
+        } else {
+            return Err(Error::Invalid(format!("neither `{}` nor `{}` found: unknown VAE attention naming", a.key("to_q.weight"), a.key("query.weight"))));
+        };
+        Ok(Mid {
+            resnets: [ResnetBlock::load(gpu, &w.pp("resnets.0"), c, c, None, groups, EPS, dtype)?, ResnetBlock::load(gpu, &w.pp("resnets.1"), c, c, None, groups, EPS, dtype)?],
+            norm: GroupNorm::load(gpu, &a.pp("group_norm"), c, groups, EPS)?,
+            attention: Attention::load(gpu, &a, names, c, c, 1, true, dtype)?,
+        })
+    }
+
+    fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
+        let x = self.resnets[0].forward(enc, x, None)?;
+        let [b, h, w, c] = x.shape[..] else { unreachable!("conv output is NHWC") };
+        let n = self.norm.forward(enc, &x, false)?.reshape(&[b, h * w, c])?;
+        let a = self.attention.forward(enc, &n, None)?.reshape(&[b, h, w, c])?;
+        let x = add(enc, &a, &x)?;
+        self.resnets[1].forward(enc, &x, None)
+    }
+}
+
+#[derive(Debug)]
+struct Level {
+    resnets: Vec<ResnetBlock>,
+    resample: Option<Conv>,
+}
+
+/// The encoder half.
+#[derive(Debug)]
+pub struct VaeEncoder {
+    conv_in: Conv,
+    down: Vec<Level>,
+    mid: Mid,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv,
+    /// quant_conv split into the rows that give the mean and those that give the log-variance.
+    quant_mean: ConvWeight,
+    quant_logvar: ConvWeight,
+}
+
+/// The decoder half.
+#[derive(Debug)]
+pub struct VaeDecoder {
+    post_quant_conv: Conv,
+    conv_in: Conv,
+    mid: Mid,
+    up: Vec<Level>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv,
+}
+
+/// AutoencoderKL on the GPU.
+#[derive(Debug)]
+pub struct Vae {
+    /// Its sizes.
+    pub config: VaeConfig,
+    /// Image -> latent distribution.
+    pub encoder: VaeEncoder,
+    /// Latent -> image.
+    pub decoder: VaeDecoder,
+}
+
+/// Intermediate outputs by name, for block-by-block tests.
+pub type Trace = Vec<(String, Tensor)>;
+
+fn record(trace: &mut Option<&mut Trace>, name: String, t: &Tensor) {
+    if let Some(tr) = trace.as_deref_mut() {
+        tr.push((name, t.clone()));
+    }
+}
+
+impl Vae {
+    /// Loads `config.json` and the weights from a diffusers `vae/` folder.
+    pub fn load(gpu: &Gpu, dir: &Path, dtype: DType) -> Result<Self> {
+        let config = VaeConfig::from_file(&dir.join("config.json"))?;
+        let w = Weights::open(&[super::model_file(dir)?])?;
+        Self::from_weights(gpu, &w, config, dtype)
+    }
+
+    /// Builds the VAE from weights with diffusers' names under `w`.
+    pub fn from_weights(gpu: &Gpu, w: &Weights, cfg: VaeConfig, dtype: DType) -> Result<Self> {
+        let ch = &cfg.block_out_channels;
+        let (n, layers, g, lat) = (ch.len(), cfg.layers_per_block, cfg.norm_num_groups, cfg.latent_channels);
+        let e = w.pp("encoder");
+        let mut down = Vec::new();
+        let mut cin = ch[0];
+        for (i, &cout) in ch.iter().enumerate() {
+            let b = e.pp(format!("down_blocks.{i}"));
+            let resnets = (0..layers).map(|j| ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), if j == 0 { cin } else { cout }, cout, None, g, EPS, dtype)).collect::<Result<_>>()?;
+            let resample = if i + 1 < n { Some(Conv::load(gpu, &b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::None }, dtype)?) } else { None };
+            down.push(Level { resnets, resample });
+            cin = cout;
+        }
+        let c_top = ch[n - 1];
+        let q = w.pp("quant_conv");
+        let (qw, qb) = (q.get("weight", &[2 * lat, 2 * lat, 1, 1])?, q.get("bias", &[2 * lat])?);
+        let half = lat * 2 * lat;
+        let encoder = VaeEncoder {
+            conv_in: Conv::same3(gpu, &e.pp("conv_in"), cfg.in_channels, ch[0], dtype)?,
+            down,
+            mid: Mid::load(gpu, &e.pp("mid_block"), c_top, g, dtype)?,
+            conv_norm_out: GroupNorm::load(gpu, &e.pp("conv_norm_out"), c_top, g, EPS)?,
+            conv_out: Conv::same3(gpu, &e.pp("conv_out"), c_top, 2 * lat, dtype)?,
+            quant_mean: ConvWeight::from_torch(gpu, &qw[..half], [lat, 2 * lat, 1, 1], Some(&qb[..lat]), DType::F32)?,
+            quant_logvar: ConvWeight::from_torch(gpu, &qw[half..], [lat, 2 * lat, 1, 1], Some(&qb[lat..]), DType::F32)?,
+        };
+        let d = w.pp("decoder");
+        let rev: Vec<usize> = ch.iter().rev().copied().collect();
+        let mut up = Vec::new();
+        let mut prev = rev[0];
+        for (i, &cout) in rev.iter().enumerate() {
+            let b = d.pp(format!("up_blocks.{i}"));
+            let resnets = (0..=layers).map(|j| ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), if j == 0 { prev } else { cout }, cout, None, g, EPS, dtype)).collect::<Result<_>>()?;
+            let resample = if i + 1 < n { Some(Conv::same3(gpu, &b.pp("upsamplers.0.conv"), cout, cout, dtype)?) } else { None };
+            up.push(Level { resnets, resample });
+            prev = cout;
+        }
+        let decoder = VaeDecoder {
+            post_quant_conv: Conv::load(gpu, &w.pp("post_quant_conv"), lat, lat, 1, ConvSpec::same(0, Act::None), DType::F32)?,
+            conv_in: Conv::same3(gpu, &d.pp("conv_in"), lat, c_top, dtype)?,
+            mid: Mid::load(gpu, &d.pp("mid_block"), c_top, g, dtype)?,
+            up,
+            conv_norm_out: GroupNorm::load(gpu, &d.pp("conv_norm_out"), ch[0], g, EPS)?,
+            conv_out: Conv::same3(gpu, &d.pp("conv_out"), ch[0], cfg.out_channels, dtype)?,
+        };
+        Ok(Vae { config: cfg, encoder, decoder })
+    }
+
+    /// `image (B, H, W, 3)` in [-1, 1] (H, W multiples of 2^(levels-1)) -> `(mean, logvar)`,
+    /// each `(B, H/8, W/8, latent)` for SD, unscaled.
+    pub fn encode(&self, enc: &mut Encoder<'_>, image: &Tensor, mut trace: Option<&mut Trace>) -> Result<(Tensor, Tensor)> {
+        let f = 1usize << (self.config.block_out_channels.len() - 1);
+        if image.shape.len() != 4 || image.shape[3] != self.config.in_channels || image.shape[1] % f != 0 || image.shape[2] % f != 0 {
+            return Err(Error::Shape(format!("vae encode: image {:?} must be (B, H, W, {}) with H and W multiples of {f}", image.shape, self.config.in_channels)));
+        }
+        let e = &self.encoder;
+        let mut x = e.conv_in.forward(enc, image)?;
+        for (i, level) in e.down.iter().enumerate() {
+            for r in &level.resnets {
+                x = r.forward(enc, &x, None)?;
+            }
+            if let Some(d) = &level.resample {
+                x = d.forward(enc, &x)?;
+            }
+            record(&mut trace, format!("encoder.down_blocks.{i}"), &x);
+        }
+        x = e.mid.forward(enc, &x)?;
+        record(&mut trace, "encoder.mid_block".into(), &x);
+        let x = e.conv_norm_out.forward(enc, &x, true)?;
+        let x = e.conv_out.forward(enc, &x)?;
+        let one = ConvSpec::same(0, Act::None);
+        Ok((conv2d(enc, &x, &e.quant_mean, one)?, conv2d(enc, &x, &e.quant_logvar, one)?))
+    }
+
+    /// `latent (B, h, w, latent)`, unscaled (divide SD latents by the scaling factor first)
+    /// -> `image (B, h*2^(levels-1), .., out)` in about [-1, 1].
+    pub fn decode(&self, enc: &mut Encoder<'_>, latent: &Tensor, mut trace: Option<&mut Trace>) -> Result<Tensor> {
+        if latent.shape.len() != 4 || latent.shape[3] != self.config.latent_channels {
+            return Err(Error::Shape(format!("vae decode: latent {:?} must be (B, h, w, {})", latent.shape, self.config.latent_channels)));
+        }
+        let d = &self.decoder;
+        let x = d.post_quant_conv.forward(enc, latent)?;
+        let x = d.conv_in.forward(enc, &x)?;
+        let mut x = d.mid.forward(enc, &x)?;
+        record(&mut trace, "decoder.mid_block".into(), &x);
+        for (i, level) in d.up.iter().enumerate() {
+            for r in &level.resnets {
+                x = r.forward(enc, &x, None)?;
+            }
+            if let Some(u) = &level.resample {
+                x = upsample2x(enc, &x)?;
+                x = u.forward(enc, &x)?;
+            }
+            record(&mut trace, format!("decoder.up_blocks.{i}"), &x);
+        }
+        let x = d.conv_norm_out.forward(enc, &x, true)?;
+        d.conv_out.forward(enc, &x)
+    }
+}
