@@ -226,3 +226,39 @@ fn single_file_checkpoint_and_old_vae_names_load_the_same_models() {
     let err = StableDiffusion::load(gpu, &old, Some(&configs), DType::F32).unwrap_err().to_string();
     assert!(err.contains("old-vae.safetensors") && err.contains("model.diffusion_model"), "{err}");
 }
+
+#[test]
+fn img2img_command_reproduces_diffusers_from_files() {
+    let r = reference();
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let save = |name: &str, key: &str| {
+        let (d, s) = r.get_any(key).unwrap();
+        let p = tmp.join(name);
+        percept::data::npy::write(&p, &s, &d, true).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (init, cond, uncond, noise) = (save("init.npy", "img2img.init"), save("cond.npy", "img2img.cond"), save("uncond.npy", "img2img.uncond"), save("noise.npy", "img2img.noise"));
+    let out = tmp.join("out.npy");
+    let model = dir();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["img2img", "--model", model.to_str().unwrap(), "--init-latent", &init, "--cond", &cond, "--out", out.to_str().unwrap(), "--force"];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_percept")).args(&args).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (ok, err) = run(&["--uncond", &uncond, "--noise", &noise]);
+    assert!(ok, "{err}");
+    let got = percept::data::npy::read(&out).unwrap();
+    assert_eq!(got.shape, vec![1, 4, 8, 16]);
+    let e = rel_err(&got.data, &r.get_any("img2img.latent").unwrap().0);
+    assert!(e < 1e-4, "{e:e}");
+    // Guidance without an unconditional context and no text encoder to make one.
+    let (ok, err) = run(&["--noise", &noise]);
+    assert!(!ok && err.contains("--uncond") && err.contains("text_encoder"), "{err}");
+    // A context of the wrong width names the file.
+    let (ok, err) = run(&["--uncond", &init, "--noise", &noise]);
+    assert!(!ok && err.contains("init.npy") && err.contains("(S, 32)"), "{err}");
+    let (ok, err) = run(&["--uncond", &uncond, "--noise", &cond]);
+    assert!(!ok && err.contains("cond.npy"), "{err}");
+}

@@ -80,6 +80,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Stable Diffusion v1 img2img from a latent (Takagi & Nishimoto's second stage): noise the
+    /// init latent to the strength's timestep, denoise with classifier-free guidance on c,
+    /// write the latent (.npy) or the VAE-decoded image (.png).
+    Img2img(Img2ImgArgs),
     /// Prints what a decoder file holds: region, target, sizes and fitting settings.
     Inspect {
         /// A decoder file (.safetensors).
@@ -208,6 +212,151 @@ struct ReconstructArgs {
     /// Replace earlier outputs in the folder.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(clap::Args)]
+struct Img2ImgArgs {
+    /// A diffusers SD v1 folder (unet/, vae/, optionally text_encoder/) or an original
+    /// single-file checkpoint (.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// For a single-file checkpoint: a folder with unet/config.json and vae/config.json
+    /// (default: SD v1.5's sizes).
+    #[arg(long)]
+    configs: Option<PathBuf>,
+    /// The init latent, (4, h, w) or (1, 4, h, w) .npy on SD's scale (x 0.18215).
+    #[arg(long, required_unless_present = "init_image")]
+    init_latent: Option<PathBuf>,
+    /// Or an init image, encoded with the model's VAE (the distribution's mean).
+    #[arg(long, conflicts_with = "init_latent")]
+    init_image: Option<PathBuf>,
+    /// Side the init image is resized to (a multiple of 8).
+    #[arg(long, default_value_t = 512)]
+    size: usize,
+    /// The conditioning c: (77, 768) or (1, 77, 768) .npy.
+    #[arg(long)]
+    cond: PathBuf,
+    /// The unconditional context for guidance (default: the empty prompt through the model's
+    /// text_encoder/, which a single-file checkpoint does not provide).
+    #[arg(long)]
+    uncond: Option<PathBuf>,
+    /// The noise added to the init latent, same shape (default: seeded Gaussian noise; to
+    /// reproduce another implementation's run exactly, give its noise here).
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Seed of the noise when --noise is not given.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share of the schedule re-done.
+    #[arg(long, default_value_t = 0.8)]
+    strength: f64,
+    /// Inference steps of the whole schedule.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Classifier-free guidance scale (1: none).
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f32,
+    /// ddim (Takagi & Nishimoto) or pndm (SD v1.5's default).
+    #[arg(long, default_value = "ddim")]
+    scheduler: String,
+    /// Keep the weights in f32 on the GPU (default: packed f16, half the memory).
+    #[arg(long)]
+    f32: bool,
+    /// Output: .npy for the latent, .png for the decoded image.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// A (C, h, w) or (1, C, h, w) .npy with finite values: `(data, [C, h, w])`.
+fn read_latent(p: &std::path::Path) -> Result<(Vec<f32>, [usize; 3])> {
+    let a = percept::data::npy::read(p)?;
+    let s = match a.shape[..] {
+        [c, h, w] | [1, c, h, w] => [c, h, w],
+        _ => anyhow::bail!("{}: shape {:?}; expected (C, h, w) or (1, C, h, w)", p.display(), a.shape),
+    };
+    if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!("{}: value {} at flat index {i} is not finite", p.display(), a.data[i]);
+    }
+    Ok((a.data, s))
+}
+
+/// A (S, D) or (1, S, D) .npy context with finite values.
+fn read_context(p: &std::path::Path, d: usize) -> Result<Vec<f32>> {
+    let a = percept::data::npy::read(p)?;
+    let ok = matches!(a.shape[..], [_, dd] | [1, _, dd] if dd == d);
+    anyhow::ensure!(ok, "{}: shape {:?}; expected (S, {d}) or (1, S, {d}) for this U-Net", p.display(), a.shape);
+    if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!("{}: value {} at flat index {i} is not finite", p.display(), a.data[i]);
+    }
+    Ok(a.data)
+}
+
+fn run_img2img(a: Img2ImgArgs) -> Result<()> {
+    use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
+    percept::data::image::ensure_writable(&a.out, a.force)?;
+    let png = match a.out.extension().and_then(|e| e.to_str()) {
+        Some("png") => true,
+        Some("npy") => false,
+        _ => anyhow::bail!("--out {}: expected a .npy (latent) or .png (image)", a.out.display()),
+    };
+    let sampler = match a.scheduler.as_str() {
+        "ddim" => Sampler::Ddim,
+        "pndm" => Sampler::Pndm,
+        other => anyhow::bail!("--scheduler {other}: expected ddim or pndm"),
+    };
+    let dtype = if a.f32 { percept::gpu::DType::F32 } else { percept::gpu::DType::F16 };
+    let spin = spinner("loading");
+    let gpu = percept::gpu::Gpu::new()?;
+    tracing::info!("adapter: {}", gpu.describe());
+    let sd = StableDiffusion::load(&gpu, &a.model, a.configs.as_deref(), dtype)?;
+    spin.finish_and_clear();
+    let (init, shape) = match (&a.init_latent, &a.init_image) {
+        (Some(p), _) => read_latent(p)?,
+        (None, Some(img)) => {
+            anyhow::ensure!(a.size % 8 == 0 && a.size > 0, "--size {} is not a positive multiple of 8", a.size);
+            sd.encode(&gpu, &percept::data::image::Rgb::open_square(img, a.size)?)?
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    anyhow::ensure!(shape[0] == sd.unet.config.in_channels, "init latent has {} channels; the U-Net takes {}", shape[0], sd.unet.config.in_channels);
+    let d = sd.unet.config.cross_attention_dim;
+    let cond = read_context(&a.cond, d)?;
+    let uncond = match (&a.uncond, a.guidance > 1.0) {
+        (Some(p), _) => Some(read_context(p, d)?),
+        (None, false) => None,
+        (None, true) => {
+            let te = sd.text_encoder.clone().with_context(|| format!("--guidance {} needs an unconditional context: pass --uncond u.npy (the model {} has no text_encoder/ to embed the empty prompt)", a.guidance, a.model.display()))?;
+            let tok = percept::nn::tokenizer::Tokenizer::load(&percept::paths::shipped("weights/clip-tokenizer"))?;
+            let clip = percept::nn::clip::ClipTextModel::load(&gpu, &te, dtype)?;
+            let mut enc = gpu.encoder();
+            let y = clip.forward(&mut enc, &[tok.encode("")])?;
+            drop(enc);
+            Some(y.to_vec(&gpu)?)
+        }
+    };
+    let n: usize = shape.iter().product();
+    let noise = match &a.noise {
+        Some(p) => {
+            let (v, s) = read_latent(p)?;
+            anyhow::ensure!(s == shape, "{}: noise of shape {s:?} for a latent of {shape:?}", p.display());
+            v
+        }
+        None => percept::sd::gaussian(n, a.seed),
+    };
+    let o = Img2ImgOptions { strength: a.strength, steps: a.steps, guidance: a.guidance, sampler };
+    let b = bar(0, "denoising");
+    let latent = sd.img2img(&gpu, &init, shape, &cond, uncond.as_deref(), &noise, &o, &b)?;
+    b.finish_and_clear();
+    if png {
+        sd.decode(&gpu, &latent, shape)?.save_png(&a.out, a.force)?;
+    } else {
+        percept::data::npy::write(&a.out, &[1, shape[0], shape[1], shape[2]], &latent, a.force)?;
+    }
+    println!("{}: img2img, {} steps of {} at strength {}, guidance {}", a.out.display(), b.position(), a.steps, a.strength, a.guidance);
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -577,6 +726,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate(a) => run_simulate(a)?,
         Command::Reconstruct(a) => run_reconstruct(a)?,
         Command::Eval { dir, force } => run_eval(&dir, force)?,
+        Command::Img2img(a) => run_img2img(a)?,
         Command::Inspect { decoder } => {
             let loaded = percept::fit::export::LoadedDecoder::open(&decoder)?;
             let dec = loaded.decoder()?;
