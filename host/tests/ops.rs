@@ -55,6 +55,58 @@ fn linear_splits_weights_larger_than_a_binding() {
 }
 
 #[test]
+fn activations_larger_than_a_binding_run_in_row_bands() {
+    // A device of its own with bindings capped at 16 KiB: (2, 20, 32, 16) activations (40 KiB
+    // per sample, 2 KiB rows) go through conv2d, upsample2x and group_norm in bands of rows,
+    // as SD's VAE decoder at 512x512 does on lavapipe (256 MiB tensors, 128 MiB bindings).
+    use percept::gpu::DType;
+    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::norm::{group_norm, group_norm_ref};
+    use percept::ops::resample::{upsample2x, upsample2x_ref};
+    let gpu = Gpu::new().unwrap();
+    gpu.cap_binding(16384);
+    let (b, h, w, c) = (2, 20, 32, 16);
+    let x = rand(b * h * w * c, 70, 1.0);
+    let xt = Tensor::from_f32(&gpu, &[b, h, w, c], &x).unwrap();
+    for (i, (cout, k, spec)) in [
+        (16, 3, ConvSpec::same(1, Act::Silu)),
+        (16, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::None }),
+        (16, 3, ConvSpec { stride: 2, pad_y: (1, 1), pad_x: (1, 1), act: Act::None }),
+        (32, 1, ConvSpec::same(0, Act::None)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let wt = rand(cout * c * k * k, 71 + i as u64, 0.3);
+        let bias = rand(cout, 75, 0.5);
+        let (want, shape) = conv2d_ref(&x, [b, h, w, c], &wt, [cout, c, k, k], Some(&bias), spec);
+        let cw = ConvWeight::from_torch(&gpu, &wt, [cout, c, k, k], Some(&bias), DType::F32).unwrap();
+        let mut enc = gpu.encoder();
+        let y = conv2d(&mut enc, &xt, &cw, spec).unwrap();
+        drop(enc);
+        assert_eq!(y.shape, shape.to_vec());
+        assert_close(&format!("banded conv2d case {i}"), &y.to_vec(&gpu).unwrap(), &want, 1e-4, 1e-4);
+    }
+    let mut enc = gpu.encoder();
+    let up = upsample2x(&mut enc, &xt).unwrap();
+    drop(enc);
+    assert_close("banded upsample2x", &up.to_vec(&gpu).unwrap(), &upsample2x_ref(&x, [b, h, w, c]), 0.0, 0.0);
+    let shifted: Vec<f32> = x.iter().map(|v| v + 20.0).collect();
+    let st = Tensor::from_f32(&gpu, &[b, h, w, c], &shifted).unwrap();
+    let gamma = rand(c, 76, 1.0);
+    let beta = rand(c, 77, 1.0);
+    let (gt, bt) = (Tensor::from_f32(&gpu, &[c], &gamma).unwrap(), Tensor::from_f32(&gpu, &[c], &beta).unwrap());
+    let mut enc = gpu.encoder();
+    let y = group_norm(&mut enc, &st, 4, &gt, &bt, 1e-6, true).unwrap();
+    drop(enc);
+    assert_close("banded group_norm", &y.to_vec(&gpu).unwrap(), &group_norm_ref(&shifted, b, h * w, c, 4, &gamma, &beta, 1e-6, true), 1e-4, 1e-4);
+    // Rows that cannot start at an allowed offset are refused with a message, not mis-bound.
+    let odd = Tensor::from_f32(&gpu, &[1, 40, 9, 7], &vec![0.0; 40 * 63]).unwrap();
+    let err = upsample2x(&mut gpu.encoder(), &odd).unwrap_err().to_string();
+    assert!(err.contains("upsample2x") && err.contains("alignment"), "{err}");
+}
+
+#[test]
 fn batched_matmul_matches_reference() {
     let gpu = gpu();
     for (batch, m, n, k, tb) in [(3, 17, 9, 12, false), (3, 17, 9, 12, true), (2, 40, 33, 8, true), (1, 1, 1, 1, false)] {

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, grid_flat, groups, output};
+use super::{bands, ensure, grid_flat, groups, output};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
@@ -146,12 +146,32 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
         has_bias: wt.bias.is_some() as u32,
         _pad: [0; 2],
     };
-    let rows = b * ho * wo;
-    let (gx, per) = if cpu { (groups(wt.cout, 64), TM) } else { (groups(wt.cout, 16), 16) };
-    let [gy, gz, _] = grid_flat(rows, per);
-    let grid = [gx, gy, gz];
     let bias = wt.bias.as_ref().unwrap_or(x);
-    enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), y.binding()], bytemuck::bytes_of(&p), grid);
+    let grid = |rows: usize| {
+        let (gx, per) = if cpu { (groups(wt.cout, 64), TM) } else { (groups(wt.cout, 16), 16) };
+        let [gy, gz, _] = grid_flat(rows, per);
+        [gx, gy, gz]
+    };
+    if !bands::needed(gpu, "conv2d", &[x, &y])? {
+        enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), y.binding()], bytemuck::bytes_of(&p), grid(b * ho * wo));
+        return Ok(y);
+    }
+    // Bands of output rows, each with the input rows it reads; padding rows stay virtual.
+    let max = gpu.max_binding();
+    let (row_in, row_out) = (bands::row_bytes(x), bands::row_bytes(&y));
+    let band = ((max / row_out) as usize).min(((max / row_in) as usize).saturating_sub(kh) / spec.stride + 1);
+    ensure(band >= 1, "conv2d", || format!("one output row ({row_out} bytes) with its {kh} input rows ({row_in} bytes each) exceeds one binding ({max} bytes)"))?;
+    for s in 0..b {
+        for oy0 in (0..ho).step_by(band) {
+            let oy1 = (oy0 + band).min(ho);
+            let start = (oy0 * spec.stride) as isize - spec.pad_y.0 as isize;
+            let iy0 = start.max(0) as usize;
+            let iy1 = (((oy1 - 1) * spec.stride + kh) as isize - spec.pad_y.0 as isize).clamp(iy0 as isize + 1, h as isize) as usize;
+            let pb = Params { batch: 1, h: (iy1 - iy0) as u32, ho: (oy1 - oy0) as u32, pad_top: (iy0 as isize - start) as u32, ..p };
+            let (xv, yv) = (bands::rows(x, s, iy0, iy1), bands::rows(&y, s, oy0, oy1));
+            enc.dispatch(&pipeline, &[xv.binding(), wt.weight.binding(), bias.binding(), yv.binding()], bytemuck::bytes_of(&pb), grid((oy1 - oy0) * wo));
+        }
+    }
     Ok(y)
 }
 

@@ -41,3 +41,42 @@ pub(crate) fn grid_flat(items: usize, per: usize) -> [u32; 3] {
     let x = total.min(65_535);
     [x as u32, total.div_ceil(x) as u32, 1]
 }
+
+/// Row bands for tensors larger than one storage binding (lavapipe and wgpu's defaults cap a
+/// binding at 128 MiB; SD's VAE decoder at 512x512 has 256-channel activations of 256 MiB).
+/// An NHWC tensor's rows are contiguous, so a band of rows of one sample is a sub-range of its
+/// buffer that can be bound on its own, as long as it starts at an offset the adapter allows.
+pub(crate) mod bands {
+    use super::ensure;
+    use crate::error::Result;
+    use crate::gpu::{Gpu, Tensor};
+
+    /// Whether any of `tensors` exceeds a binding; if so, checks that each can be cut into
+    /// rows at allowed offsets (a row's bytes a multiple of the offset alignment).
+    pub fn needed(gpu: &Gpu, op: &str, tensors: &[&Tensor]) -> Result<bool> {
+        let max = gpu.max_binding();
+        if tensors.iter().all(|t| t.bytes().div_ceil(16) * 16 <= max) {
+            return Ok(false);
+        }
+        let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment);
+        for t in tensors {
+            ensure(t.shape.len() == 4, op, || format!("tensor {:?} exceeds one binding ({max} bytes) and is not NHWC, so it cannot be cut into row bands", t.shape))?;
+            let row = row_bytes(t);
+            ensure(row % align == 0 && t.offset % align == 0, op, || {
+                format!("tensor {:?} exceeds one binding ({max} bytes) and its rows ({row} bytes) are not multiples of the {align}-byte binding alignment", t.shape)
+            })?;
+        }
+        Ok(true)
+    }
+
+    /// Bytes of one row (W x C) of an NHWC tensor.
+    pub fn row_bytes(t: &Tensor) -> u64 {
+        t.dtype.bytes(t.shape[2] * t.shape[3])
+    }
+
+    /// Rows `[r0, r1)` of sample `b` of an NHWC tensor, as a `(1, r1 - r0, W, C)` view.
+    pub fn rows(t: &Tensor, b: usize, r0: usize, r1: usize) -> Tensor {
+        let offset = t.offset + (b * t.shape[1] + r0) as u64 * row_bytes(t);
+        Tensor { buffer: t.buffer.clone(), shape: vec![1, r1 - r0, t.shape[2], t.shape[3]], dtype: t.dtype, offset }
+    }
+}

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, grid_flat, output};
+use super::{bands, ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
@@ -24,10 +24,26 @@ pub fn upsample2x(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     ensure(x.shape.len() == 4, "upsample2x", || format!("input {:?} is not (B, H, W, C)", x.shape))?;
     let [b, h, w, c] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let y = output(enc, &[b, 2 * h, 2 * w, c])?;
-    let n = y.numel();
-    let p = Params { n: n as u32, h: h as u32, w: w as u32, c: c as u32, cb: 0, _pad: [0; 3] };
     let pipeline = enc.gpu().pipeline(SHADER, "upsample2x", 3, &[])?;
-    enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
+    let run = |enc: &mut Encoder<'_>, x: &Tensor, y: &Tensor| {
+        let n = y.numel();
+        let p = Params { n: n as u32, h: x.shape[1] as u32, w: w as u32, c: c as u32, cb: 0, _pad: [0; 3] };
+        enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
+    };
+    if !bands::needed(enc.gpu(), "upsample2x", &[x, &y])? {
+        run(enc, x, &y);
+        return Ok(y);
+    }
+    // Bands of input rows; each gives twice as many output rows.
+    let max = enc.gpu().max_binding();
+    let band = ((max / bands::row_bytes(x)).min(max / (2 * bands::row_bytes(&y)))) as usize;
+    ensure(band >= 1, "upsample2x", || format!("two output rows of {:?} exceed one binding ({max} bytes)", y.shape))?;
+    for s in 0..b {
+        for r0 in (0..h).step_by(band) {
+            let r1 = (r0 + band).min(h);
+            run(enc, &bands::rows(x, s, r0, r1), &bands::rows(&y, s, 2 * r0, 2 * r1));
+        }
+    }
     Ok(y)
 }
 
