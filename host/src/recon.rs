@@ -46,3 +46,33 @@ pub fn grid(rows: &[&[Rgb]]) -> Result<Rgb> {
     }
     Ok(Rgb { height: gh, width: gw, data })
 }
+
+/// Takagi & Nishimoto's second stage for one trial: the z-only reconstruction `init` is resized
+/// to `size`, encoded with SD's VAE, and re-drawn by img2img conditioned on the decoded `c`
+/// (`samples` times, noise seeded by `seed`, trial and sample); returns the images.
+#[allow(clippy::too_many_arguments)]
+pub fn takagi(
+    gpu: &crate::gpu::Gpu,
+    sd: &crate::sd::StableDiffusion,
+    init: &Rgb,
+    size: usize,
+    c: &[f32],
+    uncond: Option<&[f32]>,
+    opts: &crate::sd::Img2ImgOptions,
+    samples: usize,
+    seed: u64,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Rgb>> {
+    let img = crate::eval::resize(init, size);
+    let (z, shape) = sd.encode(gpu, &img)?;
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(samples);
+    for k in 0..samples {
+        let noise = crate::sd::gaussian(n, seed.wrapping_mul(1_000_003).wrapping_add(k as u64));
+        let steps = indicatif::ProgressBar::hidden();
+        let latent = sd.img2img(gpu, &z, shape, c, uncond, &noise, opts, &steps)?;
+        out.push(sd.decode(gpu, &latent, shape)?);
+        bar.inc(1);
+    }
+    Ok(out)
+}

@@ -262,3 +262,45 @@ fn img2img_command_reproduces_diffusers_from_files() {
     let (ok, err) = run(&["--uncond", &uncond, "--noise", &cond]);
     assert!(!ok && err.contains("cond.npy"), "{err}");
 }
+
+#[test]
+fn reconstruct_runs_the_second_stage_with_sd() {
+    // Decoders fitted on random data (this checks the plumbing, not accuracy): z (4, 4, 4)
+    // from 12 voxels, c (77, 32) for the tiny U-Net; then z image -> SD VAE -> img2img.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sd-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let p = |n: &str| tmp.join(n).to_str().unwrap().to_string();
+    let mut rng = 1u64;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((rng >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    };
+    let n = 20;
+    percept::data::npy::write(&tmp.join("x.npy"), &[n, 12], &rand(n * 12), true).unwrap();
+    percept::data::npy::write(&tmp.join("z.npy"), &[n, 4, 4, 4], &rand(n * 64), true).unwrap();
+    percept::data::npy::write(&tmp.join("c.npy"), &[n, 77, 32], &rand(n * 77 * 32), true).unwrap();
+    percept::data::npy::write(&tmp.join("u.npy"), &[77, 32], &rand(77 * 32), true).unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_percept")).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["fit", "--voxels", &p("x.npy"), "--targets", &p("z.npy"), "--out", &p("dz.safetensors"), "--force"]);
+    run(&["fit", "--voxels", &p("x.npy"), "--targets", &p("c.npy"), "--target", "c", "--region", "higher_visual", "--out", &p("dc.safetensors"), "--force"]);
+    let model = dir();
+    let xs = percept::data::npy::read(&tmp.join("x.npy")).unwrap();
+    percept::data::npy::write(&tmp.join("x3.npy"), &[3, 12], &xs.data[..36], true).unwrap();
+    run(&[
+        "reconstruct", "--voxels", &p("x3.npy"), "--decoder", &p("dz.safetensors"), "--sd", model.to_str().unwrap(), "--decoder-c", &p("dc.safetensors"),
+        "--voxels-c", &p("x3.npy"), "--uncond", &p("u.npy"), "--sd-size", "64", "--steps", "10", "--samples", "2", "--out", &p("rec"), "--force",
+    ]);
+    let a = percept::data::image::Rgb::open(&tmp.join("rec/trial_00002_sd0.png")).unwrap();
+    let b = percept::data::image::Rgb::open(&tmp.join("rec/trial_00002_sd1.png")).unwrap();
+    assert_eq!((a.width, a.height), (64, 64));
+    assert_ne!(a.data, b.data, "two samples with different noise");
+    let grid = percept::data::image::Rgb::open(&tmp.join("rec/grid.png")).unwrap();
+    assert_eq!(grid.height, 2 * (32 + 4) + 4, "rows: z-only reconstructions and the SD stage");
+}

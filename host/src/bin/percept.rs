@@ -206,6 +206,37 @@ struct ReconstructArgs {
     /// TAESD weights folder (default: the shipped weights/taesd).
     #[arg(long)]
     taesd: Option<PathBuf>,
+    /// Stable Diffusion v1 (diffusers folder or single-file checkpoint): adds Takagi &
+    /// Nishimoto's second stage (z image -> SD VAE -> img2img on the decoded c).
+    #[arg(long, requires = "decoder_c")]
+    sd: Option<PathBuf>,
+    /// The c decoder (higher visual -> text conditioning), from `percept fit --target c`.
+    #[arg(long, requires = "voxels_c")]
+    decoder_c: Option<PathBuf>,
+    /// The voxels the c decoder reads, (trials, voxels) .npy, same trials as --voxels.
+    #[arg(long)]
+    voxels_c: Option<PathBuf>,
+    /// Unconditional context for guidance (default: the empty prompt via the model's text_encoder/).
+    #[arg(long)]
+    uncond: Option<PathBuf>,
+    /// Images per trial from the second stage.
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Side of the images the second stage works at.
+    #[arg(long, default_value_t = 512)]
+    sd_size: usize,
+    /// img2img strength.
+    #[arg(long, default_value_t = 0.8)]
+    strength: f64,
+    /// img2img inference steps (of the whole schedule).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Classifier-free guidance scale.
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f32,
+    /// Seed of the img2img noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// The folder to write.
     #[arg(long)]
     out: PathBuf,
@@ -294,6 +325,17 @@ fn read_context(p: &std::path::Path, d: usize) -> Result<Vec<f32>> {
     Ok(a.data)
 }
 
+/// The empty prompt through the model's text encoder: SD's unconditional context.
+fn empty_prompt(gpu: &percept::gpu::Gpu, sd: &percept::sd::StableDiffusion, model: &std::path::Path, guidance: f32) -> Result<Vec<f32>> {
+    let te = sd.text_encoder.clone().with_context(|| format!("guidance {guidance} needs an unconditional context: pass --uncond u.npy (the model {} has no text_encoder/ to embed the empty prompt)", model.display()))?;
+    let tok = percept::nn::tokenizer::Tokenizer::load(&percept::paths::shipped("weights/clip-tokenizer"))?;
+    let clip = percept::nn::clip::ClipTextModel::load(gpu, &te, percept::gpu::DType::F16)?;
+    let mut enc = gpu.encoder();
+    let y = clip.forward(&mut enc, &[tok.encode("")])?;
+    drop(enc);
+    Ok(y.to_vec(gpu)?)
+}
+
 fn run_img2img(a: Img2ImgArgs) -> Result<()> {
     use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
     percept::data::image::ensure_writable(&a.out, a.force)?;
@@ -327,15 +369,7 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
     let uncond = match (&a.uncond, a.guidance > 1.0) {
         (Some(p), _) => Some(read_context(p, d)?),
         (None, false) => None,
-        (None, true) => {
-            let te = sd.text_encoder.clone().with_context(|| format!("--guidance {} needs an unconditional context: pass --uncond u.npy (the model {} has no text_encoder/ to embed the empty prompt)", a.guidance, a.model.display()))?;
-            let tok = percept::nn::tokenizer::Tokenizer::load(&percept::paths::shipped("weights/clip-tokenizer"))?;
-            let clip = percept::nn::clip::ClipTextModel::load(&gpu, &te, dtype)?;
-            let mut enc = gpu.encoder();
-            let y = clip.forward(&mut enc, &[tok.encode("")])?;
-            drop(enc);
-            Some(y.to_vec(&gpu)?)
-        }
+        (None, true) => Some(empty_prompt(&gpu, &sd, &a.model, a.guidance)?),
     };
     let n: usize = shape.iter().product();
     let noise = match &a.noise {
@@ -538,7 +572,40 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
         Some(imgs) => imgs.iter().map(|p| Rgb::open_square(p, 8 * h.max(w))).collect::<percept::Result<_>>()?,
         None => Vec::new(),
     };
-    let rows: Vec<&[Rgb]> = if originals.is_empty() { vec![&recon] } else { vec![&originals, &recon] };
+    // The second stage: Stable Diffusion img2img conditioned on the decoded c.
+    let mut second: Vec<Rgb> = Vec::new();
+    if let (Some(model), Some(dec_c), Some(vc)) = (&a.sd, &a.decoder_c, &a.voxels_c) {
+        anyhow::ensure!(a.sd_size % 8 == 0 && a.sd_size > 0, "--sd-size {} is not a positive multiple of 8", a.sd_size);
+        let arr = percept::data::npy::read(vc)?;
+        anyhow::ensure!(arr.shape.len() == 2 && arr.shape[0] == n, "{}: shape {:?}; expected ({n}, voxels), the trials of --voxels", vc.display(), arr.shape);
+        let xc = stimuli::average_rows(&arr.data, arr.shape[1], &groups);
+        let (c, cshape) = percept::recon::decode_voxels(dec_c, &xc, m)?;
+        let sd = percept::sd::StableDiffusion::load(&gpu, model, None, percept::gpu::DType::F16)?;
+        let d = sd.unet.config.cross_attention_dim;
+        anyhow::ensure!(cshape.len() == 2 && cshape[1] == d, "{}: decodes c of shape {cshape:?}; the U-Net of {} wants (S, {d})", dec_c.display(), model.display());
+        let per = cshape.iter().product::<usize>();
+        let uncond = match (&a.uncond, a.guidance > 1.0) {
+            (Some(p), _) => Some(read_context(p, d)?),
+            (None, false) => None,
+            (None, true) => Some(empty_prompt(&gpu, &sd, model, a.guidance)?),
+        };
+        let o = percept::sd::Img2ImgOptions { strength: a.strength, steps: a.steps, guidance: a.guidance, sampler: percept::sd::Sampler::Ddim };
+        let b = bar(m * a.samples, "img2img");
+        for k in 0..m {
+            let imgs = percept::recon::takagi(&gpu, &sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.seed.wrapping_add(k as u64), &b)?;
+            for (j, img) in imgs.into_iter().enumerate() {
+                img.save_png(&a.out.join(format!("{}_sd{j}.png", names[k].trim_end_matches(".png"))), a.force)?;
+                if j == 0 {
+                    second.push(percept::eval::resize(&img, 8 * h.max(w)));
+                }
+            }
+        }
+        b.finish_and_clear();
+    }
+    let mut rows: Vec<&[Rgb]> = if originals.is_empty() { vec![&recon] } else { vec![&originals, &recon] };
+    if !second.is_empty() {
+        rows.push(&second);
+    }
     percept::recon::grid(&rows)?.save_png(&grid_path, a.force)?;
     if images.is_some() {
         percept::fit::export::write_atomic(&a.out.join("pairs.csv"), pairs.as_bytes(), a.force)?;

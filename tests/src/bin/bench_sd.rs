@@ -1,0 +1,259 @@
+//! Benchmark of Stable Diffusion v1.5 at full size (issue: SD v1 in WGSL), not a test: one
+//! U-Net step (batch 2 for guidance, 64x64 latents, context 77x768) and one VAE decode
+//! (64x64 -> 512x512) on the adapter, with random f16 weights made here in diffusers' layout
+//! (860 M + 84 M parameters), beside PyTorch CPU (diffusers, random weights, f32, 2 threads)
+//! measured in the same run. Also reports the process's peak resident memory (lavapipe keeps
+//! GPU buffers in it).
+//!
+//! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+use percept::gpu::{DType, Gpu, Tensor};
+use percept::nn::unet::{Unet, UnetConfig};
+use percept::nn::vae::{Vae, VaeConfig};
+use percept::nn::Weights;
+use percept_tests::{machine, publish, today, Rng};
+use safetensors::tensor::TensorView;
+
+/// Names and shapes of a tensor list, filled with seeded values.
+struct Maker {
+    rng: Rng,
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+}
+
+impl Maker {
+    /// A weight with fan-in scaling (or a norm's scale near 1 / a bias near 0).
+    fn add(&mut self, name: String, shape: Vec<usize>) {
+        let n: usize = shape.iter().product();
+        let (scale, offset) = if name.ends_with(".bias") {
+            (0.02, 0.0)
+        } else if shape.len() == 1 {
+            (0.1, 1.0) // norm scale
+        } else {
+            ((3.0 / shape[1..].iter().product::<usize>() as f32).sqrt(), 0.0)
+        };
+        let rng = &mut self.rng;
+        let bytes = (0..n).flat_map(|_| half::f16::from_f32(offset + rng.uniform(scale)).to_le_bytes()).collect();
+        self.tensors.push((name, shape, bytes));
+    }
+    fn norm(&mut self, p: &str, c: usize) {
+        self.add(format!("{p}.weight"), vec![c]);
+        self.add(format!("{p}.bias"), vec![c]);
+    }
+    fn conv(&mut self, p: &str, cin: usize, cout: usize, k: usize) {
+        self.add(format!("{p}.weight"), vec![cout, cin, k, k]);
+        self.add(format!("{p}.bias"), vec![cout]);
+    }
+    fn linear(&mut self, p: &str, inp: usize, out: usize, bias: bool) {
+        self.add(format!("{p}.weight"), vec![out, inp]);
+        if bias {
+            self.add(format!("{p}.bias"), vec![out]);
+        }
+    }
+    fn resnet(&mut self, p: &str, cin: usize, cout: usize, temb: Option<usize>) {
+        self.norm(&format!("{p}.norm1"), cin);
+        self.conv(&format!("{p}.conv1"), cin, cout, 3);
+        if let Some(t) = temb {
+            self.linear(&format!("{p}.time_emb_proj"), t, cout, true);
+        }
+        self.norm(&format!("{p}.norm2"), cout);
+        self.conv(&format!("{p}.conv2"), cout, cout, 3);
+        if cin != cout {
+            self.conv(&format!("{p}.conv_shortcut"), cin, cout, 1);
+        }
+    }
+    fn transformer(&mut self, p: &str, c: usize, cross: usize) {
+        self.norm(&format!("{p}.norm"), c);
+        self.conv(&format!("{p}.proj_in"), c, c, 1);
+        let b = format!("{p}.transformer_blocks.0");
+        for (a, ctx) in [("attn1", c), ("attn2", cross)] {
+            self.linear(&format!("{b}.{a}.to_q"), c, c, false);
+            self.linear(&format!("{b}.{a}.to_k"), ctx, c, false);
+            self.linear(&format!("{b}.{a}.to_v"), ctx, c, false);
+            self.linear(&format!("{b}.{a}.to_out.0"), c, c, true);
+        }
+        for n in ["norm1", "norm2", "norm3"] {
+            self.norm(&format!("{b}.{n}"), c);
+        }
+        self.linear(&format!("{b}.ff.net.0.proj"), c, 8 * c, true);
+        self.linear(&format!("{b}.ff.net.2"), 4 * c, c, true);
+        self.conv(&format!("{p}.proj_out"), c, c, 1);
+    }
+    fn write(self, path: &std::path::Path) -> Result<usize> {
+        let params = self.tensors.iter().map(|t| t.1.iter().product::<usize>()).sum();
+        let views: Vec<(String, TensorView<'_>)> = self.tensors.iter().map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F16, s.clone(), b).expect("consistent"))).collect();
+        safetensors::serialize_to_file(views, None, path)?;
+        Ok(params)
+    }
+}
+
+/// SD v1.5's U-Net weights in diffusers' names.
+fn unet_weights(c: &UnetConfig, path: &std::path::Path) -> Result<usize> {
+    let mut m = Maker { rng: Rng(5), tensors: Vec::new() };
+    let ch = &c.block_out_channels;
+    let (n, l, temb, cross) = (ch.len(), c.layers_per_block, 4 * ch[0], c.cross_attention_dim);
+    m.conv("conv_in", c.in_channels, ch[0], 3);
+    m.linear("time_embedding.linear_1", ch[0], temb, true);
+    m.linear("time_embedding.linear_2", temb, temb, true);
+    let mut cin = ch[0];
+    for (i, &cout) in ch.iter().enumerate() {
+        for j in 0..l {
+            m.resnet(&format!("down_blocks.{i}.resnets.{j}"), if j == 0 { cin } else { cout }, cout, Some(temb));
+            if i + 1 < n {
+                m.transformer(&format!("down_blocks.{i}.attentions.{j}"), cout, cross);
+            }
+        }
+        if i + 1 < n {
+            m.conv(&format!("down_blocks.{i}.downsamplers.0.conv"), cout, cout, 3);
+        }
+        cin = cout;
+    }
+    m.resnet("mid_block.resnets.0", ch[n - 1], ch[n - 1], Some(temb));
+    m.transformer("mid_block.attentions.0", ch[n - 1], cross);
+    m.resnet("mid_block.resnets.1", ch[n - 1], ch[n - 1], Some(temb));
+    let rev: Vec<usize> = ch.iter().rev().copied().collect();
+    let mut prev = rev[0];
+    for i in 0..n {
+        let cout = rev[i];
+        for j in 0..=l {
+            let skip = if j == l { rev[(i + 1).min(n - 1)] } else { cout };
+            m.resnet(&format!("up_blocks.{i}.resnets.{j}"), if j == 0 { prev } else { cout } + skip, cout, Some(temb));
+            if i > 0 {
+                m.transformer(&format!("up_blocks.{i}.attentions.{j}"), cout, cross);
+            }
+        }
+        if i + 1 < n {
+            m.conv(&format!("up_blocks.{i}.upsamplers.0.conv"), cout, cout, 3);
+        }
+        prev = cout;
+    }
+    m.norm("conv_norm_out", ch[0]);
+    m.conv("conv_out", ch[0], c.out_channels, 3);
+    m.write(path)
+}
+
+/// SD v1's VAE weights in diffusers' names.
+fn vae_weights(c: &VaeConfig, path: &std::path::Path) -> Result<usize> {
+    let mut m = Maker { rng: Rng(6), tensors: Vec::new() };
+    let ch = &c.block_out_channels;
+    let (n, l, lat) = (ch.len(), c.layers_per_block, c.latent_channels);
+    let mid = |m: &mut Maker, p: &str, c: usize| {
+        m.resnet(&format!("{p}.resnets.0"), c, c, None);
+        m.resnet(&format!("{p}.resnets.1"), c, c, None);
+        m.norm(&format!("{p}.attentions.0.group_norm"), c);
+        for a in ["to_q", "to_k", "to_v", "to_out.0"] {
+            m.linear(&format!("{p}.attentions.0.{a}"), c, c, true);
+        }
+    };
+    m.conv("encoder.conv_in", c.in_channels, ch[0], 3);
+    let mut cin = ch[0];
+    for (i, &cout) in ch.iter().enumerate() {
+        for j in 0..l {
+            m.resnet(&format!("encoder.down_blocks.{i}.resnets.{j}"), if j == 0 { cin } else { cout }, cout, None);
+        }
+        if i + 1 < n {
+            m.conv(&format!("encoder.down_blocks.{i}.downsamplers.0.conv"), cout, cout, 3);
+        }
+        cin = cout;
+    }
+    mid(&mut m, "encoder.mid_block", ch[n - 1]);
+    m.norm("encoder.conv_norm_out", ch[n - 1]);
+    m.conv("encoder.conv_out", ch[n - 1], 2 * lat, 3);
+    m.conv("quant_conv", 2 * lat, 2 * lat, 1);
+    m.conv("post_quant_conv", lat, lat, 1);
+    m.conv("decoder.conv_in", lat, ch[n - 1], 3);
+    mid(&mut m, "decoder.mid_block", ch[n - 1]);
+    let mut prev = ch[n - 1];
+    for (i, &cout) in ch.iter().rev().enumerate() {
+        for j in 0..=l {
+            m.resnet(&format!("decoder.up_blocks.{i}.resnets.{j}"), if j == 0 { prev } else { cout }, cout, None);
+        }
+        if i + 1 < n {
+            m.conv(&format!("decoder.up_blocks.{i}.upsamplers.0.conv"), cout, cout, 3);
+        }
+        prev = cout;
+    }
+    m.norm("decoder.conv_norm_out", ch[0]);
+    m.conv("decoder.conv_out", ch[0], c.out_channels, 3);
+    m.write(path)
+}
+
+/// Peak resident memory of this process (VmHWM), in GB.
+fn peak_gb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1e6)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::env::temp_dir().join(format!("percept-bench-sd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (uc, vc) = (UnetConfig::sd_v1(), VaeConfig::sd_v1());
+    eprintln!("making random SD v1.5 weights (f16) ...");
+    let up = unet_weights(&uc, &dir.join("unet.safetensors"))?;
+    let vp = vae_weights(&vc, &dir.join("vae.safetensors"))?;
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.describe());
+    let t = Instant::now();
+    let unet = Unet::from_weights(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, uc.clone(), DType::F16)?;
+    let vae = Vae::from_weights(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, vc.clone(), DType::F16)?;
+    let load = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Warm-up at a small size compiles every pipeline; then one full-size run each.
+    let unet_step = |h: usize| -> Result<f64> {
+        let x = Tensor::from_f32(&gpu, &[2, h, h, 4], &Rng(9).vec(2 * h * h * 4, 1.0))?;
+        let ctx = Tensor::from_f32(&gpu, &[2, 77, 768], &Rng(10).vec(2 * 77 * 768, 1.0))?;
+        let t = Instant::now();
+        let mut enc = gpu.encoder();
+        let y = unet.forward(&mut enc, &x, &[781.0, 781.0], &ctx, None)?;
+        drop(enc);
+        let y = y.to_vec(&gpu)?;
+        anyhow::ensure!(y.iter().all(|v| v.is_finite()), "U-Net output is not finite");
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let vae_decode = |h: usize| -> Result<f64> {
+        let z = Tensor::from_f32(&gpu, &[1, h, h, 4], &Rng(11).vec(h * h * 4, 1.0))?;
+        let t = Instant::now();
+        let mut enc = gpu.encoder();
+        let y = vae.decode(&mut enc, &z, None)?;
+        drop(enc);
+        let y = y.to_vec(&gpu)?;
+        anyhow::ensure!(y.iter().all(|v| v.is_finite()), "VAE output is not finite");
+        Ok(t.elapsed().as_secs_f64())
+    };
+    eprintln!("warm-up ...");
+    unet_step(8)?;
+    vae_decode(8)?;
+    eprintln!("U-Net step, batch 2, 64x64 ...");
+    let t_unet = unet_step(64)?;
+    eprintln!("  {t_unet:.1} s");
+    eprintln!("VAE decode 64x64 -> 512x512 ...");
+    let t_vae = vae_decode(64)?;
+    eprintln!("  {t_vae:.1} s");
+    let peak = peak_gb();
+
+    eprintln!("PyTorch ...");
+    let root = percept_tests::repo_root();
+    let script = format!(
+        "import time, json, torch\nfrom diffusers import UNet2DConditionModel, AutoencoderKL\ntorch.set_num_threads(2)\nu=UNet2DConditionModel.from_config(json.load(open('{0}/unet/config.json'))).eval()\nv=AutoencoderKL.from_config(json.load(open('{0}/vae/config.json'))).eval()\nx=torch.randn(2,4,64,64); c=torch.randn(2,77,768); z=torch.randn(1,4,64,64)\nwith torch.no_grad():\n  u(torch.randn(2,4,8,8),781,encoder_hidden_states=c)\n  t=time.perf_counter(); u(x,781,encoder_hidden_states=c); a=time.perf_counter()-t\n  v.decode(torch.randn(1,4,8,8))\n  t=time.perf_counter(); v.decode(z); b=time.perf_counter()-t\nprint(a,b)",
+        root.join("weights/sd15-configs").display()
+    );
+    let torch = Command::new("python3").args(["-c", &script]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|s| s.parse::<f64>().ok()).collect::<Vec<_>>());
+    let pt = |i: usize| torch.as_ref().and_then(|v| v.get(i).copied());
+    let cell = |ours: f64, i: usize| (pt(i).map_or("-".into(), |t| format!("{t:.1} s")), pt(i).map_or("-".into(), |t| format!("{:.1}x", ours / t)));
+    let (ut, ur) = cell(t_unet, 0);
+    let (vt, vr) = cell(t_vae, 1);
+    let report = format!(
+        "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; one timed run after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory).\n",
+        today(),
+        machine(),
+        gpu.describe(),
+        up as f64 / 1e6,
+        vp as f64 / 1e6
+    );
+    publish(&report, &args)
+}
