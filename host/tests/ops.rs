@@ -340,6 +340,18 @@ fn gpu_variants_match_reference_too() {
     drop(enc);
     assert_close("tiled linear", &y.to_vec(&gpu).unwrap(), &want, 1e-4, 1e-4);
 
+    // Attention: the scalar kernel (the vec4 one is what CPU adapters get for D % 4 == 0).
+    {
+        use percept::ops::attention::{attention, attention_ref};
+        let (b, lq, lk, h, d) = (2, 16, 77, 8, 40);
+        let (q, k, v) = (rand(b * lq * h * d, 105, 1.0), rand(b * lk * h * d, 106, 1.0), rand(b * lk * h * d, 107, 1.0));
+        let t = |x: &[f32], l: usize| Tensor::from_f32(&gpu, &[b, l, h * d], x).unwrap();
+        let mut enc = gpu.encoder();
+        let y = attention(&mut enc, &t(&q, lq), &t(&k, lk), &t(&v, lk), h, false).unwrap();
+        drop(enc);
+        assert_close("scalar attention", &y.to_vec(&gpu).unwrap(), &attention_ref(&q, &k, &v, b, lq, lk, h, d, false), 1e-5, 1e-4);
+    }
+
     let (bb, h, wd, cin, cout) = (1, 10, 9, 8, 19);
     let xs = rand(bb * h * wd * cin, 103, 1.0);
     let ws = rand(cout * cin * 9, 104, 0.3);

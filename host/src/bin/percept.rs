@@ -390,6 +390,9 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
         percept::data::npy::write(&a.out, &[1, shape[0], shape[1], shape[2]], &latent, a.force)?;
     }
     println!("{}: img2img, {} steps of {} at strength {}, guidance {}", a.out.display(), b.position(), a.steps, a.strength, a.guidance);
+    if let Some(p) = gpu.profile_report() {
+        eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
+    }
     Ok(())
 }
 

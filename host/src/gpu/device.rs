@@ -45,6 +45,9 @@ pub struct Gpu {
     binding_cap: std::sync::atomic::AtomicU64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// With PERCEPT_PROFILE set: each dispatch runs alone and its wall time is added here,
+    /// by `shader:entry` (pipelines are found by address).
+    profile: Option<Mutex<Profile>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -99,7 +102,8 @@ impl Gpu {
         let kind = if info.device_type == wgpu::DeviceType::Cpu { AdapterKind::Cpu } else { AdapterKind::Gpu };
         tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
-        Ok(Gpu { device, queue, info, limits, kind, shader_f16, binding_cap, modules: Mutex::default(), pipelines: Mutex::default() })
+        let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());
+        Ok(Gpu { device, queue, info, limits, kind, shader_f16, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
     }
 
     /// One line naming the adapter, for `-v` and reports.
@@ -156,6 +160,9 @@ impl Gpu {
             return Err(Error::Gpu(format!("{} ({entry}): {e}", shader.name)));
         }
         self.pipelines.lock().expect("pipeline cache").insert(key, pipeline.clone());
+        if let Some(p) = &self.profile {
+            p.lock().expect("profile").names.insert(Arc::as_ptr(&pipeline) as usize, format!("{}:{entry}", shader.name));
+        }
         Ok(pipeline)
     }
 
@@ -185,11 +192,32 @@ impl Gpu {
         Encoder { gpu: self, inner: None, pending: 0 }
     }
 
+    /// With PERCEPT_PROFILE set, the time spent per kernel since the start (a Markdown table,
+    /// largest first); None otherwise.
+    pub fn profile_report(&self) -> Option<String> {
+        let p = self.profile.as_ref()?.lock().expect("profile");
+        let total: f64 = p.times.values().map(|t| t.0).sum();
+        let mut rows: Vec<_> = p.times.iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let mut out = String::from("| kernel | dispatches | seconds | share |\n|---|---|---|---|\n");
+        for (name, (t, n)) in rows {
+            out += &format!("| {name} | {n} | {t:.2} | {:.1}% |\n", 100.0 * t / total.max(1e-12));
+        }
+        Some(out)
+    }
+
     /// Waits until the queue is idle.
     pub fn wait(&self) -> Result<()> {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         Ok(())
     }
+}
+
+/// Per-kernel wall time (PERCEPT_PROFILE).
+#[derive(Debug, Default)]
+struct Profile {
+    names: HashMap<usize, String>,
+    times: HashMap<String, (f64, usize)>,
 }
 
 /// Records dispatches; submits them together (and every few hundred, to bound memory).
@@ -216,6 +244,11 @@ impl<'g> Encoder<'g> {
     /// `meta` as the uniform at group(1) binding 0 (skipped when empty).
     pub fn dispatch(&mut self, pipeline: &wgpu::ComputePipeline, buffers: &[wgpu::BufferBinding<'_>], meta: &[u8], groups: [u32; 3]) {
         let device = &self.gpu.device;
+        let started = self.gpu.profile.as_ref().map(|_| {
+            self.submit();
+            let _ = self.gpu.wait();
+            std::time::Instant::now()
+        });
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
@@ -243,6 +276,16 @@ impl<'g> Encoder<'g> {
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.pending += 1;
+        if let (Some(t0), Some(p)) = (started, &self.gpu.profile) {
+            self.submit();
+            let _ = self.gpu.wait();
+            let dt = t0.elapsed().as_secs_f64();
+            let mut p = p.lock().expect("profile");
+            let name = p.names.get(&(std::ptr::from_ref(pipeline) as usize)).cloned().unwrap_or_else(|| "?".into());
+            let e = p.times.entry(name).or_insert((0.0, 0));
+            e.0 += dt;
+            e.1 += 1;
+        }
         if self.pending >= MAX_PENDING {
             self.submit();
         }

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{ensure, groups, output};
 use crate::error::Result;
-use crate::gpu::{Encoder, Shader, Tensor};
+use crate::gpu::{AdapterKind, Encoder, Shader, Tensor};
 
 const SHADER: Shader = Shader { name: "attention.wgsl", source: include_str!("../../../shaders/attention.wgsl") };
 /// Largest head size the kernel holds in private memory.
@@ -34,7 +34,8 @@ pub fn attention(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor, head
     let d = width / heads;
     let y = output(enc, &q.shape)?;
     let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad: [0; 2] };
-    let pipeline = enc.gpu().pipeline(SHADER, "attention", 4, &[])?;
+    let entry = if d % 4 == 0 && enc.gpu().kind == AdapterKind::Cpu { "attention_v4" } else { "attention" };
+    let pipeline = enc.gpu().pipeline(SHADER, entry, 4, &[])?;
     enc.dispatch(&pipeline, &[q.binding(), k.binding(), v.binding(), y.binding()], bytemuck::bytes_of(&p), [groups(lq, 64), heads as u32, b as u32]);
     Ok(y)
 }

@@ -128,6 +128,25 @@ fn main() -> Result<()> {
         );
     }
 
+    // Attention at SD's largest level: 4096 queries and keys, 8 heads of 40, batch 2.
+    {
+        eprintln!("attention ...");
+        let (b, l, c, heads) = (2, 4096, 320, 8);
+        let flop = 4.0 * (b * l * l * c) as f64;
+        let q = Tensor::from_f32(&gpu, &[b, l, c], &rng.vec(b * l * c, 1.0))?;
+        let k = Tensor::from_f32(&gpu, &[b, l, c], &rng.vec(b * l * c, 1.0))?;
+        let v = Tensor::from_f32(&gpu, &[b, l, c], &rng.vec(b * l * c, 1.0))?;
+        let ours = best(&gpu, 2, || {
+            let mut enc = gpu.encoder();
+            percept::ops::attention::attention(&mut enc, &q, &k, &v, heads, false).unwrap();
+        });
+        let torch = python(&format!(
+            "import time, torch\ntorch.set_num_threads(2)\nq=torch.rand({b},{heads},{l},{d})\nk=torch.rand({b},{heads},{l},{d})\nv=torch.rand({b},{heads},{l},{d})\nf=torch.nn.functional.scaled_dot_product_attention\nf(q,k,v)\nb=1e9\nfor _ in range(3):\n t=time.perf_counter(); f(q,k,v); b=min(b,time.perf_counter()-t)\nprint(b)",
+            d = c / heads
+        ));
+        report += &format!("| attention (fused) | batch {b}, {l} x {l}, {heads} heads of {} | {} | - | - | {} |\n", c / heads, gflops(flop, Some(ours)), gflops(flop, torch));
+    }
+
     eprintln!("TAESD ...");
     let taesd = Taesd::load(&gpu, &repo_root().join("weights/taesd"), DType::F32).context("loading TAESD")?;
     let z = Tensor::from_f32(&gpu, &[1, 64, 64, 4], &rng.vec(64 * 64 * 4, 1.0))?;

@@ -6,6 +6,7 @@
 //! GPU buffers in it).
 //!
 //! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
+//! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone)
 
 use std::process::Command;
 use std::time::Instant;
@@ -235,6 +236,9 @@ fn main() -> Result<()> {
     let t_vae = vae_decode(64)?;
     eprintln!("  {t_vae:.1} s");
     let peak = peak_gb();
+    if let Some(p) = gpu.profile_report() {
+        eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
+    }
 
     eprintln!("PyTorch ...");
     let root = percept_tests::repo_root();
