@@ -206,8 +206,9 @@ struct ReconstructArgs {
     /// TAESD weights folder (default: the shipped weights/taesd).
     #[arg(long)]
     taesd: Option<PathBuf>,
-    /// Stable Diffusion v1 (diffusers folder or single-file checkpoint): adds Takagi &
-    /// Nishimoto's second stage (z image -> SD VAE -> img2img on the decoded c).
+    /// Stable Diffusion v1 (diffusers folder or single-file checkpoint): the z images come
+    /// from its VAE, and Takagi & Nishimoto's second stage follows (z image -> SD VAE ->
+    /// img2img on the decoded c).
     #[arg(long, requires = "decoder_c")]
     sd: Option<PathBuf>,
     /// The c decoder (higher visual -> text conditioning), from `percept fit --target c`.
@@ -556,8 +557,15 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     let spin = spinner("rendering");
     let gpu = percept::gpu::Gpu::new()?;
     tracing::info!("adapter: {}", gpu.describe());
-    let taesd = percept::nn::taesd::Taesd::load(&gpu, &a.taesd.clone().unwrap_or_else(percept::paths::taesd), percept::gpu::DType::F32)?;
-    let recon = taesd.decode_latents(&gpu, &z, m, h, w)?;
+    // The z-only images: SD's VAE when SD is given, else TAESD.
+    let sd = a.sd.as_ref().map(|model| percept::sd::StableDiffusion::load(&gpu, model, None, percept::gpu::DType::F16)).transpose()?;
+    let recon = match &sd {
+        Some(sd) => z.chunks(4 * h * w).map(|zk| sd.decode(&gpu, zk, [4, h, w])).collect::<percept::Result<Vec<_>>>()?,
+        None => {
+            let taesd = percept::nn::taesd::Taesd::load(&gpu, &a.taesd.clone().unwrap_or_else(percept::paths::taesd), percept::gpu::DType::F32)?;
+            taesd.decode_latents(&gpu, &z, m, h, w)?
+        }
+    };
     spin.finish_and_clear();
     let names: Vec<String> = match &images {
         Some(imgs) => imgs.iter().map(|p| format!("{}.png", p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())).collect(),
@@ -577,25 +585,24 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     };
     // The second stage: Stable Diffusion img2img conditioned on the decoded c.
     let mut second: Vec<Rgb> = Vec::new();
-    if let (Some(model), Some(dec_c), Some(vc)) = (&a.sd, &a.decoder_c, &a.voxels_c) {
+    if let (Some(sd), Some(model), Some(dec_c), Some(vc)) = (&sd, &a.sd, &a.decoder_c, &a.voxels_c) {
         anyhow::ensure!(a.sd_size % 8 == 0 && a.sd_size > 0, "--sd-size {} is not a positive multiple of 8", a.sd_size);
         let arr = percept::data::npy::read(vc)?;
         anyhow::ensure!(arr.shape.len() == 2 && arr.shape[0] == n, "{}: shape {:?}; expected ({n}, voxels), the trials of --voxels", vc.display(), arr.shape);
         let xc = stimuli::average_rows(&arr.data, arr.shape[1], &groups);
         let (c, cshape) = percept::recon::decode_voxels(dec_c, &xc, m)?;
-        let sd = percept::sd::StableDiffusion::load(&gpu, model, None, percept::gpu::DType::F16)?;
         let d = sd.unet.config.cross_attention_dim;
         anyhow::ensure!(cshape.len() == 2 && cshape[1] == d, "{}: decodes c of shape {cshape:?}; the U-Net of {} wants (S, {d})", dec_c.display(), model.display());
         let per = cshape.iter().product::<usize>();
         let uncond = match (&a.uncond, a.guidance > 1.0) {
             (Some(p), _) => Some(read_context(p, d)?),
             (None, false) => None,
-            (None, true) => Some(empty_prompt(&gpu, &sd, model, a.guidance)?),
+            (None, true) => Some(empty_prompt(&gpu, sd, model, a.guidance)?),
         };
         let o = percept::sd::Img2ImgOptions { strength: a.strength, steps: a.steps, guidance: a.guidance, sampler: percept::sd::Sampler::Ddim };
         let b = bar(m * a.samples, "img2img");
         for k in 0..m {
-            let imgs = percept::recon::takagi(&gpu, &sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.seed.wrapping_add(k as u64), &b)?;
+            let imgs = percept::recon::takagi(&gpu, sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.seed.wrapping_add(k as u64), &b)?;
             for (j, img) in imgs.into_iter().enumerate() {
                 img.save_png(&a.out.join(format!("{}_sd{j}.png", names[k].trim_end_matches(".png"))), a.force)?;
                 if j == 0 {
