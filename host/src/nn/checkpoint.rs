@@ -22,10 +22,10 @@ pub fn unet_key(name: &str, layers: usize) -> Option<String> {
     let p: Vec<&str> = name.split('.').collect();
     let rest = |from: usize| p.get(from..).map(|r| r.join("."));
     let per = layers + 1;
-    match p.first()? {
-        &"time_embed" => Some(format!("time_embedding.{}.{}", match *p.get(1)? { "0" => "linear_1", "2" => "linear_2", _ => return None }, rest(2)?)),
-        &"out" => Some(format!("{}.{}", match *p.get(1)? { "0" => "conv_norm_out", "2" => "conv_out", _ => return None }, rest(2)?)),
-        &"input_blocks" => {
+    match *p.first()? {
+        "time_embed" => Some(format!("time_embedding.{}.{}", match *p.get(1)? { "0" => "linear_1", "2" => "linear_2", _ => return None }, rest(2)?)),
+        "out" => Some(format!("{}.{}", match *p.get(1)? { "0" => "conv_norm_out", "2" => "conv_out", _ => return None }, rest(2)?)),
+        "input_blocks" => {
             let k: usize = p.get(1)?.parse().ok()?;
             if k == 0 {
                 return if *p.get(2)? == "0" { Some(format!("conv_in.{}", rest(3)?)) } else { None };
@@ -38,13 +38,13 @@ pub fn unet_key(name: &str, layers: usize) -> Option<String> {
                 _ => None,
             }
         }
-        &"middle_block" => match *p.get(1)? {
+        "middle_block" => match *p.get(1)? {
             "0" => Some(format!("mid_block.resnets.0.{}", resnet_key(&rest(2)?)?)),
             "1" => Some(format!("mid_block.attentions.0.{}", rest(2)?)),
             "2" => Some(format!("mid_block.resnets.1.{}", resnet_key(&rest(2)?)?)),
             _ => None,
         },
-        &"output_blocks" => {
+        "output_blocks" => {
             let k: usize = p.get(1)?.parse().ok()?;
             let (i, j) = (k / per, k % per);
             match *p.get(2)? {

@@ -142,6 +142,7 @@ pub struct ResnetBlock {
 
 impl ResnetBlock {
     /// `temb`: the width of the time embedding (U-Net), or None (VAE).
+    #[allow(clippy::too_many_arguments)]
     pub fn load(gpu: &Gpu, w: &Weights, cin: usize, cout: usize, temb: Option<usize>, groups: usize, eps: f32, dtype: DType) -> Result<Self> {
         Ok(ResnetBlock {
             norm1: GroupNorm::load(gpu, &w.pp("norm1"), cin, groups, eps)?,
