@@ -226,24 +226,45 @@ struct ReconstructArgs {
     /// Side of the images the second stage works at.
     #[arg(long, default_value_t = 512)]
     sd_size: usize,
-    /// img2img strength.
-    #[arg(long, default_value_t = 0.8)]
-    strength: f64,
-    /// img2img inference steps (of the whole schedule).
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 5.0)]
-    guidance: f32,
-    /// Seed of the img2img noise.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// The folder to write.
     #[arg(long)]
     out: PathBuf,
     /// Replace earlier outputs in the folder.
     #[arg(long)]
     force: bool,
+}
+
+/// img2img settings shared by `img2img` and `reconstruct --sd`.
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// Share of the schedule re-done.
+    #[arg(long, default_value_t = 0.8)]
+    strength: f64,
+    /// Inference steps of the whole schedule.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Classifier-free guidance scale (1: none).
+    #[arg(long, default_value_t = 5.0)]
+    guidance: f32,
+    /// ddim (Takagi & Nishimoto) or pndm (SD v1.5's default).
+    #[arg(long, default_value = "ddim")]
+    scheduler: String,
+    /// Seed of the noise (when not given as a file).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl SamplingArgs {
+    fn options(&self) -> Result<percept::sd::Img2ImgOptions> {
+        let sampler = match self.scheduler.as_str() {
+            "ddim" => percept::sd::Sampler::Ddim,
+            "pndm" => percept::sd::Sampler::Pndm,
+            other => anyhow::bail!("--scheduler {other}: expected ddim or pndm"),
+        };
+        Ok(percept::sd::Img2ImgOptions { strength: self.strength, steps: self.steps, guidance: self.guidance, sampler })
+    }
 }
 
 #[derive(clap::Args)]
@@ -276,21 +297,8 @@ struct Img2ImgArgs {
     /// reproduce another implementation's run exactly, give its noise here).
     #[arg(long)]
     noise: Option<PathBuf>,
-    /// Seed of the noise when --noise is not given.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Share of the schedule re-done.
-    #[arg(long, default_value_t = 0.8)]
-    strength: f64,
-    /// Inference steps of the whole schedule.
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    /// Classifier-free guidance scale (1: none).
-    #[arg(long, default_value_t = 5.0)]
-    guidance: f32,
-    /// ddim (Takagi & Nishimoto) or pndm (SD v1.5's default).
-    #[arg(long, default_value = "ddim")]
-    scheduler: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Keep the weights in f32 on the GPU (default: packed f16, half the memory).
     #[arg(long)]
     f32: bool,
@@ -338,18 +346,14 @@ fn empty_prompt(gpu: &percept::gpu::Gpu, sd: &percept::sd::StableDiffusion, mode
 }
 
 fn run_img2img(a: Img2ImgArgs) -> Result<()> {
-    use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
+    use percept::sd::StableDiffusion;
     percept::data::image::ensure_writable(&a.out, a.force)?;
     let png = match a.out.extension().and_then(|e| e.to_str()) {
         Some("png") => true,
         Some("npy") => false,
         _ => anyhow::bail!("--out {}: expected a .npy (latent) or .png (image)", a.out.display()),
     };
-    let sampler = match a.scheduler.as_str() {
-        "ddim" => Sampler::Ddim,
-        "pndm" => Sampler::Pndm,
-        other => anyhow::bail!("--scheduler {other}: expected ddim or pndm"),
-    };
+    let o = a.sampling.options()?;
     let dtype = if a.f32 { percept::gpu::DType::F32 } else { percept::gpu::DType::F16 };
     let spin = spinner("loading");
     let gpu = percept::gpu::Gpu::new()?;
@@ -367,10 +371,10 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
     anyhow::ensure!(shape[0] == sd.unet.config.in_channels, "init latent has {} channels; the U-Net takes {}", shape[0], sd.unet.config.in_channels);
     let d = sd.unet.config.cross_attention_dim;
     let cond = read_context(&a.cond, d)?;
-    let uncond = match (&a.uncond, a.guidance > 1.0) {
+    let uncond = match (&a.uncond, o.guidance > 1.0) {
         (Some(p), _) => Some(read_context(p, d)?),
         (None, false) => None,
-        (None, true) => Some(empty_prompt(&gpu, &sd, &a.model, a.guidance)?),
+        (None, true) => Some(empty_prompt(&gpu, &sd, &a.model, o.guidance)?),
     };
     let n: usize = shape.iter().product();
     let noise = match &a.noise {
@@ -379,9 +383,8 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
             anyhow::ensure!(s == shape, "{}: noise of shape {s:?} for a latent of {shape:?}", p.display());
             v
         }
-        None => percept::sd::gaussian(n, a.seed),
+        None => percept::sd::gaussian(n, a.sampling.seed),
     };
-    let o = Img2ImgOptions { strength: a.strength, steps: a.steps, guidance: a.guidance, sampler };
     let b = bar(0, "denoising");
     let latent = sd.img2img(&gpu, &init, shape, &cond, uncond.as_deref(), &noise, &o, &b)?;
     b.finish_and_clear();
@@ -390,7 +393,7 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
     } else {
         percept::data::npy::write(&a.out, &[1, shape[0], shape[1], shape[2]], &latent, a.force)?;
     }
-    println!("{}: img2img, {} steps of {} at strength {}, guidance {}", a.out.display(), b.position(), a.steps, a.strength, a.guidance);
+    println!("{}: img2img, {} steps of {} at strength {}, guidance {}", a.out.display(), b.position(), o.steps, o.strength, o.guidance);
     if let Some(p) = gpu.profile_report() {
         eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
     }
@@ -594,15 +597,15 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
         let d = sd.unet.config.cross_attention_dim;
         anyhow::ensure!(cshape.len() == 2 && cshape[1] == d, "{}: decodes c of shape {cshape:?}; the U-Net of {} wants (S, {d})", dec_c.display(), model.display());
         let per = cshape.iter().product::<usize>();
-        let uncond = match (&a.uncond, a.guidance > 1.0) {
+        let o = a.sampling.options()?;
+        let uncond = match (&a.uncond, o.guidance > 1.0) {
             (Some(p), _) => Some(read_context(p, d)?),
             (None, false) => None,
-            (None, true) => Some(empty_prompt(&gpu, sd, model, a.guidance)?),
+            (None, true) => Some(empty_prompt(&gpu, sd, model, o.guidance)?),
         };
-        let o = percept::sd::Img2ImgOptions { strength: a.strength, steps: a.steps, guidance: a.guidance, sampler: percept::sd::Sampler::Ddim };
         let b = bar(m * a.samples, "img2img");
         for k in 0..m {
-            let imgs = percept::recon::takagi(&gpu, sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.seed.wrapping_add(k as u64), &b)?;
+            let imgs = percept::recon::takagi(&gpu, sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.sampling.seed.wrapping_add(k as u64), &b)?;
             for (j, img) in imgs.into_iter().enumerate() {
                 img.save_png(&a.out.join(format!("{}_sd{j}.png", names[k].trim_end_matches(".png"))), a.force)?;
                 if j == 0 {
