@@ -304,3 +304,37 @@ fn reconstruct_runs_the_second_stage_with_sd() {
     let grid = percept::data::image::Rgb::open(&tmp.join("rec/grid.png")).unwrap();
     assert_eq!(grid.height, 2 * (32 + 4) + 4, "rows: z-only reconstructions and the SD stage");
 }
+
+#[test]
+fn bad_models_and_inputs_are_named() {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sd-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    // A U-Net config with other block types (e.g. SDXL's) is refused, naming the file.
+    let cfg = std::fs::read_to_string(dir().join("unet/config.json")).unwrap().replace("\"CrossAttnDownBlock2D\",", "\"DownBlock2D\",");
+    let path = tmp.join("config.json");
+    std::fs::write(&path, cfg).unwrap();
+    let err = percept::nn::unet::UnetConfig::from_file(&path).unwrap_err().to_string();
+    assert!(err.contains("config.json") && err.contains("down_block_types"), "{err}");
+    // A weights file cut short.
+    let bytes = std::fs::read(dir().join("vae/diffusion_pytorch_model.safetensors")).unwrap();
+    let cut = tmp.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Weights::open(&[&cut]).unwrap_err().to_string();
+    assert!(err.contains("cut.safetensors"), "{err}");
+    // NaN in the conditioning given to the command.
+    let r = reference();
+    let (c, s) = r.get_any("img2img.cond").unwrap();
+    let mut c = c.clone();
+    c[100] = f32::NAN;
+    let cond = tmp.join("nan_cond.npy");
+    percept::data::npy::write(&cond, &s, &c, true).unwrap();
+    let (init, is) = r.get_any("img2img.init").unwrap();
+    let init_p = tmp.join("init.npy");
+    percept::data::npy::write(&init_p, &is, &init, true).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_percept"))
+        .args(["img2img", "--model", dir().to_str().unwrap(), "--init-latent", init_p.to_str().unwrap(), "--cond", cond.to_str().unwrap(), "--guidance", "1", "--out", tmp.join("o.npy").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("nan_cond.npy") && err.contains("index 100"), "{err}");
+}

@@ -189,7 +189,7 @@ impl Gpu {
 
     /// A new command recorder.
     pub fn encoder(&self) -> Encoder<'_> {
-        Encoder { gpu: self, inner: None, pending: 0 }
+        Encoder { gpu: self, inner: None, pending: 0, pending_bytes: 0 }
     }
 
     /// With PERCEPT_PROFILE set, the time spent per kernel since the start (a Markdown table,
@@ -220,15 +220,21 @@ struct Profile {
     times: HashMap<String, (f64, usize)>,
 }
 
-/// Records dispatches; submits them together (and every few hundred, to bound memory).
+/// Records dispatches; submits them together (and after every few hundred dispatches or 512 MiB
+/// of outputs, to bound memory).
 pub struct Encoder<'g> {
     gpu: &'g Gpu,
     inner: Option<wgpu::CommandEncoder>,
     pending: usize,
+    pending_bytes: u64,
 }
 
 /// Dispatches recorded before an automatic submit.
 const MAX_PENDING: usize = 512;
+/// Bytes written by the recorded dispatches before an automatic submit: intermediates stay
+/// alive until their commands are submitted and done, so this bounds the memory a long
+/// forward pass holds (SD's VAE decoder at 512x512 writes 128-256 MiB per dispatch).
+const MAX_PENDING_BYTES: u64 = 512 << 20;
 
 impl<'g> Encoder<'g> {
     /// The device this records for.
@@ -276,6 +282,7 @@ impl<'g> Encoder<'g> {
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         self.pending += 1;
+        self.pending_bytes += buffers.last().and_then(|b| b.size).map_or(0, |s| s.get());
         if let (Some(t0), Some(p)) = (started, &self.gpu.profile) {
             self.submit();
             let _ = self.gpu.wait();
@@ -286,7 +293,7 @@ impl<'g> Encoder<'g> {
             e.0 += dt;
             e.1 += 1;
         }
-        if self.pending >= MAX_PENDING {
+        if self.pending >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
             self.submit();
         }
     }
@@ -302,6 +309,7 @@ impl<'g> Encoder<'g> {
             self.gpu.queue.submit([enc.finish()]);
         }
         self.pending = 0;
+        self.pending_bytes = 0;
     }
 }
 

@@ -6,7 +6,8 @@
 //! GPU buffers in it).
 //!
 //! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
-//! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone)
+//! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone;
+//! `--unet-only` stops after the U-Net step)
 
 use std::process::Command;
 use std::time::Instant;
@@ -232,6 +233,12 @@ fn main() -> Result<()> {
     eprintln!("U-Net step, batch 2, 64x64 ...");
     let t_unet = unet_step(64)?;
     eprintln!("  {t_unet:.1} s");
+    if args.iter().any(|a| a == "--unet-only") {
+        if let Some(p) = gpu.profile_report() {
+            eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
+        }
+        return Ok(());
+    }
     eprintln!("VAE decode 64x64 -> 512x512 ...");
     let t_vae = vae_decode(64)?;
     eprintln!("  {t_vae:.1} s");
