@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod config;
 pub mod layers;
 pub mod taesd;
 pub mod tokenizer;

@@ -11,9 +11,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{io, Error, Result};
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::layers::{Attention, Conv, GroupNorm, LayerNorm, Linear, ResnetBlock};
+use crate::nn::config::Json;
 use crate::nn::Weights;
 use crate::ops::conv2d::{Act, ConvSpec};
 use crate::ops::elementwise::{add, geglu, unary, Unary};
@@ -64,54 +65,42 @@ impl UnetConfig {
 
     /// Reads a diffusers config.json; refuses block types other than SD v1's.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let v: Value = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
-        let uint = |k: &str, d: Option<usize>| -> Result<usize> {
-            match v.get(k) {
-                Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| bad(format!("`{k}` must be an integer"))),
-                None => d.ok_or_else(|| bad(format!("missing `{k}`"))),
-            }
-        };
-        let blocks: Vec<usize> = v
-            .get("block_out_channels")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
-            .ok_or_else(|| bad("missing `block_out_channels`".into()))?;
+        let j = Json::read(path)?;
+        let blocks = j.uints("block_out_channels")?;
         let n = blocks.len();
         if n < 2 {
-            return Err(bad(format!("block_out_channels {blocks:?}: at least two levels expected")));
+            return Err(j.bad(format!("block_out_channels {blocks:?}: at least two levels expected")));
         }
-        let strings = |k: &str| -> Option<Vec<String>> { v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()) };
         let down: Vec<String> = (0..n).map(|i| if i + 1 < n { "CrossAttnDownBlock2D" } else { "DownBlock2D" }.to_string()).collect();
         let up: Vec<String> = (0..n).map(|i| if i == 0 { "UpBlock2D" } else { "CrossAttnUpBlock2D" }.to_string()).collect();
-        if let Some(d) = strings("down_block_types").filter(|d| *d != down) {
-            return Err(bad(format!("down_block_types {d:?} are not SD v1's {down:?}")));
+        if let Some(d) = j.strings("down_block_types").filter(|d| *d != down) {
+            return Err(j.bad(format!("down_block_types {d:?} are not SD v1's {down:?}")));
         }
-        if let Some(u) = strings("up_block_types").filter(|u| *u != up) {
-            return Err(bad(format!("up_block_types {u:?} are not SD v1's {up:?}")));
+        if let Some(u) = j.strings("up_block_types").filter(|u| *u != up) {
+            return Err(j.bad(format!("up_block_types {u:?} are not SD v1's {up:?}")));
         }
-        if v.get("use_linear_projection").and_then(Value::as_bool).unwrap_or(false) {
-            return Err(bad("use_linear_projection is true (SD v2); SD v1 U-Nets use 1x1 convolutions".into()));
+        if j.flag("use_linear_projection", false) {
+            return Err(j.bad("use_linear_projection is true (SD v2); SD v1 U-Nets use 1x1 convolutions"));
         }
         // diffusers: num_attention_heads defaults to attention_head_dim, which SD v1 configs
         // (mis)use for the head count.
-        let heads_v = v.get("num_attention_heads").filter(|x| !x.is_null()).or_else(|| v.get("attention_head_dim")).cloned().unwrap_or(Value::from(8));
+        let heads_v = j.v.get("num_attention_heads").filter(|x| !x.is_null()).or_else(|| j.v.get("attention_head_dim")).cloned().unwrap_or(Value::from(8));
         let heads = match heads_v {
             Value::Number(x) => vec![x.as_u64().unwrap_or(8) as usize; n],
             Value::Array(a) if a.len() == n => a.iter().map(|x| x.as_u64().unwrap_or(0) as usize).collect(),
-            other => return Err(bad(format!("attention heads {other} do not match {n} levels"))),
+            other => return Err(j.bad(format!("attention heads {other} do not match {n} levels"))),
         };
         Ok(UnetConfig {
-            in_channels: uint("in_channels", Some(4))?,
-            out_channels: uint("out_channels", Some(4))?,
+            in_channels: j.uint("in_channels", 4)?,
+            out_channels: j.uint("out_channels", 4)?,
             block_out_channels: blocks,
-            layers_per_block: uint("layers_per_block", Some(2))?,
-            cross_attention_dim: uint("cross_attention_dim", Some(768))?,
+            layers_per_block: j.uint("layers_per_block", 2)?,
+            cross_attention_dim: j.uint("cross_attention_dim", 768)?,
             heads,
-            norm_num_groups: uint("norm_num_groups", Some(32))?,
-            norm_eps: v.get("norm_eps").and_then(Value::as_f64).unwrap_or(1e-5) as f32,
-            flip_sin_to_cos: v.get("flip_sin_to_cos").and_then(Value::as_bool).unwrap_or(true),
-            freq_shift: v.get("freq_shift").and_then(Value::as_f64).unwrap_or(0.0) as f32,
+            norm_num_groups: j.uint("norm_num_groups", 32)?,
+            norm_eps: j.float("norm_eps", 1e-5),
+            flip_sin_to_cos: j.flag("flip_sin_to_cos", true),
+            freq_shift: j.float("freq_shift", 0.0),
         })
     }
 }

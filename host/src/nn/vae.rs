@@ -8,11 +8,10 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
-use crate::error::{io, Error, Result};
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::layers::{Attention, Conv, GroupNorm, ResnetBlock};
+use crate::nn::config::Json;
 use crate::nn::Weights;
 use crate::ops::conv2d::{conv2d, Act, ConvSpec, ConvWeight};
 use crate::ops::elementwise::add;
@@ -47,34 +46,23 @@ impl VaeConfig {
 
     /// Reads a diffusers config.json.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let v: Value = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
-        let uint = |k: &str, d: usize| -> Result<usize> {
-            match v.get(k) {
-                Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| bad(format!("`{k}` must be an integer"))),
-                None => Ok(d),
-            }
-        };
-        let blocks: Vec<usize> = v
-            .get("block_out_channels")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
-            .ok_or_else(|| bad("missing `block_out_channels`".into()))?;
+        let j = Json::read(path)?;
+        let blocks = j.uints("block_out_channels")?;
         for (k, want) in [("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")] {
-            if let Some(a) = v.get(k).and_then(Value::as_array) {
-                if a.len() != blocks.len() || a.iter().any(|s| s.as_str() != Some(want)) {
-                    return Err(bad(format!("`{k}` must be {} x {want}", blocks.len())));
+            if let Some(a) = j.strings(k) {
+                if a.len() != blocks.len() || a.iter().any(|s| s != want) {
+                    return Err(j.bad(format!("`{k}` must be {} x {want}", blocks.len())));
                 }
             }
         }
         Ok(VaeConfig {
-            in_channels: uint("in_channels", 3)?,
-            out_channels: uint("out_channels", 3)?,
-            latent_channels: uint("latent_channels", 4)?,
+            in_channels: j.uint("in_channels", 3)?,
+            out_channels: j.uint("out_channels", 3)?,
+            latent_channels: j.uint("latent_channels", 4)?,
             block_out_channels: blocks,
-            layers_per_block: uint("layers_per_block", 2)?,
-            norm_num_groups: uint("norm_num_groups", 32)?,
-            scaling_factor: v.get("scaling_factor").and_then(Value::as_f64).unwrap_or(0.18215) as f32,
+            layers_per_block: j.uint("layers_per_block", 2)?,
+            norm_num_groups: j.uint("norm_num_groups", 32)?,
+            scaling_factor: j.float("scaling_factor", 0.18215),
         })
     }
 }
