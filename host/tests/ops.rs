@@ -32,6 +32,37 @@ fn linear_matches_reference() {
 }
 
 #[test]
+fn linear_kernel_variants_match_reference() {
+    // Every kernel on this adapter, whatever `linear` would pick: the workgroup-tiled one, the
+    // register-blocked CPU one, and (where subgroups are 8 lanes) the subgroupBroadcast one.
+    // Shapes straddle its 32 x 32 tiles; M = 1 leaves 7 lanes loading a clamped row.
+    use linear::Variant;
+    let gpu = gpu();
+    let mut variants = vec![Variant::Tiled, Variant::Cpu];
+    if gpu.subgroup8 {
+        variants.push(Variant::Subgroup);
+    } else {
+        eprintln!("no 8-lane subgroups on {}: the Subgroup kernel is not checked", gpu.describe());
+    }
+    for (m, n, k, f16) in [(1, 5, 8, false), (33, 31, 20, true), (64, 64, 64, false), (70, 100, 36, true), (9, 129, 4, false)] {
+        let x = rand(m * k, 11, 1.0);
+        let w = rand(n * k, 12, 0.5);
+        let b = rand(n, 13, 1.0);
+        let wq = if f16 { round_f16(&w) } else { w.clone() };
+        let want = linear::linear_ref(&x, &wq, Some(&b), m, n, k);
+        let xt = Tensor::from_f32(gpu, &[m, k], &x).unwrap();
+        let wt = if f16 { Tensor::from_f32_as_f16(gpu, &[n, k], &w) } else { Tensor::from_f32(gpu, &[n, k], &w) }.unwrap();
+        let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
+        for &v in &variants {
+            let mut enc = gpu.encoder();
+            let y = linear::linear_with(&mut enc, &xt, &wt, Some(&bt), v).unwrap();
+            drop(enc);
+            assert_close(&format!("{v:?} linear m={m} n={n} k={k} f16={f16}"), &y.to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
+        }
+    }
+}
+
+#[test]
 fn linear_splits_weights_larger_than_a_binding() {
     // A device of its own, with bindings capped at 4 KiB: a 100 x 64 f32 weight (25 KiB) and
     // its f16 form must be split into ranges of rows.
@@ -136,7 +167,7 @@ fn shape_errors_name_the_op() {
 
 #[test]
 fn conv2d_matches_reference() {
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_ref, conv2d_with, Act, ConvSpec, ConvWeight, Variant};
     use percept::gpu::DType;
     let gpu = gpu();
     let cases = [
@@ -151,7 +182,15 @@ fn conv2d_matches_reference() {
         // The U-Net's lowest level at a 64x128 image: 1x2 pixels.
         (2, 1, 2, 32, 32, 3, ConvSpec::same(1, Act::None), true),
         (2, 2, 1, 16, 8, 3, ConvSpec::same(1, Act::None), false),
+        // More than one 32 x 32 tile of the Subgroup kernel, ragged in pixels and channels.
+        (1, 12, 11, 16, 40, 3, ConvSpec::same(1, Act::Silu), true),
+        (2, 7, 9, 8, 33, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::Relu }, false),
     ];
+    // Every kernel this adapter can run (whatever conv2d would pick), on every case it takes.
+    let mut variants = vec![Variant::Tiled, Variant::Cpu];
+    if gpu.subgroup8 {
+        variants.push(Variant::Subgroup);
+    }
     for (i, &(b, h, w, cin, cout, k, spec, f16)) in cases.iter().enumerate() {
         let x = rand(b * h * w * cin, 10 + i as u64, 1.0);
         let wt = rand(cout * cin * k * k, 20 + i as u64, 0.3);
@@ -167,6 +206,12 @@ fn conv2d_matches_reference() {
         drop(enc);
         assert_eq!(y.shape, shape.to_vec(), "case {i}");
         assert_close(&format!("conv2d case {i} {:?}", (b, h, w, cin, cout, k, spec.stride, f16)), &y.to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
+        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || cin % 4 == 0) {
+            let mut enc = gpu.encoder();
+            let y = conv2d_with(&mut enc, &xt, &cw, spec, v).unwrap();
+            drop(enc);
+            assert_close(&format!("{v:?} conv2d case {i} {:?}", (b, h, w, cin, cout, k, spec.stride, f16)), &y.to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
+        }
     }
 }
 
@@ -292,7 +337,13 @@ fn attention_matches_reference() {
     use percept::ops::attention::*;
     let gpu = gpu();
     // (B, Lq, Lk, heads, D, causal): self, cross (context of another length), one big head.
-    for (b, lq, lk, h, d, causal) in [(1, 5, 5, 1, 4, false), (2, 70, 13, 8, 5, false), (1, 9, 9, 2, 8, true), (1, 33, 33, 1, 512, false), (2, 16, 77, 8, 40, false)] {
+    let mut variants = vec![Variant::Scalar, Variant::Vec4];
+    if gpu.subgroup8 {
+        variants.push(Variant::Subgroup);
+    }
+    // Also: causal with queries and keys not multiples of 8 (the Subgroup kernel's blocks),
+    // and a head of 160 (SD's lowest level) whose loops are longer than compilers unroll.
+    for (b, lq, lk, h, d, causal) in [(1, 5, 5, 1, 4, false), (2, 70, 13, 8, 5, false), (1, 9, 9, 2, 8, true), (1, 33, 33, 1, 512, false), (2, 16, 77, 8, 40, false), (1, 21, 21, 3, 12, true), (1, 19, 10, 2, 160, false)] {
         let q = rand(b * lq * h * d, 97, 1.0);
         let k = rand(b * lk * h * d, 98, 1.0);
         let v = rand(b * lk * h * d, 99, 1.0);
@@ -304,6 +355,12 @@ fn attention_matches_reference() {
         let y = attention(&mut enc, &qt, &kt, &vt, h, causal).unwrap();
         drop(enc);
         assert_close(&format!("attention {:?}", (b, lq, lk, h, d, causal)), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+        for &v in variants.iter().filter(|&&v| v == Variant::Scalar || d % 4 == 0) {
+            let mut enc = gpu.encoder();
+            let y = attention_with(&mut enc, &qt, &kt, &vt, h, causal, v).unwrap();
+            drop(enc);
+            assert_close(&format!("{v:?} attention {:?}", (b, lq, lk, h, d, causal)), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+        }
     }
 }
 

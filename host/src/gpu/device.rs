@@ -42,6 +42,9 @@ pub struct Gpu {
     pub kind: AdapterKind,
     /// Whether WGSL `f16` (SHADER_F16) is enabled.
     pub shader_f16: bool,
+    /// Whether SUBGROUP is enabled with subgroups of exactly 8 lanes, as the `*_sg` CPU
+    /// kernels need.
+    pub subgroup8: bool,
     binding_cap: std::sync::atomic::AtomicU64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
@@ -89,7 +92,11 @@ impl Gpu {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
-        let features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        let mut features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
+        if subgroups {
+            features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("percept"),
@@ -100,10 +107,14 @@ impl Gpu {
             .await
             .map_err(|e| Error::Gpu(format!("{}: cannot open the device: {e}", info.name)))?;
         let kind = if info.device_type == wgpu::DeviceType::Cpu { AdapterKind::Cpu } else { AdapterKind::Gpu };
-        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, max_binding = limits.max_storage_buffer_binding_size, "GPU");
+        // The CPU kernels that share operands with subgroupBroadcast assume one workgroup of 8
+        // lanes is one subgroup (lavapipe with 256-bit vectors); PERCEPT_NO_SUBGROUPS=1 turns
+        // them off (to compare, or on an adapter where they misbehave).
+        let subgroup8 = subgroups && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
+        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
         let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());
-        Ok(Gpu { device, queue, info, limits, kind, shader_f16, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
+        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
     }
 
     /// One line naming the adapter, for `-v` and reports.
@@ -138,10 +149,17 @@ impl Gpu {
         let module = match cached {
             Some(m) => m,
             None => {
-                let m = Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                }));
+                // naga's loop bounding (a hidden counter in every loop, against infinite loops)
+                // keeps drivers from unrolling loops with constant trip counts: on lavapipe the
+                // register-blocked kernels then keep their accumulators in indexed memory and
+                // run 2-4x slower. Every loop in shaders/ is bounded by a counter against a
+                // uniform or constant limit, so it is turned off; buffer bounds checks stay.
+                let mut checks = wgpu::ShaderRuntimeChecks::checked();
+                checks.force_loop_bounding = false;
+                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source.into()) };
+                // SAFETY: the only check turned off is loop bounding, whose precondition (no
+                // infinite loops) holds for the shaders in shaders/, the only ones compiled here.
+                let m = Arc::new(unsafe { self.device.create_shader_module_trusted(desc, checks) });
                 self.modules.lock().expect("module cache").insert(shader.name, m.clone());
                 m
             }

@@ -8,8 +8,15 @@ use super::{bands, ensure, grid_flat, groups, output};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
-/// Output pixels per invocation in `conv_cpu` (TM in conv2d.wgsl).
-const TM: usize = 8;
+/// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
+const SHADER_SG: Shader = Shader { name: "conv2d_sg.wgsl", source: include_str!("../../../shaders/conv2d_sg.wgsl") };
+/// (output pixels, output channels) per workgroup of `conv_cpu`, `conv_sg`, `conv_tiled`.
+const CPU_TILE: (usize, usize) = (8, 64);
+const SG_TILE: (usize, usize) = (32, 32);
+const GPU_TILE: (usize, usize) = (16, 16);
+
+/// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
+pub use super::linear::Variant;
 const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 
 /// Activation fused into an op's output.
@@ -117,6 +124,20 @@ struct Params {
 
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
+    let gpu = enc.gpu();
+    let v = match (gpu.kind, wt.cin % 4 == 0, gpu.subgroup8) {
+        (AdapterKind::Cpu, true, true) => Variant::Subgroup,
+        (AdapterKind::Cpu, true, false) => Variant::Cpu,
+        _ => Variant::Tiled,
+    };
+    conv2d_with(enc, x, wt, spec, v)
+}
+
+/// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
+/// Cin % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
+pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
+    ensure(variant == Variant::Tiled || wt.cin % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin))?;
+    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups".into())?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     let [b, h, w, cin] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let (kh, kw) = wt.k;
@@ -126,9 +147,12 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
     let y = output(enc, &[b, ho, wo, wt.cout])?;
     let gpu = enc.gpu();
     ensure(wt.weight.bytes() <= gpu.max_binding(), "conv2d", || format!("weight of {} bytes exceeds one binding", wt.weight.bytes()))?;
-    let cpu = gpu.kind == AdapterKind::Cpu && cin % 4 == 0;
-    let entry = if cpu { "conv_cpu" } else { "conv_tiled" };
-    let pipeline = gpu.pipeline(SHADER, entry, 4, &[("W_F16", (wt.weight.dtype == DType::F16) as u8 as f64)])?;
+    let (shader, entry, tile) = match variant {
+        Variant::Tiled => (SHADER, "conv_tiled", GPU_TILE),
+        Variant::Cpu => (SHADER, "conv_cpu", CPU_TILE),
+        Variant::Subgroup => (SHADER_SG, "conv_sg", SG_TILE),
+    };
+    let pipeline = gpu.pipeline(shader, entry, 4, &[("W_F16", (wt.weight.dtype == DType::F16) as u8 as f64)])?;
     let p = Params {
         batch: b as u32,
         h: h as u32,
@@ -148,8 +172,8 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
     };
     let bias = wt.bias.as_ref().unwrap_or(x);
     let grid = |rows: usize| {
-        let (gx, per) = if cpu { (groups(wt.cout, 64), TM) } else { (groups(wt.cout, 16), 16) };
-        let [gy, gz, _] = grid_flat(rows, per);
+        let gx = groups(wt.cout, tile.1);
+        let [gy, gz, _] = grid_flat(rows, tile.0);
         [gx, gy, gz]
     };
     if !bands::needed(gpu, "conv2d", &[x, &y])? {

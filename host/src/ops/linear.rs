@@ -6,11 +6,27 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{ensure, groups, output};
 use crate::error::Result;
-use crate::gpu::{AdapterKind, DType, Encoder, Shader, Tensor};
+use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
 const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
-/// Output rows per invocation in `linear_cpu`.
-const TM: usize = 8;
+/// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
+const SHADER_SG: Shader = Shader { name: "linear_sg.wgsl", source: include_str!("../../../shaders/linear_sg.wgsl") };
+/// Output rows per workgroup and columns per workgroup in `linear_cpu`.
+const CPU_TILE: (usize, usize) = (8, 64);
+/// The same in `linear_sg`.
+const SG_TILE: (usize, usize) = (32, 32);
+
+/// Which kernel runs a product: chosen by adapter and shape, overridable for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Workgroup-memory tiles (GPUs, and any shape).
+    Tiled,
+    /// Register-blocked, all lanes reading the same rows of x (CPU adapters).
+    Cpu,
+    /// Register-blocked, rows of x shared by subgroupBroadcast (CPU adapters with 8-lane
+    /// subgroups).
+    Subgroup,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -69,13 +85,51 @@ struct Dims {
     y_batch: usize,
 }
 
+/// The kernel `linear`/`matmul` pick for this adapter and shape.
+pub fn variant(gpu: &Gpu, k: usize, x_batch: usize, w_batch: usize, trans_b: bool) -> Variant {
+    // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4.
+    if gpu.kind == AdapterKind::Cpu && trans_b && k % 4 == 0 && x_batch % 4 == 0 && w_batch % 4 == 0 {
+        if gpu.subgroup8 {
+            Variant::Subgroup
+        } else {
+            Variant::Cpu
+        }
+    } else {
+        Variant::Tiled
+    }
+}
+
+/// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
+/// K % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
+pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
+    let (n, k) = (w.shape[0], w.shape[1]);
+    ensure(variant == Variant::Tiled || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
+    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups".into())?;
+    let m = x.numel() / k.max(1);
+    let mut shape = x.shape.clone();
+    *shape.last_mut().expect("x has a dimension") = n;
+    let y = output(enc, &shape)?;
+    run_variant(enc, x, w, bias, &y, Dims { batch: 1, m, n, k, x_batch: 0, w_batch: 0, y_batch: 0 }, true, variant)?;
+    Ok(y)
+}
+
 fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool) -> Result<()> {
+    let v = variant(enc.gpu(), d.k, d.x_batch, d.w_batch, trans_b);
+    run_variant(enc, x, w, bias, y, d, trans_b, v)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool, v: Variant) -> Result<()> {
     let gpu = enc.gpu();
     let f16 = w.dtype == DType::F16;
-    // The CPU kernel reads vec4s along K: K and the batch strides must be multiples of 4.
-    let cpu = gpu.kind == AdapterKind::Cpu && trans_b && d.k % 4 == 0 && d.x_batch % 4 == 0 && d.w_batch % 4 == 0;
-    let entry = if cpu { "linear_cpu" } else { "linear_tiled" };
-    let pipeline = gpu.pipeline(SHADER, entry, 4, &[("W_F16", f16 as u8 as f64), ("TRANS_B", trans_b as u8 as f64)])?;
+    let cpu = v != Variant::Tiled;
+    let (shader, entry) = match v {
+        Variant::Tiled => (SHADER, "linear_tiled"),
+        Variant::Cpu => (SHADER, "linear_cpu"),
+        Variant::Subgroup => (SHADER_SG, "linear_sg"),
+    };
+    let constants: &[(&str, f64)] = if v == Variant::Subgroup { &[("W_F16", f16 as u8 as f64)] } else { &[("W_F16", f16 as u8 as f64), ("TRANS_B", trans_b as u8 as f64)] };
+    let pipeline = gpu.pipeline(shader, entry, 4, constants)?;
     // Split the weight into ranges of output rows that fit one binding (linear only).
     let elem = if f16 { 2 } else { 4 };
     let row_bytes = (d.k * elem) as u64;
@@ -110,7 +164,11 @@ fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: 
             n_total: d.n as u32,
             _pad: 0,
         };
-        let grid = if cpu { [groups(rows, 8 * 8), groups(d.m, TM), d.batch as u32] } else { [groups(rows, 16), groups(d.m, 16), d.batch as u32] };
+        let grid = match v {
+            Variant::Tiled => [groups(rows, 16), groups(d.m, 16), d.batch as u32],
+            Variant::Cpu => [groups(rows, CPU_TILE.1), groups(d.m, CPU_TILE.0), d.batch as u32],
+            Variant::Subgroup => [groups(rows, SG_TILE.1), groups(d.m, SG_TILE.0), d.batch as u32],
+        };
         enc.dispatch(&pipeline, &[x.binding(), w_binding, bias_binding.clone(), y.binding()], bytemuck::bytes_of(&meta), grid);
         n0 += rows;
     }

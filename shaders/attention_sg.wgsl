@@ -1,0 +1,110 @@
+// attention_sg: the CPU-adapter variant of attention.wgsl (same Params and bindings) for
+// adapters whose subgroups are exactly the 8 lanes of a workgroup (lavapipe on AVX2). Needs the
+// SUBGROUP feature, so it lives in its own file: attention.wgsl must compile without it.
+//
+// A workgroup is 8 queries of one head of one batch element. Keys go in blocks of 8: lane l
+// loads key j0 + l (and later its value) and subgroupBroadcast hands it to the other lanes,
+// so each key is loaded once per workgroup instead of once per lane (lavapipe loads storage
+// buffers one lane at a time). Online softmax as in attention.wgsl: one running-maximum
+// correction per block. The head size is a pipeline constant (D4 = D / 4, at most 128), so
+// that the loops over it have a known trip count.
+
+struct Params {
+    lq: u32,
+    lk: u32,
+    heads: u32,
+    d: u32,
+    scale: f32,
+    causal: u32,   // 1: query i sees keys j <= i (CLIP's text encoder)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+override D4: u32 = 10u;
+
+@group(0) @binding(0) var<storage, read> q4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> k4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> o4: array<vec4<f32>>;
+@group(1) @binding(0) var<uniform> params: Params;
+
+// The 8 scores of this lane's query against keys j0 .. j0 + 8 (loaded one per lane).
+fn scores(qv: ptr<function, array<vec4<f32>, 128>>, kb: u32) -> array<f32, 8> {
+    var s: array<f32, 8>;
+    for (var t = 0u; t < D4; t++) {
+        let kl = k4[kb + t];
+        let x = (*qv)[t];
+        s[0] += dot(x, subgroupBroadcast(kl, 0u));
+        s[1] += dot(x, subgroupBroadcast(kl, 1u));
+        s[2] += dot(x, subgroupBroadcast(kl, 2u));
+        s[3] += dot(x, subgroupBroadcast(kl, 3u));
+        s[4] += dot(x, subgroupBroadcast(kl, 4u));
+        s[5] += dot(x, subgroupBroadcast(kl, 5u));
+        s[6] += dot(x, subgroupBroadcast(kl, 6u));
+        s[7] += dot(x, subgroupBroadcast(kl, 7u));
+    }
+    return s;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn attention_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let h = wid.y;
+    let b = wid.z;
+    // No early return: subgroupBroadcast needs every lane. A query past the end computes
+    // the last one and is not stored.
+    let i_real = wid.x * 8u + lane;
+    let i = min(i_real, params.lq - 1u);
+    let w4 = params.heads * D4;
+    let qb = (b * params.lq + i) * w4 + h * D4;
+    var qv: array<vec4<f32>, 128>;
+    var acc: array<vec4<f32>, 128>;
+    for (var t = 0u; t < D4; t++) {
+        qv[t] = q4[qb + t] * params.scale;
+        acc[t] = vec4<f32>(0.0);
+    }
+    var m = -3.0e38;
+    var l = 0.0;
+    // Keys this workgroup needs: all, or up to its last query when causal.
+    var last = params.lk;
+    if params.causal == 1u {
+        last = min(min(wid.x * 8u + 7u, params.lq - 1u) + 1u, params.lk);
+    }
+    for (var j0 = 0u; j0 < last; j0 += 8u) {
+        // Lane l's key and value row; past the end (or causally hidden) keys get p = 0.
+        let kb = (b * params.lk + min(j0 + lane, params.lk - 1u)) * w4 + h * D4;
+        let s = scores(&qv, kb);
+        var sv = array<f32, 8>(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        var m_new = m;
+        for (var u = 0u; u < 8u; u++) {
+            let j = j0 + u;
+            let visible = j < last && (params.causal == 0u || j <= i);
+            sv[u] = select(-3.0e38, sv[u], visible);
+            m_new = max(m_new, sv[u]);
+        }
+        let corr = exp(m - m_new);
+        var p: array<f32, 8>;
+        var psum = 0.0;
+        for (var u = 0u; u < 8u; u++) {
+            let j = j0 + u;
+            let visible = j < last && (params.causal == 0u || j <= i);
+            p[u] = select(0.0, exp(sv[u] - m_new), visible);
+            psum += p[u];
+        }
+        l = l * corr + psum;
+        m = m_new;
+        for (var t = 0u; t < D4; t++) {
+            let vl = v4[kb + t];
+            acc[t] = acc[t] * corr
+                + p[0] * subgroupBroadcast(vl, 0u) + p[1] * subgroupBroadcast(vl, 1u)
+                + p[2] * subgroupBroadcast(vl, 2u) + p[3] * subgroupBroadcast(vl, 3u)
+                + p[4] * subgroupBroadcast(vl, 4u) + p[5] * subgroupBroadcast(vl, 5u)
+                + p[6] * subgroupBroadcast(vl, 6u) + p[7] * subgroupBroadcast(vl, 7u);
+        }
+    }
+    if i_real < params.lq {
+        let inv = 1.0 / l;
+        for (var t = 0u; t < D4; t++) {
+            o4[qb + t] = acc[t] * inv;
+        }
+    }
+}
