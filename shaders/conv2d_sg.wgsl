@@ -28,6 +28,10 @@ struct Params {
 }
 
 override W_F16: bool = false;
+// The kernel size as pipeline constants (params.kh and params.kw must match): the tap loops
+// then have constant trip counts and are unrolled.
+override KH: u32 = 3u;
+override KW: u32 = 3u;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
@@ -111,7 +115,7 @@ fn conv_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     let m0 = (wid.z * nw.y + wid.y) * TM;   // blocks of pixels over y and z (65,535 per dimension)
     let rows = params.batch * params.ho * params.wo;
     let c4 = params.cin / 4u;
-    let k4 = params.kh * params.kw * c4;
+    let k4 = KH * KW * c4;
     // No early return: subgroupBroadcast needs every lane. Channels and pixels past the end
     // read the last one and are not stored.
     let wr0 = min(n0, params.cout - 1u) * k4;
@@ -128,14 +132,20 @@ fn conv_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
     var a24 = vec4<f32>(0.0); var a25 = vec4<f32>(0.0); var a26 = vec4<f32>(0.0); var a27 = vec4<f32>(0.0);
     var a28 = vec4<f32>(0.0); var a29 = vec4<f32>(0.0); var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0);
-    for (var ky = 0u; ky < params.kh; ky++) {
-        for (var kx = 0u; kx < params.kw; kx++) {
-            // Where this lane's 4 pixels read this tap (k = 0: padding, reads 0).
-            let p0 = tap_source(m0 + lane, rows, ky, kx, c4);
-            let p1 = tap_source(m0 + 8u + lane, rows, ky, kx, c4);
-            let p2 = tap_source(m0 + 16u + lane, rows, ky, kx, c4);
-            let p3 = tap_source(m0 + 24u + lane, rows, ky, kx, c4);
-            let tap = (ky * params.kw + kx) * c4;
+    // This lane's 4 pixels: their top-left input corner (divisions once, not per tap: integer
+    // division is scalar on a CPU).
+    let o0 = corner(m0 + lane, rows);
+    let o1 = corner(m0 + 8u + lane, rows);
+    let o2 = corner(m0 + 16u + lane, rows);
+    let o3 = corner(m0 + 24u + lane, rows);
+    for (var ky = 0u; ky < KH; ky++) {
+        for (var kx = 0u; kx < KW; kx++) {
+            // Where the 4 pixels read this tap (y = 0.0: padding, reads 0).
+            let p0 = tap_source(o0, ky, kx, c4);
+            let p1 = tap_source(o1, ky, kx, c4);
+            let p2 = tap_source(o2, ky, kx, c4);
+            let p3 = tap_source(o3, ky, kx, c4);
+            let tap = (ky * KW + kx) * c4;
             for (var c = 0u; c < c4; c++) {
                 // Every load before any arithmetic: lavapipe turns each load into a branchy
                 // loop over the lanes, and accumulators live across those branches get spilled.
@@ -164,16 +174,22 @@ fn conv_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     store8(m0 + 24u, rows, n0, a24, a25, a26, a27, a28, a29, a30, a31);
 }
 
-// For output pixel m (clamped to the last) and tap (ky, kx): x (the vec4 index of the input
-// pixel's channels; 0 in the padding) and y (the bits of 1.0, or of 0.0 in the padding).
-fn tap_source(m_in: u32, rows: u32, ky: u32, kx: u32, c4: u32) -> vec2<u32> {
+// For output pixel m (clamped to the last): (first input row of its batch element, input
+// row and column of its top-left tap; negative in the padding).
+fn corner(m_in: u32, rows: u32) -> vec3<i32> {
     let m = min(m_in, rows - 1u);
     let ox = m % params.wo;
     let oy = (m / params.wo) % params.ho;
     let b = m / (params.wo * params.ho);
-    let iy = i32(oy * params.stride + ky) - i32(params.pad_top);
-    let ix = i32(ox * params.stride + kx) - i32(params.pad_left);
+    return vec3<i32>(i32(b * params.h), i32(oy * params.stride) - i32(params.pad_top), i32(ox * params.stride) - i32(params.pad_left));
+}
+
+// For a pixel's corner and tap (ky, kx): x (the vec4 index of the input pixel's channels; 0 in
+// the padding) and y (the bits of 1.0, or of 0.0 in the padding).
+fn tap_source(o: vec3<i32>, ky: u32, kx: u32, c4: u32) -> vec2<u32> {
+    let iy = o.y + i32(ky);
+    let ix = o.z + i32(kx);
     let inside = iy >= 0 && ix >= 0 && iy < i32(params.h) && ix < i32(params.w);
-    let base = select(0u, ((b * params.h + u32(iy)) * params.w + u32(ix)) * c4, inside);
+    let base = select(0u, (u32(o.x + iy) * params.w + u32(ix)) * c4, inside);
     return vec2<u32>(base, bitcast<u32>(select(0.0, 1.0, inside)));
 }

@@ -66,7 +66,9 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     let bindings = [q.binding(), k.binding(), v.binding(), y.binding()];
     match variant {
         Variant::Subgroup => {
-            let pipeline = enc.gpu().pipeline(SHADER_SG, "attention_sg", 4, &[("D4", (d / 4) as f64)])?;
+            // Short heads (SD's 40 at its largest level) keep a whole key in registers.
+            let entry = if d <= 48 { "attention_sg_short" } else { "attention_sg" };
+            let pipeline = enc.gpu().pipeline(SHADER_SG, entry, 4, &[("D4", (d / 4) as f64)])?;
             enc.dispatch(&pipeline, &bindings, bytemuck::bytes_of(&p), [groups(lq, 8), heads as u32, b as u32]);
         }
         Variant::Vec4 | Variant::Scalar => {

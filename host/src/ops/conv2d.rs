@@ -152,7 +152,12 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
         Variant::Cpu => (SHADER, "conv_cpu", CPU_TILE),
         Variant::Subgroup => (SHADER_SG, "conv_sg", SG_TILE),
     };
-    let pipeline = gpu.pipeline(shader, entry, 4, &[("W_F16", (wt.weight.dtype == DType::F16) as u8 as f64)])?;
+    let f16 = (wt.weight.dtype == DType::F16) as u8 as f64;
+    let pipeline = if variant == Variant::Subgroup {
+        gpu.pipeline(shader, entry, 4, &[("W_F16", f16), ("KH", kh as f64), ("KW", kw as f64)])?
+    } else {
+        gpu.pipeline(shader, entry, 4, &[("W_F16", f16)])?
+    };
     let p = Params {
         batch: b as u32,
         h: h as u32,
