@@ -78,10 +78,11 @@ fn main() -> Result<()> {
     let date = today();
     report += &format!("## GPU runtime kernels and TAESD ({date})\n\n");
     report += &format!(
-        "Machine: {}. Adapter: {} (kernel variant: {:?}).\nCommand: `cargo run --release -p percept-tests --bin bench-gpu`. Best of several runs after a warm-up; numpy and PyTorch (2 threads) in the same run.\n\n",
+        "Machine: {}. Adapter: {} (kernel variant: {:?}, 8-lane subgroups: {}).\nCommand: `cargo run --release -p percept-tests --bin bench-gpu`. Best of several runs after a warm-up; numpy and PyTorch (2 threads) in the same run.\n\n",
         machine(),
         gpu.describe(),
-        gpu.kind
+        gpu.kind,
+        gpu.subgroup8
     );
     report += "The kernel `percept` picks on this adapter is the first two columns; the third is the register-blocked CPU kernel without subgroups (every lane loading the shared operand, the previous default), f16 weights, in the same run.\n\n";
     report += "| kernel | shape | percept f32 weights GFLOP/s | percept f16 weights GFLOP/s | without subgroups, f16 GFLOP/s | numpy GFLOP/s | PyTorch CPU GFLOP/s |\n|---|---|---|---|---|---|---|\n";
@@ -150,11 +151,18 @@ fn main() -> Result<()> {
             let mut enc = gpu.encoder();
             percept::ops::attention::attention(&mut enc, &q, &k, &v, heads, false).unwrap();
         });
+        // The vec4 kernel without subgroups (the previous default on CPU adapters).
+        let plain = (gpu.kind == percept::gpu::AdapterKind::Cpu).then(|| {
+            best(&gpu, 1, || {
+                let mut enc = gpu.encoder();
+                percept::ops::attention::attention_with(&mut enc, &q, &k, &v, heads, false, percept::ops::attention::Variant::Vec4).unwrap();
+            })
+        });
         let torch = python(&format!(
             "import time, torch\ntorch.set_num_threads(2)\nq=torch.rand({b},{heads},{l},{d})\nk=torch.rand({b},{heads},{l},{d})\nv=torch.rand({b},{heads},{l},{d})\nf=torch.nn.functional.scaled_dot_product_attention\nf(q,k,v)\nb=1e9\nfor _ in range(3):\n t=time.perf_counter(); f(q,k,v); b=min(b,time.perf_counter()-t)\nprint(b)",
             d = c / heads
         ));
-        report += &format!("| attention (fused) | batch {b}, {l} x {l}, {heads} heads of {} | {} | - | - | - | {} |\n", c / heads, gflops(flop, Some(ours)), gflops(flop, torch));
+        report += &format!("| attention (fused) | batch {b}, {l} x {l}, {heads} heads of {} | {} | - | {} (f32) | - | {} |\n", c / heads, gflops(flop, Some(ours)), gflops(flop, plain), gflops(flop, torch));
     }
 
     eprintln!("TAESD ...");
