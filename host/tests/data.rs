@@ -60,6 +60,20 @@ fn stimulus_lists_and_repeats() {
     std::fs::write(&list, "file,captions\nx.png,\n").unwrap();
     let e = percept::data::stimuli::read(&list).unwrap_err().to_string();
     assert!(e.contains("no `image` column"), "{e}");
+
+    // Quoted fields: captions keep their commas and quotes through write_csv and read.
+    let caps = vec!["A man, a plan, a canal".to_string(), "a \"quoted\" sign".to_string()];
+    let rows = vec![("a, b.png".to_string(), caps.clone(), vec!["coco".to_string()]), ("c.png".to_string(), vec![], vec!["drawn".to_string()])];
+    std::fs::write(&list, percept::data::stimuli::write_csv(&rows, &["source"]).unwrap()).unwrap();
+    let trials = percept::data::stimuli::read(&list).unwrap();
+    assert_eq!(trials.len(), 2);
+    assert_eq!(trials[0].captions, caps);
+    assert_eq!(trials[0].image, list.parent().unwrap().join("a, b.png"));
+    assert!(trials[1].captions.is_empty());
+    // A row without an image is an error naming the file and the line.
+    std::fs::write(&list, "image,captions\na.png,x\n,\"a cat, sitting\"\n").unwrap();
+    let e = percept::data::stimuli::read(&list).unwrap_err().to_string();
+    assert!(e.contains("stimuli.csv:3") && e.contains("no image"), "{e}");
 }
 
 #[test]

@@ -123,6 +123,12 @@ fn saved_subject_reads_back_as_npy_and_nifti() {
     let trials = percept::data::stimuli::read(&dir.join("test.csv")).unwrap();
     assert_eq!(trials.len(), 24);
     assert!(trials.iter().all(|t| t.image.exists() && !t.captions.is_empty()));
+    // The captions read back are the subject's own, commas included (quoted CSV; line
+    // breaks become spaces, `|` becomes `/`).
+    for (t, &i) in trials.iter().zip(&subj.test.shown) {
+        let want: Vec<String> = subj.test_stimuli[i].captions.iter().map(|c| c.replace('|', "/").replace('\n', " ").trim().to_string()).collect();
+        assert_eq!(t.captions, want);
+    }
     let err = subj.save(&dir, false, &indicatif::ProgressBar::hidden()).unwrap_err().to_string();
     assert!(err.contains("settings.txt") && err.contains("--force"), "{err}");
     subj.save(&dir, true, &indicatif::ProgressBar::hidden()).unwrap();

@@ -17,23 +17,48 @@ pub struct Trial {
     pub captions: Vec<String>,
 }
 
-/// Reads a stimulus list.
+/// Reads a stimulus list (RFC 4180 CSV: fields with commas or quotes are quoted).
 pub fn read(path: &Path) -> Result<Vec<Trial>> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| Error::Invalid(format!("{}: empty stimulus list", path.display())))?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    let image_col = cols.iter().position(|c| *c == "image").ok_or_else(|| Error::Invalid(format!("{}: no `image` column in the header `{header}`", path.display())))?;
-    let caption_col = cols.iter().position(|c| *c == "captions");
+    let bad = |line: usize, what: String| Error::Invalid(format!("{}:{line}: {what}", path.display()));
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let header = reader.headers().map_err(|e| bad(1, e.to_string()))?.clone();
+    if header.iter().all(str::is_empty) {
+        return Err(Error::Invalid(format!("{}: empty stimulus list", path.display())));
+    }
+    let image_col = header.iter().position(|c| c == "image").ok_or_else(|| Error::Invalid(format!("{}: no `image` column in the header `{}`", path.display(), header.iter().collect::<Vec<_>>().join(","))))?;
+    let caption_col = header.iter().position(|c| c == "captions");
     let mut trials = Vec::new();
-    for (i, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let image = fields.get(image_col).filter(|s| !s.is_empty()).ok_or_else(|| Error::Invalid(format!("{}:{}: no image", path.display(), i + 1)))?;
-        let captions = caption_col.and_then(|c| fields.get(c)).map(|s| s.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()).unwrap_or_default();
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let image = record.get(image_col).filter(|s| !s.is_empty()).ok_or_else(|| bad(line, "no image".into()))?;
+        let captions = caption_col.and_then(|c| record.get(c)).map(|s| s.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()).unwrap_or_default();
         trials.push(Trial { image: dir.join(image), captions });
     }
     Ok(trials)
+}
+
+/// Writes a stimulus list that [`read`] reads back: columns `image` (as given, usually
+/// relative to the list's folder), `captions` (joined with `|`; a `|` inside a caption becomes
+/// `/`) and any extra columns, quoted where needed.
+pub fn write_csv(rows: &[(String, Vec<String>, Vec<String>)], extra_columns: &[&str]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| Error::Invalid(format!("writing a stimulus list: {e}"));
+    let mut header = vec!["image", "captions"];
+    header.extend_from_slice(extra_columns);
+    w.write_record(&header).map_err(failed)?;
+    for (image, captions, extra) in rows {
+        let caps: Vec<String> = captions.iter().map(|c| c.replace('|', "/").replace('\n', " ")).collect();
+        let mut record = vec![image.clone(), caps.join("|")];
+        record.extend(extra.iter().cloned());
+        w.write_record(&record).map_err(failed)?;
+    }
+    w.into_inner().map_err(|e| Error::Invalid(format!("writing a stimulus list: {e}")))
 }
 
 /// Groups trials by image: `(distinct images in first-seen order, for each the trial rows)`.

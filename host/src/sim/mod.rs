@@ -264,14 +264,12 @@ impl Subject {
         }
         let nv = self.voxels.len();
         for (split, stimuli, trials) in [("train", &self.train_stimuli, &self.train), ("test", &self.test_stimuli, &self.test)] {
-            let mut csv = String::from("image,captions,source,how\n");
-            for &i in &trials.shown {
+            let rows: Vec<_> = trials.shown.iter().map(|&i| {
                 let st = &stimuli[i];
-                // Commas would split the field: captions lose theirs.
-                let caps: Vec<String> = st.captions.iter().map(|c| c.replace([',', '|', '\n'], " ")).collect();
-                let _ = writeln!(csv, "stimuli/{},{},{},{}", st.name, caps.join("|"), st.source, st.how);
-            }
-            write_atomic(&dir.join(format!("{split}.csv")), csv.as_bytes(), true)?;
+                (format!("stimuli/{}", st.name), st.captions.clone(), vec![st.source.to_string(), st.how.to_string()])
+            }).collect();
+            let csv = crate::data::stimuli::write_csv(&rows, &["source", "how"])?;
+            write_atomic(&dir.join(format!("{split}.csv")), &csv, true)?;
             let n = trials.shown.len();
             for (name, range) in regions(self) {
                 let x = columns(&trials.voxels, nv, range.clone());
