@@ -41,6 +41,11 @@ pub struct ConvWeight {
     pub cout: usize,
     /// Input channels.
     pub cin: usize,
+    /// Input channels of the stored weight: `cin`, or on CPU adapters `cin` rounded up to a
+    /// multiple of 4 with zero weights (the register-blocked kernels read vec4s of channels;
+    /// `conv2d` pads the input to match). RGB inputs (Cin 3) otherwise fall back to the
+    /// workgroup-tiled kernel, which is 30x slower on lavapipe.
+    pub cin_stored: usize,
     /// Kernel height and width.
     pub k: (usize, usize),
 }
@@ -50,8 +55,18 @@ impl ConvWeight {
     pub fn from_torch(gpu: &Gpu, w: &[f32], shape: [usize; 4], bias: Option<&[f32]>, dtype: DType) -> Result<Self> {
         let [cout, cin, kh, kw] = shape;
         ensure(w.len() == cout * cin * kh * kw, "conv2d", || format!("weight of shape {shape:?} has {} values", w.len()))?;
-        let packed = repack(w, shape);
-        let wshape = [cout, kh, kw, cin];
+        let cin_stored = if gpu.kind == AdapterKind::Cpu { cin.div_ceil(4) * 4 } else { cin };
+        let packed = if cin_stored == cin {
+            repack(w, shape)
+        } else {
+            let mut padded = vec![0.0; cout * cin_stored * kh * kw];
+            for o in 0..cout {
+                let n = cin * kh * kw;
+                padded[o * cin_stored * kh * kw..][..n].copy_from_slice(&w[o * n..][..n]);
+            }
+            repack(&padded, [cout, cin_stored, kh, kw])
+        };
+        let wshape = [cout, kh, kw, cin_stored];
         let weight = match dtype {
             DType::F32 => Tensor::from_f32(gpu, &wshape, &packed)?,
             DType::F16 => Tensor::from_f32_as_f16(gpu, &wshape, &packed)?,
@@ -63,7 +78,7 @@ impl ConvWeight {
             }
             None => None,
         };
-        Ok(ConvWeight { weight, bias, cout, cin, k: (kh, kw) })
+        Ok(ConvWeight { weight, bias, cout, cin, cin_stored, k: (kh, kw) })
     }
 }
 
@@ -125,7 +140,7 @@ struct Params {
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
     let gpu = enc.gpu();
-    let v = match (gpu.kind, wt.cin % 4 == 0, gpu.subgroup8) {
+    let v = match (gpu.kind, wt.cin_stored % 4 == 0, gpu.subgroup8) {
         (AdapterKind::Cpu, true, true) => Variant::Subgroup,
         (AdapterKind::Cpu, true, false) => Variant::Cpu,
         _ => Variant::Tiled,
@@ -136,9 +151,18 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
 /// Cin % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
-    ensure(variant == Variant::Tiled || wt.cin % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin))?;
+    ensure(variant == Variant::Tiled || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
     ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups".into())?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
+    // Zero channels up to the stored weight's (whose extra weights are zero too).
+    let padded;
+    let x = if wt.cin_stored != wt.cin {
+        let zeros = output(enc, &[x.shape[0], x.shape[1], x.shape[2], wt.cin_stored - wt.cin])?;
+        padded = super::resample::concat(enc, x, &zeros)?;
+        &padded
+    } else {
+        x
+    };
     let [b, h, w, cin] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let (kh, kw) = wt.k;
     let (hp, wp) = (h + spec.pad_y.0 + spec.pad_y.1, w + spec.pad_x.0 + spec.pad_x.1);
