@@ -149,10 +149,9 @@ impl Gpu {
         let module = match cached {
             Some(m) => m,
             None => {
-                // naga's loop bounding (a hidden counter in every loop, against infinite loops)
-                // keeps drivers from unrolling loops with constant trip counts: on lavapipe the
-                // register-blocked kernels then keep their accumulators in indexed memory and
-                // run 2-4x slower. Every loop in shaders/ is bounded by a counter against a
+                // naga's loop bounding adds a hidden counter and exit test to every loop, against
+                // infinite loops; on lavapipe it made linear_sg 0-18% slower (one A/B, medians;
+                // BENCHMARKS.md). Every loop in shaders/ is bounded by a counter against a
                 // uniform or constant limit, so it is turned off; buffer bounds checks stay.
                 let mut checks = wgpu::ShaderRuntimeChecks::checked();
                 checks.force_loop_bounding = false;
