@@ -1,14 +1,16 @@
 // attention_sg: the CPU-adapter variant of attention.wgsl (same Params and bindings) for
 // adapters whose subgroups are exactly the 8 lanes of a workgroup (lavapipe on AVX2). Needs the
-// SUBGROUP feature, so it lives in its own file: attention.wgsl must compile without it.
+// SUBGROUP and SHADER_INT64 features, so it lives in its own file: attention.wgsl must compile
+// without them.
 //
 // A workgroup is 8 queries of one head of one batch element. Keys go in blocks of 8: lane l
 // loads key j0 + l (and later its value) and subgroupBroadcast hands it to the other lanes,
 // so each key is loaded once per workgroup instead of once per lane (lavapipe loads storage
-// buffers one lane at a time). Online softmax as in attention.wgsl: one running-maximum
-// correction per block. Two entry points: attention_sg (any head size) and
-// attention_sg_short (at most 48 wide). The head size is a pipeline constant (D4 = D / 4, at most 128), so
-// that the loops over it have a known trip count.
+// buffers one lane at a time). Keys and values are read as u64: 64 bits per lane per step of
+// that load loop instead of 32 (17-38% faster). Online softmax as in attention.wgsl: one
+// running-maximum correction per block. Two entry points: attention_sg (any head size) and
+// attention_sg_short (at most 48 wide). The head size is a pipeline constant (D4 = D / 4, at
+// most 128), so that the loops over it have a known trip count.
 
 struct Params {
     lq: u32,
@@ -24,16 +26,31 @@ struct Params {
 override D4: u32 = 10u;
 
 @group(0) @binding(0) var<storage, read> q4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> k4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> k4: array<vec2<u64>>;
+@group(0) @binding(2) var<storage, read> v4: array<vec2<u64>>;
 @group(0) @binding(3) var<storage, read_write> o4: array<vec4<f32>>;
 @group(1) @binding(0) var<uniform> params: Params;
+
+// The two f32 in the low and high halves of v.
+fn f2(v: u64) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(u32(v & 0xfffffffflu)), bitcast<f32>(u32(v >> 32u)));
+}
+
+// Elements 4g .. 4g + 4 of the keys, of the values.
+fn key(g: u32) -> vec4<f32> {
+    let v = k4[g];
+    return vec4<f32>(f2(v.x), f2(v.y));
+}
+fn value(g: u32) -> vec4<f32> {
+    let v = v4[g];
+    return vec4<f32>(f2(v.x), f2(v.y));
+}
 
 // The 8 scores of this lane's query against keys j0 .. j0 + 8 (loaded one per lane).
 fn scores(qv: ptr<function, array<vec4<f32>, 128>>, kb: u32) -> array<f32, 8> {
     var s: array<f32, 8>;
     for (var t = 0u; t < D4; t++) {
-        let kl = k4[kb + t];
+        let kl = key(kb + t);
         let x = (*qv)[t];
         s[0] += dot(x, subgroupBroadcast(kl, 0u));
         s[1] += dot(x, subgroupBroadcast(kl, 1u));
@@ -94,7 +111,7 @@ fn attention_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         l = l * corr + psum;
         m = m_new;
         for (var t = 0u; t < D4; t++) {
-            let vl = v4[kb + t];
+            let vl = value(kb + t);
             acc[t] = acc[t] * corr
                 + p[0] * subgroupBroadcast(vl, 0u) + p[1] * subgroupBroadcast(vl, 1u)
                 + p[2] * subgroupBroadcast(vl, 2u) + p[3] * subgroupBroadcast(vl, 3u)
@@ -149,7 +166,7 @@ fn attention_sg_short(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         // All of the key's loads first, then the arithmetic (lavapipe's loads are branchy
         // loops over the lanes; values live across them get spilled).
         for (var t = 0u; t < D4; t++) {
-            kl[t] = k4[kb + t];
+            kl[t] = key(kb + t);
         }
         var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
         var s4 = 0.0; var s5 = 0.0; var s6 = 0.0; var s7 = 0.0;
@@ -177,7 +194,7 @@ fn attention_sg_short(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         l = l * corr + ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7));
         m = m_new;
         for (var t = 0u; t < D4; t++) {
-            kl[t] = v4[kb + t];
+            kl[t] = value(kb + t);
         }
         for (var t = 0u; t < D4; t++) {
             let vl = kl[t];

@@ -1,12 +1,13 @@
 // conv_sg: the CPU-adapter variant of conv2d.wgsl (same Params and bindings) for adapters whose
-// subgroups are exactly the 8 lanes of a workgroup (lavapipe on AVX2). Needs the SUBGROUP
-// feature, so it lives in its own file: conv2d.wgsl must compile without it.
+// subgroups are exactly the 8 lanes of a workgroup (lavapipe on AVX2). Needs the SUBGROUP and
+// SHADER_INT64 features, so it lives in its own file: conv2d.wgsl must compile without them.
 //
 // As in linear_sg.wgsl: lavapipe loads storage buffers one lane at a time, so instead of all
 // lanes reading the same input pixels, each lane reads its own and subgroupBroadcast shares
-// them. A workgroup computes 32 output pixels x 32 output channels: lane l owns channels
-// n0 .. n0 + 4 (weights (Cout, kh, kw, Cin) read as vec4 along Cin) and loads pixels
-// m0 + l, m0 + 8 + l, m0 + 16 + l, m0 + 24 + l. Needs Cin % 4 == 0.
+// them; buffers are read as u64 (64 bits per lane per step of lavapipe's load loop, half the
+// steps of 32-bit loads). A workgroup computes 32 output pixels x 32 output channels: lane l
+// owns channels n0 .. n0 + 4 (weights (Cout, kh, kw, Cin) read as vec4 along Cin) and loads
+// pixels m0 + l, m0 + 8 + l, m0 + 16 + l, m0 + 24 + l. Needs Cin % 4 == 0.
 
 struct Params {
     batch: u32,
@@ -33,18 +34,30 @@ override W_F16: bool = false;
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
+@group(0) @binding(0) var<storage, read> x: array<vec2<u64>>;
+@group(0) @binding(1) var<storage, read> w: array<u64>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(1) @binding(0) var<uniform> params: Params;
 
+// The two f32 in the low and high halves of v.
+fn f2(v: u64) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(u32(v & 0xfffffffflu)), bitcast<f32>(u32(v >> 32u)));
+}
+
+// Channels 4g .. 4g + 4 of x (g counts groups of 4 channels over the whole tensor).
+fn x4(g: u32) -> vec4<f32> {
+    let v = x[g];
+    return vec4<f32>(f2(v.x), f2(v.y));
+}
+
+// Elements 4g .. 4g + 4 of the weights (f16: one u64 holds all four).
 fn w4(g: u32) -> vec4<f32> {
     if W_F16 {
         let v = w[g];
-        return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
+        return vec4<f32>(unpack2x16float(u32(v & 0xfffffffflu)), unpack2x16float(u32(v >> 32u)));
     }
-    return vec4<f32>(bitcast<vec2<f32>>(w[2u * g]), bitcast<vec2<f32>>(w[2u * g + 1u]));
+    return vec4<f32>(f2(w[2u * g]), f2(w[2u * g + 1u]));
 }
 
 fn activate(v: f32) -> f32 {
@@ -153,10 +166,10 @@ fn conv_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
                 let w1 = w4(wr1 + tap + c);
                 let w2 = w4(wr2 + tap + c);
                 let w3 = w4(wr3 + tap + c);
-                let x0 = x[p0.x + c] * bitcast<f32>(p0.y);
-                let x1 = x[p1.x + c] * bitcast<f32>(p1.y);
-                let x2 = x[p2.x + c] * bitcast<f32>(p2.y);
-                let x3 = x[p3.x + c] * bitcast<f32>(p3.y);
+                let x0 = x4(p0.x + c) * bitcast<f32>(p0.y);
+                let x1 = x4(p1.x + c) * bitcast<f32>(p1.y);
+                let x2 = x4(p2.x + c) * bitcast<f32>(p2.y);
+                let x3 = x4(p3.x + c) * bitcast<f32>(p3.y);
                 let c0 = vec4<f32>(w0.x, w1.x, w2.x, w3.x);
                 let c1 = vec4<f32>(w0.y, w1.y, w2.y, w3.y);
                 let c2 = vec4<f32>(w0.z, w1.z, w2.z, w3.z);

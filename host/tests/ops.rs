@@ -32,6 +32,16 @@ fn linear_matches_reference() {
 }
 
 #[test]
+fn lavapipe_gets_the_subgroup_kernels() {
+    // The variant tests below check the subgroup kernels only where the adapter qualifies; on
+    // lavapipe (what CI runs) it must, or those kernels would go unchecked without a word.
+    let gpu = gpu();
+    if gpu.info.name.contains("llvmpipe") && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none() {
+        assert!(gpu.subgroup8, "{} has no 8-lane subgroups with 64-bit integers: the *_sg kernels would not run", gpu.describe());
+    }
+}
+
+#[test]
 fn linear_kernel_variants_match_reference() {
     // Every kernel on this adapter, whatever `linear` would pick: the workgroup-tiled one, the
     // register-blocked CPU one, and (where subgroups are 8 lanes) the subgroupBroadcast one.

@@ -42,8 +42,8 @@ pub struct Gpu {
     pub kind: AdapterKind,
     /// Whether WGSL `f16` (SHADER_F16) is enabled.
     pub shader_f16: bool,
-    /// Whether SUBGROUP is enabled with subgroups of exactly 8 lanes, as the `*_sg` CPU
-    /// kernels need.
+    /// Whether SUBGROUP is enabled with subgroups of exactly 8 lanes, and SHADER_INT64, as the
+    /// `*_sg` CPU kernels need.
     pub subgroup8: bool,
     binding_cap: std::sync::atomic::AtomicU64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
@@ -93,9 +93,13 @@ impl Gpu {
         let limits = adapter.limits();
         let shader_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
         let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        let int64 = adapter.features().contains(wgpu::Features::SHADER_INT64);
         let mut features = if shader_f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() };
         if subgroups {
             features |= wgpu::Features::SUBGROUP;
+        }
+        if int64 {
+            features |= wgpu::Features::SHADER_INT64;
         }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -108,9 +112,10 @@ impl Gpu {
             .map_err(|e| Error::Gpu(format!("{}: cannot open the device: {e}", info.name)))?;
         let kind = if info.device_type == wgpu::DeviceType::Cpu { AdapterKind::Cpu } else { AdapterKind::Gpu };
         // The CPU kernels that share operands with subgroupBroadcast assume one workgroup of 8
-        // lanes is one subgroup (lavapipe with 256-bit vectors); PERCEPT_NO_SUBGROUPS=1 turns
-        // them off (to compare, or on an adapter where they misbehave).
-        let subgroup8 = subgroups && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
+        // lanes is one subgroup (lavapipe with 256-bit vectors), and read buffers as u64 (half
+        // the steps of lavapipe's per-lane load loop); PERCEPT_NO_SUBGROUPS=1 turns them off
+        // (to compare, or on an adapter where they misbehave).
+        let subgroup8 = subgroups && int64 && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
         tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
         let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());

@@ -62,7 +62,7 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     let y = output(enc, &q.shape)?;
     let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad: [0; 2] };
     ensure(variant == Variant::Scalar || d % 4 == 0, "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "attention", || "the Subgroup kernel needs 8-lane subgroups".into())?;
+    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "attention", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     let bindings = [q.binding(), k.binding(), v.binding(), y.binding()];
     match variant {
         Variant::Subgroup => {

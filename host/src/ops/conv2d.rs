@@ -152,7 +152,7 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
 /// Cin % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
     ensure(variant == Variant::Tiled || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups".into())?;
+    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     // Zero channels up to the stored weight's (whose extra weights are zero too).
     let padded;

@@ -104,7 +104,7 @@ pub fn variant(gpu: &Gpu, k: usize, x_batch: usize, w_batch: usize, trans_b: boo
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
     ensure(variant == Variant::Tiled || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups".into())?;
+    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     let m = x.numel() / k.max(1);
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("x has a dimension") = n;
