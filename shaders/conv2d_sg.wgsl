@@ -90,19 +90,19 @@ fn px8(r0: ptr<function, vec4<f32>>, r1: ptr<function, vec4<f32>>, r2: ptr<funct
     *r7 = mac4(*r7, subgroupBroadcast(xl, 7u), c0, c1, c2, c3);
 }
 
-// Output pixels m0 .. m0 + 8 of the block.
-fn store8(m0: u32, rows: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
-    store4(m0, rows, n0, v0);
-    store4(m0 + 1u, rows, n0, v1);
-    store4(m0 + 2u, rows, n0, v2);
-    store4(m0 + 3u, rows, n0, v3);
-    store4(m0 + 4u, rows, n0, v4);
-    store4(m0 + 5u, rows, n0, v5);
-    store4(m0 + 6u, rows, n0, v6);
-    store4(m0 + 7u, rows, n0, v7);
+// Output pixels m0 .. m0 + 8 of the block; bv: the bias of the lane's channels.
+fn store8(m0: u32, rows: u32, n0: u32, bv: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
+    store4(m0, rows, n0, v0 + bv);
+    store4(m0 + 1u, rows, n0, v1 + bv);
+    store4(m0 + 2u, rows, n0, v2 + bv);
+    store4(m0 + 3u, rows, n0, v3 + bv);
+    store4(m0 + 4u, rows, n0, v4 + bv);
+    store4(m0 + 5u, rows, n0, v5 + bv);
+    store4(m0 + 6u, rows, n0, v6 + bv);
+    store4(m0 + 7u, rows, n0, v7 + bv);
 }
 
-// Output pixel m, channels n0 .. n0 + 4 (those that exist): bias, activation, store.
+// Output pixel m, channels n0 .. n0 + 4 (those that exist): activation, store.
 fn store4(m: u32, rows: u32, n0: u32, v: vec4<f32>) {
     if m >= rows {
         return;
@@ -110,11 +110,7 @@ fn store4(m: u32, rows: u32, n0: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let n = n0 + j;
         if n < params.cout {
-            var out = v[j];
-            if params.has_bias == 1u {
-                out += bias[n];
-            }
-            y[m * params.cout + n] = activate(out);
+            y[m * params.cout + n] = activate(v[j]);
         }
     }
 }
@@ -181,10 +177,16 @@ fn conv_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
             }
         }
     }
-    store8(m0, rows, n0, a0, a1, a2, a3, a4, a5, a6, a7);
-    store8(m0 + 8u, rows, n0, a8, a9, a10, a11, a12, a13, a14, a15);
-    store8(m0 + 16u, rows, n0, a16, a17, a18, a19, a20, a21, a22, a23);
-    store8(m0 + 24u, rows, n0, a24, a25, a26, a27, a28, a29, a30, a31);
+    // The bias of the lane's 4 channels, loaded once.
+    var bv = vec4<f32>(0.0);
+    if params.has_bias == 1u {
+        let last = params.cout - 1u;
+        bv = vec4<f32>(bias[min(n0, last)], bias[min(n0 + 1u, last)], bias[min(n0 + 2u, last)], bias[min(n0 + 3u, last)]);
+    }
+    store8(m0, rows, n0, bv, a0, a1, a2, a3, a4, a5, a6, a7);
+    store8(m0 + 8u, rows, n0, bv, a8, a9, a10, a11, a12, a13, a14, a15);
+    store8(m0 + 16u, rows, n0, bv, a16, a17, a18, a19, a20, a21, a22, a23);
+    store8(m0 + 24u, rows, n0, bv, a24, a25, a26, a27, a28, a29, a30, a31);
 }
 
 // For output pixel m (clamped to the last): (first input row of its batch element, input

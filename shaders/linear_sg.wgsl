@@ -13,7 +13,9 @@
 //
 // A workgroup computes 32 rows x 32 columns: lane l owns columns n0 .. n0 + 4 (weights read as
 // vec4 along K, its own rows of W) and loads rows m0 + l, m0 + 8 + l, m0 + 16 + l, m0 + 24 + l
-// of x. Needs K % 4 == 0 and TRANS_B (W as (N, K)).
+// of x. Needs K % 4 == 0 and TRANS_B (W as (N, K)). Results are stored two at a time as u64
+// too (the stores are per-lane loops as well; 10% of a 4096x320x320 product with 32-bit
+// stores): needs an even row length, and even n_offset and y_batch.
 
 struct Params {
     batch: u32,      // B
@@ -35,7 +37,7 @@ override W_F16: bool = false;
 @group(0) @binding(0) var<storage, read> x: array<vec2<u64>>;
 @group(0) @binding(1) var<storage, read> w: array<u64>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<u64>;
 @group(1) @binding(0) var<uniform> params: Params;
 
 // The two f32 in the low and high halves of v.
@@ -117,10 +119,17 @@ fn linear_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
         rows8(&a16, &a17, &a18, &a19, &a20, &a21, &a22, &a23, x2, c0, c1, c2, c3);
         rows8(&a24, &a25, &a26, &a27, &a28, &a29, &a30, &a31, x3, c0, c1, c2, c3);
     }
-    store8(b, m0, n0, a0, a1, a2, a3, a4, a5, a6, a7);
-    store8(b, m0 + 8u, n0, a8, a9, a10, a11, a12, a13, a14, a15);
-    store8(b, m0 + 16u, n0, a16, a17, a18, a19, a20, a21, a22, a23);
-    store8(b, m0 + 24u, n0, a24, a25, a26, a27, a28, a29, a30, a31);
+    // The bias of the lane's 4 columns, loaded once.
+    var bv = vec4<f32>(0.0);
+    if params.has_bias == 1u {
+        let last = params.n_offset + params.n - 1u;
+        let nb = n0 + params.n_offset;
+        bv = vec4<f32>(bias[min(nb, last)], bias[min(nb + 1u, last)], bias[min(nb + 2u, last)], bias[min(nb + 3u, last)]);
+    }
+    store8(b, m0, n0, bv, a0, a1, a2, a3, a4, a5, a6, a7);
+    store8(b, m0 + 8u, n0, bv, a8, a9, a10, a11, a12, a13, a14, a15);
+    store8(b, m0 + 16u, n0, bv, a16, a17, a18, a19, a20, a21, a22, a23);
+    store8(b, m0 + 24u, n0, bv, a24, a25, a26, a27, a28, a29, a30, a31);
 }
 
 // Rows i0 .. i0 + 8 of the block (accumulators r0 .. r7): lane l's row of x (xl) goes to
@@ -139,30 +148,33 @@ fn rows8(r0: ptr<function, vec4<f32>>, r1: ptr<function, vec4<f32>>, r2: ptr<fun
 }
 
 // Rows m0 .. m0 + 8 of the block.
-fn store8(b: u32, m0: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
-    store4(b, m0, n0, v0);
-    store4(b, m0 + 1u, n0, v1);
-    store4(b, m0 + 2u, n0, v2);
-    store4(b, m0 + 3u, n0, v3);
-    store4(b, m0 + 4u, n0, v4);
-    store4(b, m0 + 5u, n0, v5);
-    store4(b, m0 + 6u, n0, v6);
-    store4(b, m0 + 7u, n0, v7);
+fn store8(b: u32, m0: u32, n0: u32, bv: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) {
+    store4(b, m0, n0, v0 + bv);
+    store4(b, m0 + 1u, n0, v1 + bv);
+    store4(b, m0 + 2u, n0, v2 + bv);
+    store4(b, m0 + 3u, n0, v3 + bv);
+    store4(b, m0 + 4u, n0, v4 + bv);
+    store4(b, m0 + 5u, n0, v5 + bv);
+    store4(b, m0 + 6u, n0, v6 + bv);
+    store4(b, m0 + 7u, n0, v7 + bv);
 }
 
-// Row m, columns n0 .. n0 + 4 (those that exist), plus the bias.
+// The u64 holding the f32 values lo and hi (lo in the low half, as in memory).
+fn pack2(lo: f32, hi: f32) -> u64 {
+    return u64(bitcast<u32>(lo)) | (u64(bitcast<u32>(hi)) << 32u);
+}
+
+// Row m, columns n0 .. n0 + 4: the pairs that exist (the row length is even, so a pair is
+// wholly in or out).
 fn store4(b: u32, m: u32, n0: u32, v: vec4<f32>) {
     if m >= params.m {
         return;
     }
-    for (var j = 0u; j < 4u; j++) {
-        let n = n0 + j;
-        if n < params.n {
-            var out = v[j];
-            if params.has_bias == 1u {
-                out += bias[n + params.n_offset];
-            }
-            y[b * params.y_batch + m * params.n_total + n + params.n_offset] = out;
-        }
+    let e = (b * params.y_batch + m * params.n_total + n0 + params.n_offset) / 2u;
+    if n0 < params.n {
+        y[e] = pack2(v.x, v.y);
+    }
+    if n0 + 2u < params.n {
+        y[e + 1u] = pack2(v.z, v.w);
     }
 }

@@ -86,10 +86,11 @@ struct Dims {
 }
 
 /// The kernel `linear`/`matmul` pick for this adapter and shape.
-pub fn variant(gpu: &Gpu, k: usize, x_batch: usize, w_batch: usize, trans_b: bool) -> Variant {
-    // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4.
+pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, trans_b: bool) -> Variant {
+    // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4. The
+    // subgroup kernel stores pairs of outputs: N must be even.
     if gpu.kind == AdapterKind::Cpu && trans_b && k % 4 == 0 && x_batch % 4 == 0 && w_batch % 4 == 0 {
-        if gpu.subgroup8 {
+        if gpu.subgroup8 && n % 2 == 0 {
             Variant::Subgroup
         } else {
             Variant::Cpu
@@ -100,11 +101,12 @@ pub fn variant(gpu: &Gpu, k: usize, x_batch: usize, w_batch: usize, trans_b: boo
 }
 
 /// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// K % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
+/// K % 4 == 0, and `Subgroup` an even N and an adapter with 8-lane subgroups).
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
     ensure(variant == Variant::Tiled || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
     ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
+    ensure(variant != Variant::Subgroup || n % 2 == 0, "linear", || format!("the Subgroup kernel stores pairs of outputs: N must be even, got {n}"))?;
     let m = x.numel() / k.max(1);
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("x has a dimension") = n;
@@ -114,7 +116,7 @@ pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&
 }
 
 fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool) -> Result<()> {
-    let v = variant(enc.gpu(), d.k, d.x_batch, d.w_batch, trans_b);
+    let v = variant(enc.gpu(), d.n, d.k, d.x_batch, d.w_batch, trans_b);
     run_variant(enc, x, w, bias, y, d, trans_b, v)
 }
 
@@ -134,7 +136,11 @@ fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tens
     let elem = if f16 { 2 } else { 4 };
     let row_bytes = (d.k * elem) as u64;
     let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment).max(16);
-    let max_rows = if d.batch == 1 && trans_b { ((gpu.max_binding() - align) / row_bytes.max(1)).max(1) as usize } else { d.n };
+    let mut max_rows = if d.batch == 1 && trans_b { ((gpu.max_binding() - align) / row_bytes.max(1)).max(1) as usize } else { d.n };
+    if max_rows < d.n && v == Variant::Subgroup {
+        // Ranges start at even columns (the kernel stores pairs).
+        max_rows = (max_rows / 2 * 2).max(2);
+    }
     let bias_binding = bias.unwrap_or(x).binding();
     let mut n0 = 0;
     while n0 < d.n {
