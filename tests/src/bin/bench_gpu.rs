@@ -17,18 +17,51 @@ use percept::ops::linear::{linear, linear_with, Variant};
 use percept_tests::{publish, today, machine};
 use percept_tests::{repo_root, Rng};
 
+/// Timed runs of each matmul and convolution kernel (after a warm-up).
+const REPS: usize = 9;
+
 /// Best time of `reps` runs after one warm-up (which also compiles the pipelines), seconds.
 fn best(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    gpu.wait().unwrap();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
+    let mut fs: [&mut dyn FnMut(); 1] = [&mut f];
+    interleaved(gpu, reps, &mut fs)[0].best
+}
+
+/// Seconds per run of one kernel: the best and the median of the timed runs.
+#[derive(Clone, Copy)]
+struct Timing {
+    best: f64,
+    median: f64,
+}
+
+/// Times each of `fs` `reps` times, taking turns (f0, f1, .., f0, f1, ..) so that the load of
+/// this shared machine falls on all of them alike, after one warm-up each (which also
+/// compiles the pipelines).
+fn interleaved(gpu: &Gpu, reps: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Timing> {
+    for f in fs.iter_mut() {
+        f();
+        gpu.wait().unwrap();
+    }
+    let mut times = vec![Vec::with_capacity(reps); fs.len()];
+    for _ in 0..reps {
+        for (f, t) in fs.iter_mut().zip(&mut times) {
+            let start = Instant::now();
             f();
             gpu.wait().unwrap();
-            t.elapsed().as_secs_f64()
+            t.push(start.elapsed().as_secs_f64());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            Timing { best: t[0], median: t[t.len() / 2] }
         })
-        .fold(f64::INFINITY, f64::min)
+        .collect()
+}
+
+/// "best (median)" GFLOP/s.
+fn rates(flop: f64, t: Timing) -> String {
+    format!("{:.1} ({:.1})", flop / t.best / 1e9, flop / t.median / 1e9)
 }
 
 /// Seconds for the same work in Python (numpy, or torch with 2 threads); None if unavailable.
@@ -78,36 +111,35 @@ fn main() -> Result<()> {
     let date = today();
     report += &format!("## GPU runtime kernels and TAESD ({date})\n\n");
     report += &format!(
-        "Machine: {}. Adapter: {} (kernel variant: {:?}, 8-lane subgroups: {}).\nCommand: `cargo run --release -p percept-tests --bin bench-gpu`. Best of several runs after a warm-up; numpy and PyTorch (2 threads) in the same run.\n\n",
+        "Machine: {}. Adapter: {} (kernel variant: {:?}, 8-lane subgroups: {}).\nCommand: `cargo run --release -p percept-tests --bin bench-gpu`. Matmul and conv: best (median) of {REPS} timed runs per kernel after a warm-up, the three kernels taking turns; attention and TAESD: best of 2 and 1 runs; numpy and PyTorch (2 threads): best of 3-5 runs, in the same run.\n\n",
         machine(),
         gpu.describe(),
         gpu.kind,
         gpu.subgroup8
     );
     report += "The kernel `percept` picks on this adapter is the first two columns; the third is the register-blocked CPU kernel without subgroups (every lane loading the shared operand, the previous default), f16 weights, in the same run.\n\n";
-    report += "| kernel | shape | percept f32 weights GFLOP/s | percept f16 weights GFLOP/s | without subgroups, f16 GFLOP/s | numpy GFLOP/s | PyTorch CPU GFLOP/s |\n|---|---|---|---|---|---|---|\n";
+    report += "| kernel | shape | percept f32 weights GFLOP/s, best (median) | percept f16 weights, best (median) | without subgroups, f16, best (median) | numpy GFLOP/s | PyTorch CPU GFLOP/s |\n|---|---|---|---|---|---|---|\n";
 
     for (m, n, k) in [(4096, 320, 320), (1024, 1024, 1024)] {
         eprintln!("matmul {m}x{n}x{k} ...");
         let flop = 2.0 * (m * n * k) as f64;
         let x = Tensor::from_f32(&gpu, &[m, k], &rng.vec(m * k, 1.0))?;
         let wv = rng.vec(n * k, 1.0);
-        let mut ours = Vec::new();
         let w16 = Tensor::from_f32_as_f16(&gpu, &[n, k], &wv)?;
-        for (w, variant) in [(&Tensor::from_f32(&gpu, &[n, k], &wv)?, None), (&w16, None), (&w16, Some(Variant::Cpu))] {
-            ours.push(best(&gpu, 3, || {
-                let mut enc = gpu.encoder();
-                match variant {
-                    None => linear(&mut enc, &x, w, None).unwrap(),
-                    Some(v) => linear_with(&mut enc, &x, w, None, v).unwrap(),
-                };
-            }));
-        }
+        let w32 = Tensor::from_f32(&gpu, &[n, k], &wv)?;
+        let run = |w: &Tensor, variant: Option<Variant>| {
+            let mut enc = gpu.encoder();
+            match variant {
+                None => linear(&mut enc, &x, w, None).unwrap(),
+                Some(v) => linear_with(&mut enc, &x, w, None, v).unwrap(),
+            };
+        };
+        let ours = interleaved(&gpu, REPS, &mut [&mut || run(&w32, None), &mut || run(&w16, None), &mut || run(&w16, Some(Variant::Cpu))]);
         report += &format!(
             "| matmul (linear) | {m} x {k} . ({n} x {k})^T | {} | {} | {} | {} | {} |\n",
-            gflops(flop, Some(ours[0])),
-            gflops(flop, Some(ours[1])),
-            gflops(flop, Some(ours[2])),
+            rates(flop, ours[0]),
+            rates(flop, ours[1]),
+            rates(flop, ours[2]),
             gflops(flop, numpy_matmul(m, n, k)),
             gflops(flop, torch_matmul(m, n, k))
         );
@@ -118,22 +150,21 @@ fn main() -> Result<()> {
         let flop = 2.0 * (h * h * c * c * 9) as f64;
         let x = Tensor::from_f32(&gpu, &[1, h, h, c], &rng.vec(h * h * c, 1.0))?;
         let wv = rng.vec(c * c * 9, 0.1);
-        let mut ours = Vec::new();
         let w16 = ConvWeight::from_torch(&gpu, &wv, [c, c, 3, 3], None, DType::F16)?;
-        for (w, variant) in [(&ConvWeight::from_torch(&gpu, &wv, [c, c, 3, 3], None, DType::F32)?, None), (&w16, None), (&w16, Some(Variant::Cpu))] {
-            ours.push(best(&gpu, 3, || {
-                let mut enc = gpu.encoder();
-                match variant {
-                    None => conv2d(&mut enc, &x, w, ConvSpec::same(1, Act::None)).unwrap(),
-                    Some(v) => conv2d_with(&mut enc, &x, w, ConvSpec::same(1, Act::None), v).unwrap(),
-                };
-            }));
-        }
+        let w32 = ConvWeight::from_torch(&gpu, &wv, [c, c, 3, 3], None, DType::F32)?;
+        let run = |w: &ConvWeight, variant: Option<Variant>| {
+            let mut enc = gpu.encoder();
+            match variant {
+                None => conv2d(&mut enc, &x, w, ConvSpec::same(1, Act::None)).unwrap(),
+                Some(v) => conv2d_with(&mut enc, &x, w, ConvSpec::same(1, Act::None), v).unwrap(),
+            };
+        };
+        let ours = interleaved(&gpu, REPS, &mut [&mut || run(&w32, None), &mut || run(&w16, None), &mut || run(&w16, Some(Variant::Cpu))]);
         report += &format!(
             "| conv3x3 | 64 -> 64 at {h}x{h} | {} | {} | {} | {} | {} |\n",
-            gflops(flop, Some(ours[0])),
-            gflops(flop, Some(ours[1])),
-            gflops(flop, Some(ours[2])),
+            rates(flop, ours[0]),
+            rates(flop, ours[1]),
+            rates(flop, ours[2]),
             gflops(flop, numpy_conv(h, c)),
             gflops(flop, torch_conv(h, c))
         );
