@@ -7,6 +7,10 @@
 //   conv_cpu   — CPU adapters, Cin % 4 == 0: a SIMD lane owns 8 output channels of 16 output
 //                pixels; the pixels are the same for the whole workgroup.
 //   conv_tiled — GPUs, and any Cin: 16 x 16 tiles in workgroup memory.
+//
+// Variants needing adapter features live in their own files (this one must compile without
+// them): conv2d_sg.wgsl (SUBGROUP, SHADER_INT64; CPU adapters) and conv2d_f16.wgsl (SHADER_F16;
+// the tiled kernel reading f16 weights as WGSL f16).
 
 struct Params {
     batch: u32,

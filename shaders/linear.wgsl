@@ -7,6 +7,10 @@
 //                  workgroup and the lane's 8 weight rows are read as vec4 along K. No
 //                  workgroup memory (it does not help on a CPU).
 //   linear_tiled — GPUs, and any shape: 16 x 16 tiles of x and W in workgroup memory.
+//
+// Variants needing adapter features live in their own files (this one must compile without
+// them): linear_sg.wgsl (SUBGROUP, SHADER_INT64; CPU adapters) and linear_f16.wgsl (SHADER_F16;
+// the tiled kernel reading f16 weights as WGSL f16).
 
 struct Params {
     batch: u32,      // B

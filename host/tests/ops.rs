@@ -54,6 +54,11 @@ fn linear_kernel_variants_match_reference() {
     } else {
         eprintln!("no 8-lane subgroups on {}: the Subgroup kernel is not checked", gpu.describe());
     }
+    if gpu.shader_f16 {
+        variants.push(Variant::TiledF16);
+    } else {
+        eprintln!("no SHADER_F16 on {}: the TiledF16 kernel is not checked", gpu.describe());
+    }
     // Odd N goes to the other kernels (the subgroup kernel stores pairs) and is refused by it.
     for (m, n, k, f16) in [(1, 5, 8, false), (1, 6, 8, false), (33, 31, 20, true), (33, 34, 20, true), (64, 64, 64, false), (70, 100, 36, true), (9, 129, 4, false), (9, 130, 4, false)] {
         let x = rand(m * k, 11, 1.0);
@@ -71,6 +76,11 @@ fn linear_kernel_variants_match_reference() {
             if v == Variant::Subgroup && n % 2 == 1 {
                 let e = y.expect_err("odd N refused").to_string();
                 assert!(e.contains("N must be even"), "{e}");
+                continue;
+            }
+            if v == Variant::TiledF16 && !f16 {
+                let e = y.expect_err("f32 weights refused").to_string();
+                assert!(e.contains("f16 weights"), "{e}");
                 continue;
             }
             assert_close(&format!("{v:?} linear m={m} n={n} k={k} f16={f16}"), &y.unwrap().to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
@@ -207,6 +217,9 @@ fn conv2d_matches_reference() {
     if gpu.subgroup8 {
         variants.push(Variant::Subgroup);
     }
+    if gpu.shader_f16 {
+        variants.push(Variant::TiledF16);
+    }
     for (i, &(b, h, w, cin, cout, k, spec, f16)) in cases.iter().enumerate() {
         let x = rand(b * h * w * cin, 10 + i as u64, 1.0);
         let wt = rand(cout * cin * k * k, 20 + i as u64, 0.3);
@@ -222,7 +235,8 @@ fn conv2d_matches_reference() {
         drop(enc);
         assert_eq!(y.shape, shape.to_vec(), "case {i}");
         assert_close(&format!("conv2d case {i} {:?}", (b, h, w, cin, cout, k, spec.stride, f16)), &y.to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
-        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || cin % 4 == 0) {
+        // TiledF16 takes f16 weights only (refusal tested with linear).
+        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || (v == Variant::TiledF16 && f16) || (v != Variant::TiledF16 && cin % 4 == 0)) {
             let mut enc = gpu.encoder();
             let y = conv2d_with(&mut enc, &xt, &cw, spec, v).unwrap();
             drop(enc);
@@ -436,6 +450,16 @@ fn gpu_variants_match_reference_too() {
     let y = conv2d(&mut enc, &Tensor::from_f32(&gpu, &[bb, h, wd, cin], &xs).unwrap(), &cw, spec).unwrap();
     drop(enc);
     assert_close("tiled conv2d", &y.to_vec(&gpu).unwrap(), &want, 1e-4, 1e-4);
+
+    // f16 weights: where the adapter has SHADER_F16, conv2d and linear pick the kernels that
+    // read them as WGSL f16 (the linear above did too).
+    assert_eq!(linear::variant(&gpu, n, k, 0, 0, true, true), if gpu.shader_f16 { linear::Variant::TiledF16 } else { linear::Variant::Tiled });
+    let (want, _) = conv2d_ref(&xs, [bb, h, wd, cin], &round_f16(&ws), [cout, cin, 3, 3], Some(&b[..cout]), spec);
+    let cw = ConvWeight::from_torch(&gpu, &ws, [cout, cin, 3, 3], Some(&b[..cout]), DType::F16).unwrap();
+    let mut enc = gpu.encoder();
+    let y = conv2d(&mut enc, &Tensor::from_f32(&gpu, &[bb, h, wd, cin], &xs).unwrap(), &cw, spec).unwrap();
+    drop(enc);
+    assert_close("tiled conv2d, f16 weights", &y.to_vec(&gpu).unwrap(), &want, 1e-4, 1e-4);
 }
 
 #[test]

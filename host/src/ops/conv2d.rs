@@ -18,6 +18,8 @@ const GPU_TILE: (usize, usize) = (16, 16);
 /// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
 pub use super::linear::Variant;
 const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+/// Needs SHADER_F16, so apart from conv2d.wgsl.
+const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str!("../../../shaders/conv2d_f16.wgsl") };
 
 /// Activation fused into an op's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,7 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
     let v = match (gpu.kind, wt.cin_stored % 4 == 0, gpu.subgroup8) {
         (AdapterKind::Cpu, true, true) => Variant::Subgroup,
         (AdapterKind::Cpu, true, false) => Variant::Cpu,
+        _ if gpu.shader_f16 && wt.weight.dtype == DType::F16 => Variant::TiledF16,
         _ => Variant::Tiled,
     };
     conv2d_with(enc, x, wt, spec, v)
@@ -151,7 +154,8 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
 /// Cin % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
-    ensure(variant == Variant::Tiled || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
+    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && wt.weight.dtype == DType::F16), "conv2d", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
+    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
     ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     // Zero channels up to the stored weight's (whose extra weights are zero too).
@@ -173,14 +177,15 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
     ensure(wt.weight.bytes() <= gpu.max_binding(), "conv2d", || format!("weight of {} bytes exceeds one binding", wt.weight.bytes()))?;
     let (shader, entry, tile) = match variant {
         Variant::Tiled => (SHADER, "conv_tiled", GPU_TILE),
+        Variant::TiledF16 => (SHADER_F16, "conv_tiled_f16", GPU_TILE),
         Variant::Cpu => (SHADER, "conv_cpu", CPU_TILE),
         Variant::Subgroup => (SHADER_SG, "conv_sg", SG_TILE),
     };
     let f16 = (wt.weight.dtype == DType::F16) as u8 as f64;
-    let pipeline = if variant == Variant::Subgroup {
-        gpu.pipeline(shader, entry, 4, &[("W_F16", f16), ("KH", kh as f64), ("KW", kw as f64)])?
-    } else {
-        gpu.pipeline(shader, entry, 4, &[("W_F16", f16)])?
+    let pipeline = match variant {
+        Variant::Subgroup => gpu.pipeline(shader, entry, 4, &[("W_F16", f16), ("KH", kh as f64), ("KW", kw as f64)])?,
+        Variant::TiledF16 => gpu.pipeline(shader, entry, 4, &[])?,
+        _ => gpu.pipeline(shader, entry, 4, &[("W_F16", f16)])?,
     };
     let p = Params {
         batch: b as u32,

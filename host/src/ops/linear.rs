@@ -11,6 +11,8 @@ use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
 const SHADER_SG: Shader = Shader { name: "linear_sg.wgsl", source: include_str!("../../../shaders/linear_sg.wgsl") };
+/// Needs SHADER_F16, so apart from linear.wgsl.
+const SHADER_F16: Shader = Shader { name: "linear_f16.wgsl", source: include_str!("../../../shaders/linear_f16.wgsl") };
 /// Output rows per workgroup and columns per workgroup in `linear_cpu`.
 const CPU_TILE: (usize, usize) = (8, 64);
 /// The same in `linear_sg`.
@@ -21,6 +23,8 @@ const SG_TILE: (usize, usize) = (32, 32);
 pub enum Variant {
     /// Workgroup-memory tiles (GPUs, and any shape).
     Tiled,
+    /// The same reading f16 weights as WGSL `f16` (adapters with SHADER_F16, f16 weights).
+    TiledF16,
     /// Register-blocked, all lanes reading the same rows of x (CPU adapters).
     Cpu,
     /// Register-blocked, rows of x shared by subgroupBroadcast (CPU adapters with 8-lane
@@ -86,7 +90,7 @@ struct Dims {
 }
 
 /// The kernel `linear`/`matmul` pick for this adapter and shape.
-pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, trans_b: bool) -> Variant {
+pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, trans_b: bool, w_f16: bool) -> Variant {
     // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4. The
     // subgroup kernel stores pairs of outputs: N must be even.
     if gpu.kind == AdapterKind::Cpu && trans_b && k % 4 == 0 && x_batch % 4 == 0 && w_batch % 4 == 0 {
@@ -95,6 +99,8 @@ pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, tr
         } else {
             Variant::Cpu
         }
+    } else if gpu.shader_f16 && w_f16 {
+        Variant::TiledF16
     } else {
         Variant::Tiled
     }
@@ -104,7 +110,8 @@ pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, tr
 /// K % 4 == 0, and `Subgroup` an even N and an adapter with 8-lane subgroups).
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
-    ensure(variant == Variant::Tiled || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
+    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && w.dtype == DType::F16), "linear", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
+    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
     ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(variant != Variant::Subgroup || n % 2 == 0, "linear", || format!("the Subgroup kernel stores pairs of outputs: N must be even, got {n}"))?;
     let m = x.numel() / k.max(1);
@@ -116,7 +123,7 @@ pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&
 }
 
 fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool) -> Result<()> {
-    let v = variant(enc.gpu(), d.n, d.k, d.x_batch, d.w_batch, trans_b);
+    let v = variant(enc.gpu(), d.n, d.k, d.x_batch, d.w_batch, trans_b, w.dtype == DType::F16);
     run_variant(enc, x, w, bias, y, d, trans_b, v)
 }
 
@@ -124,13 +131,18 @@ fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: 
 fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool, v: Variant) -> Result<()> {
     let gpu = enc.gpu();
     let f16 = w.dtype == DType::F16;
-    let cpu = v != Variant::Tiled;
+    let cpu = matches!(v, Variant::Cpu | Variant::Subgroup);
     let (shader, entry) = match v {
         Variant::Tiled => (SHADER, "linear_tiled"),
+        Variant::TiledF16 => (SHADER_F16, "linear_tiled_f16"),
         Variant::Cpu => (SHADER, "linear_cpu"),
         Variant::Subgroup => (SHADER_SG, "linear_sg"),
     };
-    let constants: &[(&str, f64)] = if v == Variant::Subgroup { &[("W_F16", f16 as u8 as f64)] } else { &[("W_F16", f16 as u8 as f64), ("TRANS_B", trans_b as u8 as f64)] };
+    let constants: &[(&str, f64)] = match v {
+        Variant::Subgroup => &[("W_F16", f16 as u8 as f64)],
+        Variant::TiledF16 => &[("TRANS_B", trans_b as u8 as f64)],
+        _ => &[("W_F16", f16 as u8 as f64), ("TRANS_B", trans_b as u8 as f64)],
+    };
     let pipeline = gpu.pipeline(shader, entry, 4, constants)?;
     // Split the weight into ranges of output rows that fit one binding (linear only).
     let elem = if f16 { 2 } else { 4 };
@@ -171,7 +183,7 @@ fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tens
             _pad: 0,
         };
         let grid = match v {
-            Variant::Tiled => [groups(rows, 16), groups(d.m, 16), d.batch as u32],
+            Variant::Tiled | Variant::TiledF16 => [groups(rows, 16), groups(d.m, 16), d.batch as u32],
             Variant::Cpu => [groups(rows, CPU_TILE.1), groups(d.m, CPU_TILE.0), d.batch as u32],
             Variant::Subgroup => [groups(rows, SG_TILE.1), groups(d.m, SG_TILE.0), d.batch as u32],
         };
