@@ -274,6 +274,9 @@ impl<'g> Encoder<'g> {
         let device = &self.gpu.device;
         let started = self.gpu.profile.as_ref().map(|_| {
             self.submit();
+            // An empty submit flushes pending queue writes (uploads), which the dispatch's own
+            // submit would otherwise run inside its timing.
+            self.gpu.queue.submit([]);
             let _ = self.gpu.wait();
             std::time::Instant::now()
         });
