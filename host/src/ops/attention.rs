@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::gpu::{AdapterKind, Encoder, Shader, Tensor};
 
 const SHADER: Shader = Shader { name: "attention.wgsl", source: include_str!("../../../shaders/attention.wgsl") };
-/// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
+/// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
 const SHADER_SG: Shader = Shader { name: "attention_sg.wgsl", source: include_str!("../../../shaders/attention_sg.wgsl") };
 
 /// Which kernel runs attention: chosen by adapter and head size, overridable for tests.

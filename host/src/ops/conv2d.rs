@@ -8,18 +8,18 @@ use super::{bands, ensure, grid_flat, groups, output};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
-/// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
+/// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
+pub use super::linear::Variant;
+
+const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+/// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
 const SHADER_SG: Shader = Shader { name: "conv2d_sg.wgsl", source: include_str!("../../../shaders/conv2d_sg.wgsl") };
+/// Needs SHADER_F16, so apart from conv2d.wgsl.
+const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str!("../../../shaders/conv2d_f16.wgsl") };
 /// (output pixels, output channels) per workgroup of `conv_cpu`, `conv_sg`, `conv_tiled`.
 const CPU_TILE: (usize, usize) = (8, 64);
 const SG_TILE: (usize, usize) = (32, 32);
 const GPU_TILE: (usize, usize) = (16, 16);
-
-/// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
-pub use super::linear::Variant;
-const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
-/// Needs SHADER_F16, so apart from conv2d.wgsl.
-const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str!("../../../shaders/conv2d_f16.wgsl") };
 
 /// Activation fused into an op's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,8 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
 }
 
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// Cin % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
+/// Cin % 4 == 0, `Subgroup` an adapter with 8-lane subgroups, `TiledF16` SHADER_F16 and f16
+/// weights).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
     ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && wt.weight.dtype == DType::F16), "conv2d", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
     ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;

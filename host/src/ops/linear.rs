@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
 const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
-/// The CPU variant for 8-lane subgroups (needs SUBGROUP, hence its own file).
+/// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
 const SHADER_SG: Shader = Shader { name: "linear_sg.wgsl", source: include_str!("../../../shaders/linear_sg.wgsl") };
 /// Needs SHADER_F16, so apart from linear.wgsl.
 const SHADER_F16: Shader = Shader { name: "linear_f16.wgsl", source: include_str!("../../../shaders/linear_f16.wgsl") };
