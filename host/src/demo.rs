@@ -11,14 +11,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 use crate::error::{Error, Result};
 use crate::eval::{mean, Scores};
-use crate::fit::export::write_atomic;
+use crate::io::output::write_atomic;
 use crate::fit::{fit, FitSpec, RidgeOptions};
 use crate::gpu::{DType, Gpu};
 use crate::nn::taesd::Taesd;
-use crate::progress::bar;
+use crate::progress::Progress;
 use crate::sim::{self, Settings, Subject};
 
 /// What the demo does.
@@ -70,7 +70,8 @@ impl Clock {
 }
 
 /// Runs the demo.
-pub fn run(o: &Options) -> Result<Outcome> {
+pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
+    let b = progress;
     let (out, s) = (&o.out, &o.settings);
     let report_path = out.join("report.md");
     let grid_path = out.join("grid.png");
@@ -86,22 +87,22 @@ pub fn run(o: &Options) -> Result<Outcome> {
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
-    let subject = sim::simulate(s, &photos, &|m| bar(0, m))?;
-    let b = bar(0, "saving");
-    subject.save(&out.join("subject"), o.force, &b)?;
-    b.finish_and_clear();
+    let subject = sim::simulate(s, &photos, b)?;
+    b.begin("saving", 0);
+    subject.save(&out.join("subject"), o.force, b)?;
+    b.done();
     clock.lap("simulate the subject and save it");
 
     // 2. Targets: the TAESD latent of every training stimulus; and of the test photos.
     let l = 4 * (s.size / 8) * (s.size / 8);
-    let b = bar(subject.train_stimuli.len() + subject.test_stimuli.len(), "encoding");
+    b.begin("encoding", (subject.train_stimuli.len() + subject.test_stimuli.len()) as u64);
     let mut latents = Vec::with_capacity((subject.train_stimuli.len() + subject.test_stimuli.len()) * l);
     let all: Vec<&Rgb> = subject.train_stimuli.iter().chain(&subject.test_stimuli).map(|st| &st.image).collect();
     for batch in all.chunks(crate::nn::taesd::BATCH) {
         latents.extend(taesd.encode_rgb(&gpu, batch)?);
         b.inc(batch.len() as u64);
     }
-    b.finish_and_clear();
+    b.done();
     let (train_z, test_z) = latents.split_at(subject.train_stimuli.len() * l);
     clock.lap("encode the stimuli with TAESD (targets)");
 
@@ -120,30 +121,30 @@ pub fn run(o: &Options) -> Result<Outcome> {
         rank: None,
     };
     let dec_dir = out.join("decoders");
-    let b = bar(0, "fitting");
+    b.begin("fitting", 0);
     let t = Instant::now();
-    let fitted = fit(&x, n, v, &y, &spec, &b)?;
+    let fitted = fit(&x, n, v, &y, &spec, b)?;
     let fit_seconds = t.elapsed().as_secs_f64();
-    b.finish_and_clear();
+    b.done();
     let dec_path = dec_dir.join("early_visual_z.safetensors");
     fitted.file.save(&dec_path, true)?;
     write_atomic(&dec_path.with_extension("md"), crate::fit::report(&fitted, &spec, n, v, "simulated subject", fit_seconds).as_bytes(), true)?;
     let mut perm: Vec<usize> = (0..n).collect();
     perm.shuffle(&mut ChaCha8Rng::seed_from_u64(s.seed ^ 0x5EED));
     let shuffled: Vec<f32> = perm.iter().flat_map(|&i| x[i * v..(i + 1) * v].iter().copied()).collect();
-    let b = bar(0, "control");
-    let control_fit = fit(&shuffled, n, v, &y, &spec, &b)?;
-    b.finish_and_clear();
+    b.begin("control", 0);
+    let control_fit = fit(&shuffled, n, v, &y, &spec, b)?;
+    b.done();
     let control_path = dec_dir.join("control_shuffled_z.safetensors");
     control_fit.file.save(&control_path, true)?;
     clock.lap("fit the decoder and the shuffled control");
 
     // 4. Reconstruct the test photos from their averaged repeats.
     let groups: Vec<Vec<usize>> = (0..subject.test_stimuli.len()).map(|k| subject.test.shown.iter().enumerate().filter(|(_, &i)| i == k).map(|(t, _)| t).collect()).collect();
-    let test_x = crate::data::stimuli::average_rows(&sim::columns(&subject.test.voxels, nv, range), v, &groups);
+    let test_x = crate::io::stimuli::average_rows(&sim::columns(&subject.test.voxels, nv, range), v, &groups);
     let nt = groups.len();
     let h = s.size / 8;
-    let b = bar(3, "reconstruct");
+    b.begin("reconstruct", 3);
     let (z, _) = crate::recon::decode_voxels(&dec_path, &test_x, nt)?;
     let recon = taesd.decode_latents(&gpu, &z, nt, h, h)?;
     b.inc(1);
@@ -151,7 +152,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
     let control = taesd.decode_latents(&gpu, &zc, nt, h, h)?;
     b.inc(1);
     let ceiling = taesd.decode_latents(&gpu, test_z, nt, h, h)?;
-    b.finish_and_clear();
+    b.done();
     let rec_dir = out.join("reconstructions");
     for (k, st) in subject.test_stimuli.iter().enumerate() {
         recon[k].save_png(&rec_dir.join(&st.name), true)?;
@@ -160,7 +161,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
     clock.lap("reconstruct the test photos");
 
     // 5. Evaluate.
-    let b = bar(3, "evaluating");
+    b.begin("evaluating", 3);
     let truth: Vec<Rgb> = subject.test_stimuli.iter().map(|st| st.image.clone()).collect();
     let truth_z: Vec<Vec<f32>> = test_z.chunks(l).map(<[f32]>::to_vec).collect();
     let score = |imgs: &[Rgb]| -> Result<Scores> {
@@ -173,7 +174,7 @@ pub fn run(o: &Options) -> Result<Outcome> {
     let scores = score(&recon)?;
     let control_scores = score(&control)?;
     let ceiling_scores = score(&ceiling)?;
-    b.finish_and_clear();
+    b.done();
     let g = crate::recon::grid(&[&truth, &recon, &control])?;
     g.save_png(&grid_path, true)?;
     clock.lap("evaluate and draw the grid");

@@ -11,7 +11,7 @@
 
 use image::imageops::FilterType;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 use crate::error::{Error, Result};
 
 /// The side both images are resized to for PixCorr and SSIM.

@@ -3,12 +3,12 @@
 //! fits those decoders, runs the models in WGSL on any GPU, and evaluates reconstructions.
 #![deny(missing_docs)]
 
-pub mod data;
 pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod fit;
 pub mod gpu;
+pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod paths;

@@ -1,19 +1,25 @@
-//! Progress bars, one style for every long stage (hidden when stderr is not a terminal).
+//! Progress of long work, reported through a trait: the library says which stage it is in and
+//! how far along; the caller (the CLI's bars, a notebook, nothing at all) decides how it looks.
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-/// A bar of `len` steps labelled `msg` (`len` 0: set it later with `set_length`).
-pub fn bar(len: usize, msg: &str) -> ProgressBar {
-    let b = ProgressBar::new(len as u64);
-    b.set_style(ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    b.set_message(msg.to_string());
-    b
+/// Receives progress. Stages follow one another; `inc` may be called from several threads.
+pub trait Progress: Sync {
+    /// A new stage called `what` of `len` steps (0: not known yet).
+    fn begin(&self, what: &str, len: u64);
+    /// The current stage turns out to have `len` steps.
+    fn set_len(&self, len: u64);
+    /// `n` more steps of the current stage are done.
+    fn inc(&self, n: u64);
+    /// The current stage is over.
+    fn done(&self);
 }
 
-/// A spinner for work of unknown length.
-pub fn spinner(msg: &str) -> ProgressBar {
-    let b = ProgressBar::new_spinner();
-    b.set_message(msg.to_string());
-    b.enable_steady_tick(std::time::Duration::from_millis(120));
-    b
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn begin(&self, _: &str, _: u64) {}
+    fn set_len(&self, _: u64) {}
+    fn inc(&self, _: u64) {}
+    fn done(&self) {}
 }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 use crate::error::{Error, Result};
-use crate::fit::export::LoadedDecoder;
+use crate::io::decoder::LoadedDecoder;
 
 /// Decodes every row of `voxels (n, V)` with the decoder file at `path`:
 /// `(outputs (n, L), target shape)`.
@@ -61,7 +61,7 @@ pub fn takagi(
     opts: &crate::sd::Img2ImgOptions,
     samples: usize,
     seed: u64,
-    bar: &indicatif::ProgressBar,
+    bar: &dyn crate::progress::Progress,
 ) -> Result<Vec<Rgb>> {
     let img = crate::eval::resize(init, size);
     let (z, shape) = sd.encode(gpu, &img)?;
@@ -69,8 +69,7 @@ pub fn takagi(
     let mut out = Vec::with_capacity(samples);
     for k in 0..samples {
         let noise = crate::sd::gaussian(n, seed.wrapping_mul(1_000_003).wrapping_add(k as u64));
-        let steps = indicatif::ProgressBar::hidden();
-        let latent = sd.img2img(gpu, &z, shape, c, uncond, &noise, opts, &steps)?;
+        let latent = sd.img2img(gpu, &z, shape, c, uncond, &noise, opts, &crate::progress::Silent)?;
         out.push(sd.decode(gpu, &latent, shape)?);
         bar.inc(1);
     }

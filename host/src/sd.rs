@@ -7,9 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
 
-use crate::data::npy;
+use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 use crate::nn::checkpoint;
@@ -18,6 +17,7 @@ use crate::nn::vae::{Vae, VaeConfig};
 use crate::sched::ddim::Ddim;
 use crate::sched::pndm::Pndm;
 use crate::sched::Schedule;
+use crate::progress::Progress;
 
 /// Which sampler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl StableDiffusion {
     /// Runs img2img from `init` (scaled latent, NCHW `(1, C, h, w)`) with `cond (S, D)` and,
     /// for guidance, `uncond (S, D)`; `noise` has the latent's shape. Returns the final
     /// (scaled) latent, NCHW. `bar` advances once per denoising step.
-    pub fn img2img(&self, gpu: &Gpu, init: &[f32], [c, h, w]: [usize; 3], cond: &[f32], uncond: Option<&[f32]>, noise: &[f32], o: &Img2ImgOptions, bar: &ProgressBar) -> Result<Vec<f32>> {
+    pub fn img2img(&self, gpu: &Gpu, init: &[f32], [c, h, w]: [usize; 3], cond: &[f32], uncond: Option<&[f32]>, noise: &[f32], o: &Img2ImgOptions, bar: &dyn Progress) -> Result<Vec<f32>> {
         let d = self.unet.config.cross_attention_dim;
         let n = c * h * w;
         if init.len() != n || noise.len() != n {
@@ -118,7 +118,7 @@ impl StableDiffusion {
             None => cond.to_vec(),
         };
         let ctx = Tensor::from_f32(gpu, &[batch, s, d], &ctx)?;
-        bar.set_length(timesteps.len() as u64);
+        bar.set_len(timesteps.len() as u64);
         for &t in &timesteps {
             let x = npy::nchw_to_nhwc(&latent, [1, c, h, w]);
             let x: Vec<f32> = (0..batch).flat_map(|_| x.iter().copied()).collect();
@@ -144,7 +144,7 @@ impl StableDiffusion {
     }
 
     /// The VAE decode of a scaled latent NCHW `(1, C, h, w)` into an image in [0, 1], (H, W, 3).
-    pub fn decode(&self, gpu: &Gpu, latent: &[f32], [c, h, w]: [usize; 3]) -> Result<crate::data::image::Rgb> {
+    pub fn decode(&self, gpu: &Gpu, latent: &[f32], [c, h, w]: [usize; 3]) -> Result<crate::io::image::Rgb> {
         let sf = self.vae.config.scaling_factor;
         let z: Vec<f32> = npy::nchw_to_nhwc(latent, [1, c, h, w]).iter().map(|v| v / sf).collect();
         let z = Tensor::from_f32(gpu, &[1, h, w, c], &z)?;
@@ -153,12 +153,12 @@ impl StableDiffusion {
         drop(enc);
         let (hh, ww) = (y.shape[1], y.shape[2]);
         let data = y.to_vec(gpu)?.iter().map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0)).collect();
-        Ok(crate::data::image::Rgb { height: hh, width: ww, data })
+        Ok(crate::io::image::Rgb { height: hh, width: ww, data })
     }
 
     /// The VAE encode of an image in [0, 1] into a scaled latent (the distribution's mean
     /// times the scaling factor), NCHW `(1, C, h, w)` flattened, and its `[C, h, w]`.
-    pub fn encode(&self, gpu: &Gpu, image: &crate::data::image::Rgb) -> Result<(Vec<f32>, [usize; 3])> {
+    pub fn encode(&self, gpu: &Gpu, image: &crate::io::image::Rgb) -> Result<(Vec<f32>, [usize; 3])> {
         let x: Vec<f32> = image.data.iter().map(|v| v * 2.0 - 1.0).collect();
         let x = Tensor::from_f32(gpu, &[1, image.height, image.width, 3], &x)?;
         let mut enc = gpu.encoder();

@@ -17,17 +17,17 @@ fn percept(args: &[&str]) -> (bool, String) {
 #[test]
 fn decode_refuses_bad_latents() {
     let three = tmp("three.npy");
-    percept::data::npy::write(&three, &[3, 8, 8], &[0.0; 192], true).unwrap();
+    percept::io::npy::write(&three, &[3, 8, 8], &[0.0; 192], true).unwrap();
     let (ok, err) = percept(&["decode", three.to_str().unwrap(), "--out", tmp("a.png").to_str().unwrap()]);
     assert!(!ok && err.contains("three.npy") && err.contains("3 channels"), "{err}");
     let flat = tmp("flat.npy");
-    percept::data::npy::write(&flat, &[256], &[0.0; 256], true).unwrap();
+    percept::io::npy::write(&flat, &[256], &[0.0; 256], true).unwrap();
     let (ok, err) = percept(&["decode", flat.to_str().unwrap(), "--out", tmp("b.png").to_str().unwrap()]);
     assert!(!ok && err.contains("flat.npy") && err.contains("[256]"), "{err}");
     let nan = tmp("nan.npy");
     let mut v = vec![0.0f32; 256];
     v[17] = f32::NAN;
-    percept::data::npy::write(&nan, &[4, 8, 8], &v, true).unwrap();
+    percept::io::npy::write(&nan, &[4, 8, 8], &v, true).unwrap();
     let (ok, err) = percept(&["decode", nan.to_str().unwrap(), "--out", tmp("c.png").to_str().unwrap()]);
     assert!(!ok && err.contains("nan.npy") && err.contains("index 17"), "{err}");
 }
@@ -39,8 +39,8 @@ fn encode_and_fit_refuse_bad_arguments() {
     let (ok, err) = percept(&["encode", tmp("missing.png").to_str().unwrap(), "--out", tmp("z2.npy").to_str().unwrap()]);
     assert!(!ok && err.contains("missing.png"), "{err}");
     let (x, y) = (tmp("x.npy"), tmp("y.npy"));
-    percept::data::npy::write(&x, &[10, 4], &[1.0; 40], true).unwrap();
-    percept::data::npy::write(&y, &[9, 2], &[1.0; 18], true).unwrap();
+    percept::io::npy::write(&x, &[10, 4], &[1.0; 40], true).unwrap();
+    percept::io::npy::write(&y, &[9, 2], &[1.0; 18], true).unwrap();
     let out = tmp("d.safetensors");
     let (ok, err) = percept(&["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("y.npy") && err.contains("9 rows of targets but 10 trials"), "{err}");
@@ -55,12 +55,12 @@ fn reconstruct_and_eval_refuse_bad_input() {
     let dec = tmp("six.safetensors");
     let (x, y) = (tmp("x6.npy"), tmp("y6.npy"));
     let xs: Vec<f32> = (0..60).map(|i| ((i * 7919) % 13) as f32).collect();
-    percept::data::npy::write(&x, &[10, 6], &xs, true).unwrap();
-    percept::data::npy::write(&y, &[10, 4, 1, 1], &xs[..40], true).unwrap();
+    percept::io::npy::write(&x, &[10, 6], &xs, true).unwrap();
+    percept::io::npy::write(&y, &[10, 4, 1, 1], &xs[..40], true).unwrap();
     let (ok, err) = percept(&["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", dec.to_str().unwrap(), "--force"]);
     assert!(ok, "{err}");
     let wide = tmp("wide.npy");
-    percept::data::npy::write(&wide, &[2, 7], &[0.0; 14], true).unwrap();
+    percept::io::npy::write(&wide, &[2, 7], &[0.0; 14], true).unwrap();
     let out = tmp("rec");
     let (ok, err) = percept(&["reconstruct", "--voxels", wide.to_str().unwrap(), "--decoder", dec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("six.safetensors") && err.contains("decodes 6 voxels"), "{err}");

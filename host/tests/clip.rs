@@ -2,7 +2,7 @@
 //! encoder against transformers' last_hidden_state for a tiny random model (fixtures made by
 //! tests/fixtures/make_clip.py).
 
-mod common;
+use crate::common;
 use std::path::PathBuf;
 
 use common::*;
@@ -37,8 +37,8 @@ fn tiny_text_encoder_matches_transformers() {
     let gpu = gpu();
     let dir = root().join("tests/fixtures/clip_tiny");
     let model = ClipTextModel::load(gpu, &dir, DType::F32).unwrap();
-    let ids = percept::data::npy::read(&dir.join("input_ids.npy")).unwrap();
-    let want = percept::data::npy::read(&dir.join("last_hidden_state.npy")).unwrap();
+    let ids = percept::io::npy::read(&dir.join("input_ids.npy")).unwrap();
+    let want = percept::io::npy::read(&dir.join("last_hidden_state.npy")).unwrap();
     let (b, l) = (ids.shape[0], ids.shape[1]);
     let seqs: Vec<Vec<u32>> = (0..b).map(|i| ids.data[i * l..(i + 1) * l].iter().map(|&v| v as u32).collect()).collect();
     let mut enc = gpu.encoder();

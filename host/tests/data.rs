@@ -19,7 +19,7 @@ fn nifti_4d_and_3d_files_are_masked_in_memory_order() {
     let (run_path, mask_path) = (tmp("run.nii.gz"), tmp("mask.nii"));
     WriterOptions::new(&run_path).write_nifti(&run).unwrap();
     WriterOptions::new(&mask_path).write_nifti(&mask).unwrap();
-    let (data, trials, voxels) = percept::data::nifti::load_masked(&[&run_path], &mask_path).unwrap();
+    let (data, trials, voxels) = percept::io::nifti::load_masked(&[&run_path], &mask_path).unwrap();
     assert_eq!((trials, voxels), (5, 12));
     // Memory order: x fastest, then y, then z.
     let coords: Vec<(usize, usize, usize)> = (0..2).flat_map(|z| (0..3).flat_map(move |y| (0..4).map(move |x| (x, y, z)))).filter(|(x, y, z)| (x + y + z) % 2 == 0).collect();
@@ -31,15 +31,15 @@ fn nifti_4d_and_3d_files_are_masked_in_memory_order() {
     // One 3D file per trial gives the same rows.
     let single = tmp("t3.nii");
     WriterOptions::new(&single).write_nifti(&run.index_axis(ndarray::Axis(3), 3).to_owned()).unwrap();
-    let (one, n1, _) = percept::data::nifti::load_masked(&[&single], &mask_path).unwrap();
+    let (one, n1, _) = percept::io::nifti::load_masked(&[&single], &mask_path).unwrap();
     assert_eq!(n1, 1);
     assert_eq!(one, data[3 * 12..4 * 12].to_vec());
     // A mask of another size is refused, naming both.
     let small = tmp("small_mask.nii");
     WriterOptions::new(&small).write_nifti(&Array3::<f32>::ones((4, 3, 3))).unwrap();
-    let e = percept::data::nifti::load_masked(&[&run_path], &small).unwrap_err().to_string();
+    let e = percept::io::nifti::load_masked(&[&run_path], &small).unwrap_err().to_string();
     assert!(e.contains("run.nii.gz") && e.contains("[4, 3, 2]") && e.contains("[4, 3, 3]"), "{e}");
-    let e = percept::data::nifti::load_masked(&[&tmp("missing.nii")], &mask_path).unwrap_err().to_string();
+    let e = percept::io::nifti::load_masked(&[&tmp("missing.nii")], &mask_path).unwrap_err().to_string();
     assert!(e.contains("missing.nii"), "{e}");
 }
 
@@ -47,51 +47,51 @@ fn nifti_4d_and_3d_files_are_masked_in_memory_order() {
 fn stimulus_lists_and_repeats() {
     let list = tmp("stimuli.csv");
     std::fs::write(&list, "trial,image,captions\n0,a.png,a cat|a pet\n1,b.png,\n2,a.png,a cat\n").unwrap();
-    let trials = percept::data::stimuli::read(&list).unwrap();
+    let trials = percept::io::stimuli::read(&list).unwrap();
     assert_eq!(trials.len(), 3);
     assert_eq!(trials[0].captions, vec!["a cat", "a pet"]);
     assert!(trials[1].captions.is_empty());
     assert_eq!(trials[0].image, list.parent().unwrap().join("a.png"));
-    let (images, rows) = percept::data::stimuli::repeats(&trials);
+    let (images, rows) = percept::io::stimuli::repeats(&trials);
     assert_eq!(images.len(), 2);
     assert_eq!(rows, vec![vec![0, 2], vec![1]]);
-    let avg = percept::data::stimuli::average_rows(&[1.0, 2.0, 10.0, 20.0, 3.0, 4.0], 2, &rows);
+    let avg = percept::io::stimuli::average_rows(&[1.0, 2.0, 10.0, 20.0, 3.0, 4.0], 2, &rows);
     assert_eq!(avg, vec![2.0, 3.0, 10.0, 20.0]);
     std::fs::write(&list, "file,captions\nx.png,\n").unwrap();
-    let e = percept::data::stimuli::read(&list).unwrap_err().to_string();
+    let e = percept::io::stimuli::read(&list).unwrap_err().to_string();
     assert!(e.contains("no `image` column"), "{e}");
 
     // Quoted fields: captions keep their commas and quotes through write_csv and read.
     let caps = vec!["A man, a plan, a canal".to_string(), "a \"quoted\" sign".to_string()];
     let rows = vec![("a, b.png".to_string(), caps.clone(), vec!["coco".to_string()]), ("c.png".to_string(), vec![], vec!["drawn".to_string()])];
-    std::fs::write(&list, percept::data::stimuli::write_csv(&rows, &["source"]).unwrap()).unwrap();
-    let trials = percept::data::stimuli::read(&list).unwrap();
+    std::fs::write(&list, percept::io::stimuli::write_csv(&rows, &["source"]).unwrap()).unwrap();
+    let trials = percept::io::stimuli::read(&list).unwrap();
     assert_eq!(trials.len(), 2);
     assert_eq!(trials[0].captions, caps);
     assert_eq!(trials[0].image, list.parent().unwrap().join("a, b.png"));
     assert!(trials[1].captions.is_empty());
     // A row without an image is an error naming the file and the line.
     std::fs::write(&list, "image,captions\na.png,x\n,\"a cat, sitting\"\n").unwrap();
-    let e = percept::data::stimuli::read(&list).unwrap_err().to_string();
+    let e = percept::io::stimuli::read(&list).unwrap_err().to_string();
     assert!(e.contains("stimuli.csv:3") && e.contains("no image"), "{e}");
 }
 
 #[test]
 fn npy_round_trip_and_errors() {
     let p = tmp("a.npy");
-    percept::data::npy::write(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], true).unwrap();
-    let a = percept::data::npy::read(&p).unwrap();
+    percept::io::npy::write(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], true).unwrap();
+    let a = percept::io::npy::read(&p).unwrap();
     assert_eq!(a.shape, vec![2, 3]);
     assert_eq!(a.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-    let e = percept::data::npy::write(&p, &[2, 3], &[0.0; 6], false).unwrap_err().to_string();
+    let e = percept::io::npy::write(&p, &[2, 3], &[0.0; 6], false).unwrap_err().to_string();
     assert!(e.contains("--force"), "{e}");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
-    let e = percept::data::npy::read(&p).unwrap_err().to_string();
+    let e = percept::io::npy::read(&p).unwrap_err().to_string();
     assert!(e.contains("a.npy"), "{e}");
     // (N, C, H, W) <-> (N, H, W, C)
     let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
-    let y = percept::data::npy::nchw_to_nhwc(&x, [1, 2, 3, 4]);
-    assert_eq!(percept::data::npy::nhwc_to_nchw(&y, [1, 3, 4, 2]), x);
+    let y = percept::io::npy::nchw_to_nhwc(&x, [1, 2, 3, 4]);
+    assert_eq!(percept::io::npy::nhwc_to_nchw(&y, [1, 3, 4, 2]), x);
     assert_eq!(y[1], 12.0);
 }

@@ -1,7 +1,7 @@
 //! Evaluation metrics against scikit-image (tests/fixtures/make_eval.py) and on cases whose
 //! answer is known.
 
-use percept::data::image::Rgb;
+use percept::io::image::Rgb;
 use percept::eval::{pixcorr, ssim, two_way, Scores};
 
 fn fixture() -> (Rgb, Rgb, f64, f64) {

@@ -1,6 +1,6 @@
 //! Writing decoder files: round trip through percept-core, and the errors for bad input.
 
-use percept::fit::export::LoadedDecoder;
+use percept::io::decoder::LoadedDecoder;
 use percept::fit::{DecoderFile, DecoderWeights};
 use percept::Error;
 use percept_core::Target;

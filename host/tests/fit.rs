@@ -1,11 +1,11 @@
 //! Ridge fitting: recovers a known linear map, chooses alphas as brute-force cross-validation
 //! does (k-fold and leave-one-out), exports working decoders, and names bad input.
 
-mod common;
+use crate::common;
 use common::rand;
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
-use indicatif::ProgressBar;
+use percept::progress::Silent;
 use percept::fit::ridge::{self, log_grid, Cv, RidgeOptions};
 use percept::fit::{fit, FitSpec};
 use percept_core::{Decoder, Target};
@@ -72,7 +72,7 @@ fn prepared(x: &[f32], y: &[f32], n: usize, p: usize, l: usize) -> (Mat<f64>, Ma
 fn ridge_on(x: &Mat<f64>, y: &Mat<f64>, opts: &RidgeOptions) -> ridge::RidgeFit {
     let xf = Mat::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] as f32);
     let yf = Mat::from_fn(y.nrows(), y.ncols(), |i, j| y[(i, j)] as f32);
-    ridge::fit(xf.as_ref(), yf.as_ref(), opts, &ProgressBar::hidden()).unwrap()
+    ridge::fit(xf.as_ref(), yf.as_ref(), opts, &Silent).unwrap()
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn recovers_a_known_map_and_the_decoder_reproduces_it() {
         ridge: RidgeOptions { alphas: log_grid(-3.0, 3.0, 7), cv: Cv::KFold(5), per_target: true, target_chunk: 5 },
         rank: None,
     };
-    let f = fit(&x, n, p, &y, &spec, &ProgressBar::hidden()).unwrap();
+    let f = fit(&x, n, p, &y, &spec, &Silent).unwrap();
     assert!(f.cv_r.iter().all(|&r| r > 0.99), "cross-validated r {:?}", f.cv_r);
     // Decode fresh trials through percept-core and compare with the true map.
     let bytes = f.file.to_bytes().unwrap();
@@ -160,7 +160,7 @@ fn recovers_a_known_map_and_the_decoder_reproduces_it() {
     // A shuffled pairing of trials and targets must not be fitted.
     let mut shuffled = y.clone();
     shuffled.rotate_left(l * 37);
-    let g = fit(&x, n, p, &shuffled, &spec, &ProgressBar::hidden()).unwrap();
+    let g = fit(&x, n, p, &shuffled, &spec, &Silent).unwrap();
     let mean_r = g.cv_r.iter().sum::<f32>() / l as f32;
     assert!(mean_r < 0.3, "shuffled targets gave cross-validated r {mean_r}");
 }
@@ -190,8 +190,8 @@ fn low_rank_export_is_exact_for_a_low_rank_map() {
     let b = rand(k * l, 23, 1.0);
     let y: Vec<f32> = (0..n).flat_map(|i| (0..l).map(move |t| (i, t))).map(|(i, t)| (0..k).map(|c| (0..p).map(|j| x[i * p + j] * a[j * k + c]).sum::<f32>() * b[c * l + t]).sum()).collect();
     let mk = |rank| FitSpec { region: "v".into(), target: Target::C, target_shape: vec![l], ridge: RidgeOptions { alphas: vec![1e-3], cv: Cv::KFold(3), per_target: false, target_chunk: 64 }, rank };
-    let dense = fit(&x, n, p, &y, &mk(None), &ProgressBar::hidden()).unwrap();
-    let low = fit(&x, n, p, &y, &mk(Some(k)), &ProgressBar::hidden()).unwrap();
+    let dense = fit(&x, n, p, &y, &mk(None), &Silent).unwrap();
+    let low = fit(&x, n, p, &y, &mk(Some(k)), &Silent).unwrap();
     let percept::fit::DecoderWeights::Dense(wd) = &dense.file.weights else { panic!() };
     let percept::fit::DecoderWeights::LowRank { u, vt, rank } = &low.file.weights else { panic!() };
     assert_eq!(*rank, k);
@@ -201,7 +201,7 @@ fn low_rank_export_is_exact_for_a_low_rank_map() {
             assert!((w - wd[t * p + j]).abs() < 1e-3 * (1.0 + wd[t * p + j].abs()), "({t}, {j}): {w} vs {}", wd[t * p + j]);
         }
     }
-    let e = fit(&x, n, p, &y, &mk(Some(50)), &ProgressBar::hidden()).unwrap_err().to_string();
+    let e = fit(&x, n, p, &y, &mk(Some(50)), &Silent).unwrap_err().to_string();
     assert!(e.contains("--rank 50"), "{e}");
 }
 
@@ -209,7 +209,7 @@ fn low_rank_export_is_exact_for_a_low_rank_map() {
 fn bad_input_is_named() {
     let (n, p) = (10, 4);
     let spec = FitSpec { region: "v".into(), target: Target::Z, target_shape: vec![2], ridge: RidgeOptions::takagi(), rank: None };
-    let bar = ProgressBar::hidden();
+    let bar = Silent;
     let mut x = rand(n * p, 1, 1.0);
     let y = rand(n * 2, 2, 1.0);
     for i in 0..n {

@@ -2,7 +2,7 @@
 //! shapes, including sizes that do not divide the workgroup size. f32: 1e-4; f16 weights are
 //! compared with the same f16-rounded weights on the CPU.
 
-mod common;
+use crate::common;
 use common::*;
 use percept::gpu::{Gpu, Tensor};
 use percept::ops::linear;

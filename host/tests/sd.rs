@@ -11,11 +11,11 @@
 //! embedding broadcast as the trailing (W, C) of a 1x2 level gave 5e-2). The 40-step img2img
 //! run feeds each step back in and gets 1e-4 (measured 1e-6).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
-use percept::data::npy::nchw_to_nhwc;
+use percept::io::npy::nchw_to_nhwc;
 use percept::gpu::{DType, Tensor};
 use percept::nn::checkpoint::{unet_key, vae_key};
 use percept::nn::unet::Unet;
@@ -116,10 +116,11 @@ fn img2img_matches_the_diffusers_pipeline() {
     let sd = StableDiffusion::load(gpu, &dir(), None, DType::F16).unwrap();
     let raw = |k: &str| r.get_any(k).unwrap().0;
     let (init, noise, cond, uncond) = (raw("img2img.init"), raw("img2img.noise"), raw("img2img.cond"), raw("img2img.uncond"));
-    let bar = indicatif::ProgressBar::hidden();
+    let bar = common::Counted::default();
     let o = Img2ImgOptions { strength: 0.8, steps: 50, guidance: 5.0, sampler: Sampler::Ddim };
     let latent = sd.img2img(gpu, &init, [4, 8, 16], &cond, Some(&uncond), &noise, &o, &bar).unwrap();
-    assert_eq!(bar.length(), Some(40));
+    assert_eq!(bar.len.load(std::sync::atomic::Ordering::Relaxed), 40);
+    assert_eq!(bar.pos.load(std::sync::atomic::Ordering::Relaxed), 40);
     let want = raw("img2img.latent");
     let e = rel_err(&latent, &want);
     assert!(e < 1e-4, "final latent: relative error {e:e}");
@@ -235,7 +236,7 @@ fn img2img_command_reproduces_diffusers_from_files() {
     let save = |name: &str, key: &str| {
         let (d, s) = r.get_any(key).unwrap();
         let p = tmp.join(name);
-        percept::data::npy::write(&p, &s, &d, true).unwrap();
+        percept::io::npy::write(&p, &s, &d, true).unwrap();
         p.to_str().unwrap().to_string()
     };
     let (init, cond, uncond, noise) = (save("init.npy", "img2img.init"), save("cond.npy", "img2img.cond"), save("uncond.npy", "img2img.uncond"), save("noise.npy", "img2img.noise"));
@@ -249,7 +250,7 @@ fn img2img_command_reproduces_diffusers_from_files() {
     };
     let (ok, err) = run(&["--uncond", &uncond, "--noise", &noise]);
     assert!(ok, "{err}");
-    let got = percept::data::npy::read(&out).unwrap();
+    let got = percept::io::npy::read(&out).unwrap();
     assert_eq!(got.shape, vec![1, 4, 8, 16]);
     let e = rel_err(&got.data, &r.get_any("img2img.latent").unwrap().0);
     assert!(e < 1e-4, "{e:e}");
@@ -280,10 +281,10 @@ fn reconstruct_runs_the_second_stage_with_sd() {
             .collect()
     };
     let n = 20;
-    percept::data::npy::write(&tmp.join("x.npy"), &[n, 12], &rand(n * 12), true).unwrap();
-    percept::data::npy::write(&tmp.join("z.npy"), &[n, 4, 4, 4], &rand(n * 64), true).unwrap();
-    percept::data::npy::write(&tmp.join("c.npy"), &[n, 77, 32], &rand(n * 77 * 32), true).unwrap();
-    percept::data::npy::write(&tmp.join("u.npy"), &[77, 32], &rand(77 * 32), true).unwrap();
+    percept::io::npy::write(&tmp.join("x.npy"), &[n, 12], &rand(n * 12), true).unwrap();
+    percept::io::npy::write(&tmp.join("z.npy"), &[n, 4, 4, 4], &rand(n * 64), true).unwrap();
+    percept::io::npy::write(&tmp.join("c.npy"), &[n, 77, 32], &rand(n * 77 * 32), true).unwrap();
+    percept::io::npy::write(&tmp.join("u.npy"), &[77, 32], &rand(77 * 32), true).unwrap();
     let run = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_percept")).args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -291,17 +292,17 @@ fn reconstruct_runs_the_second_stage_with_sd() {
     run(&["fit", "--voxels", &p("x.npy"), "--targets", &p("z.npy"), "--out", &p("dz.safetensors"), "--force"]);
     run(&["fit", "--voxels", &p("x.npy"), "--targets", &p("c.npy"), "--target", "c", "--region", "higher_visual", "--out", &p("dc.safetensors"), "--force"]);
     let model = dir();
-    let xs = percept::data::npy::read(&tmp.join("x.npy")).unwrap();
-    percept::data::npy::write(&tmp.join("x3.npy"), &[3, 12], &xs.data[..36], true).unwrap();
+    let xs = percept::io::npy::read(&tmp.join("x.npy")).unwrap();
+    percept::io::npy::write(&tmp.join("x3.npy"), &[3, 12], &xs.data[..36], true).unwrap();
     run(&[
         "reconstruct", "--voxels", &p("x3.npy"), "--decoder", &p("dz.safetensors"), "--sd", model.to_str().unwrap(), "--decoder-c", &p("dc.safetensors"),
         "--voxels-c", &p("x3.npy"), "--uncond", &p("u.npy"), "--sd-size", "64", "--steps", "10", "--samples", "2", "--out", &p("rec"), "--force",
     ]);
-    let a = percept::data::image::Rgb::open(&tmp.join("rec/trial_00002_sd0.png")).unwrap();
-    let b = percept::data::image::Rgb::open(&tmp.join("rec/trial_00002_sd1.png")).unwrap();
+    let a = percept::io::image::Rgb::open(&tmp.join("rec/trial_00002_sd0.png")).unwrap();
+    let b = percept::io::image::Rgb::open(&tmp.join("rec/trial_00002_sd1.png")).unwrap();
     assert_eq!((a.width, a.height), (64, 64));
     assert_ne!(a.data, b.data, "two samples with different noise");
-    let grid = percept::data::image::Rgb::open(&tmp.join("rec/grid.png")).unwrap();
+    let grid = percept::io::image::Rgb::open(&tmp.join("rec/grid.png")).unwrap();
     assert_eq!(grid.height, 2 * (32 + 4) + 4, "rows: z-only reconstructions and the SD stage");
 }
 
@@ -327,10 +328,10 @@ fn bad_models_and_inputs_are_named() {
     let mut c = c.clone();
     c[100] = f32::NAN;
     let cond = tmp.join("nan_cond.npy");
-    percept::data::npy::write(&cond, &s, &c, true).unwrap();
+    percept::io::npy::write(&cond, &s, &c, true).unwrap();
     let (init, is) = r.get_any("img2img.init").unwrap();
     let init_p = tmp.join("init.npy");
-    percept::data::npy::write(&init_p, &is, &init, true).unwrap();
+    percept::io::npy::write(&init_p, &is, &init, true).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_percept"))
         .args(["img2img", "--model", dir().to_str().unwrap(), "--init-latent", init_p.to_str().unwrap(), "--cond", cond.to_str().unwrap(), "--guidance", "1", "--out", tmp.join("o.npy").to_str().unwrap()])
         .output()

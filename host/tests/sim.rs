@@ -1,6 +1,6 @@
 //! The simulated subject, reconstruction and the demo, at tiny sizes.
 
-use percept::data::image::Rgb;
+use percept::io::image::Rgb;
 use percept::sim::cortex::{self, Area, ORIENTATIONS, PopulationSettings};
 use percept::sim::{self, Settings};
 
@@ -17,9 +17,7 @@ fn tiny() -> Settings {
     }
 }
 
-fn quiet(_: &str) -> indicatif::ProgressBar {
-    indicatif::ProgressBar::hidden()
-}
+static QUIET: percept::progress::Silent = percept::progress::Silent;
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sim-{}-{name}", std::process::id()));
@@ -32,7 +30,7 @@ fn test_photos_are_held_out_whole_and_runs_are_seeded() {
     let photos = sim::shipped_photos().unwrap();
     assert_eq!(photos.len(), 56);
     let s = tiny();
-    let a = sim::simulate(&s, &photos, &quiet).unwrap();
+    let a = sim::simulate(&s, &photos, &QUIET).unwrap();
     let train_sources: std::collections::HashSet<&str> = a.train_stimuli.iter().map(|st| st.source.as_str()).collect();
     assert_eq!(a.test_stimuli.len(), 8);
     for st in &a.test_stimuli {
@@ -43,11 +41,11 @@ fn test_photos_are_held_out_whole_and_runs_are_seeded() {
     assert_eq!(a.test.shown.len(), 8 * 3);
     assert_eq!(a.train.voxels.len(), a.train.shown.len() * 700);
     assert!(a.train.voxels.iter().all(|v| v.is_finite()));
-    let b = sim::simulate(&s, &photos, &quiet).unwrap();
+    let b = sim::simulate(&s, &photos, &QUIET).unwrap();
     assert_eq!(a.train.voxels, b.train.voxels);
-    let c = sim::simulate(&Settings { seed: 7, ..s.clone() }, &photos, &quiet).unwrap();
+    let c = sim::simulate(&Settings { seed: 7, ..s.clone() }, &photos, &QUIET).unwrap();
     assert_ne!(a.train.voxels, c.train.voxels);
-    let err = sim::simulate(&Settings { test_photos: 56, ..s }, &photos, &quiet).unwrap_err().to_string();
+    let err = sim::simulate(&Settings { test_photos: 56, ..s }, &photos, &QUIET).unwrap_err().to_string();
     assert!(err.contains("56 test photos") && err.contains("only 56"), "{err}");
 }
 
@@ -80,7 +78,7 @@ fn voxels_follow_their_receptive_fields() {
     // A voxel whose field sits on the left half responds to a patch there, not on the right.
     let photos = sim::shipped_photos().unwrap();
     let s = tiny();
-    let subj = sim::simulate(&s, &photos, &quiet).unwrap();
+    let subj = sim::simulate(&s, &photos, &QUIET).unwrap();
     assert!(subj.voxels.iter().filter(|v| v.area == Area::Higher).count() == 100);
     let size = 32;
     let patch = |left: bool| {
@@ -99,7 +97,7 @@ fn voxels_follow_their_receptive_fields() {
     let right: Vec<_> = small.iter().filter(|v| v.centre.0 > 0.4).cloned().collect();
     assert!(left.len() >= 3 && right.len() >= 3, "{} {}", left.len(), right.len());
     for (group, stim) in [(&left, 0usize), (&right, 1usize)] {
-        let r = cortex::responses(group, &maps, &sem, s.grid, &indicatif::ProgressBar::hidden());
+        let r = cortex::responses(group, &maps, &sem, s.grid, &QUIET);
         let mean = |k: usize| group.iter().enumerate().map(|(v, _)| r[v * 3 + k]).sum::<f32>() / group.len() as f32;
         let other = 1 - stim;
         assert!(mean(stim) > mean(other) + 0.5, "stimulus {stim}: {} vs {}", mean(stim), mean(other));
@@ -110,17 +108,17 @@ fn voxels_follow_their_receptive_fields() {
 fn saved_subject_reads_back_as_npy_and_nifti() {
     let photos = sim::shipped_photos().unwrap();
     let s = Settings { crops: 1, shapes: 4, letters: 4, ..tiny() };
-    let subj = sim::simulate(&s, &photos, &quiet).unwrap();
+    let subj = sim::simulate(&s, &photos, &QUIET).unwrap();
     let dir = tmp("save");
-    subj.save(&dir, false, &indicatif::ProgressBar::hidden()).unwrap();
-    let npy = percept::data::npy::read(&dir.join("early_visual_train.npy")).unwrap();
+    subj.save(&dir, false, &QUIET).unwrap();
+    let npy = percept::io::npy::read(&dir.join("early_visual_train.npy")).unwrap();
     assert_eq!(npy.shape, vec![subj.train.shown.len(), 600]);
-    let (nii, n, v) = percept::data::nifti::load_masked(&[dir.join("nifti/train.nii.gz")], &dir.join("nifti/mask_early_visual.nii.gz")).unwrap();
+    let (nii, n, v) = percept::io::nifti::load_masked(&[dir.join("nifti/train.nii.gz")], &dir.join("nifti/mask_early_visual.nii.gz")).unwrap();
     assert_eq!((n, v), (subj.train.shown.len(), 600));
     assert_eq!(nii, npy.data);
-    let higher = percept::data::npy::read(&dir.join("higher_visual_test.npy")).unwrap();
+    let higher = percept::io::npy::read(&dir.join("higher_visual_test.npy")).unwrap();
     assert_eq!(higher.shape, vec![24, 100]);
-    let trials = percept::data::stimuli::read(&dir.join("test.csv")).unwrap();
+    let trials = percept::io::stimuli::read(&dir.join("test.csv")).unwrap();
     assert_eq!(trials.len(), 24);
     assert!(trials.iter().all(|t| t.image.exists() && !t.captions.is_empty()));
     // The captions read back are the subject's own, commas included (quoted CSV; line
@@ -129,9 +127,9 @@ fn saved_subject_reads_back_as_npy_and_nifti() {
         let want: Vec<String> = subj.test_stimuli[i].captions.iter().map(|c| c.replace('|', "/").replace('\n', " ").trim().to_string()).collect();
         assert_eq!(t.captions, want);
     }
-    let err = subj.save(&dir, false, &indicatif::ProgressBar::hidden()).unwrap_err().to_string();
+    let err = subj.save(&dir, false, &QUIET).unwrap_err().to_string();
     assert!(err.contains("settings.txt") && err.contains("--force"), "{err}");
-    subj.save(&dir, true, &indicatif::ProgressBar::hidden()).unwrap();
+    subj.save(&dir, true, &QUIET).unwrap();
 }
 
 #[test]
@@ -139,7 +137,7 @@ fn demo_end_to_end_beats_the_shuffled_control() {
     let dir = tmp("demo");
     let mut o = percept::demo::Options::new(&dir, false);
     o.settings = tiny();
-    let out = percept::demo::run(&o).unwrap();
+    let out = percept::demo::run(&o, &QUIET).unwrap();
     let mean = percept::eval::mean;
     let (dec, ctl) = (mean(&out.scores.two_way_latent), mean(&out.control.two_way_latent));
     // 8 test photos: identification steps of 1/7 per photo; the control sits near 50%.
@@ -148,6 +146,6 @@ fn demo_end_to_end_beats_the_shuffled_control() {
     for f in ["report.md", "grid.png", "decoders/early_visual_z.safetensors", "subject/settings.txt", "reconstructions/test_000.png"] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
-    let err = percept::demo::run(&percept::demo::Options { settings: tiny(), ..percept::demo::Options::new(&dir, false) }).unwrap_err().to_string();
+    let err = percept::demo::run(&percept::demo::Options { settings: tiny(), ..percept::demo::Options::new(&dir, false) }, &QUIET).unwrap_err().to_string();
     assert!(err.contains("report.md") && err.contains("--force"), "{err}");
 }

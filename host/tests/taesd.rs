@@ -1,10 +1,10 @@
 //! TAESD on the GPU: agrees with the plain-loop CPU reference, and round-trips real photos.
 
-mod common;
+use crate::common;
 use std::path::PathBuf;
 
 use common::*;
-use percept::data::image::Rgb;
+use percept::io::image::Rgb;
 use percept::gpu::{DType, Tensor};
 use percept::nn::taesd::Taesd;
 
@@ -90,13 +90,13 @@ fn image_targets_are_cached() {
     let _ = std::fs::remove_dir_all(&dir);
     let images = vec![root().join("assets/stimuli/public-domain/coffee.png"), root().join("assets/stimuli/public-domain/chelsea.png")];
     let weights = root().join("weights/taesd");
-    let bar = indicatif::ProgressBar::hidden();
+    let bar = percept::progress::Silent;
     let first = percept::fit::targets::encode_images(gpu, &weights, &images, 64, &dir, &bar).unwrap();
     assert_eq!(first.len(), 2 * 4 * 8 * 8);
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 2, "{files:?}");
     // Mark one cache entry: a second run must return what the cache holds, not re-encode.
-    percept::data::npy::write(&files[0], &[4, 8, 8], &[7.0; 256], true).unwrap();
+    percept::io::npy::write(&files[0], &[4, 8, 8], &[7.0; 256], true).unwrap();
     let second = percept::fit::targets::encode_images(gpu, &weights, &images, 64, &dir, &bar).unwrap();
     assert!(second.chunks(256).any(|c| c.iter().all(|&v| v == 7.0)), "the cache was not used");
     assert!(second.chunks(256).any(|c| c == &first[..256] || c == &first[256..]), "the other entry changed");

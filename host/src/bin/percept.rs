@@ -91,7 +91,52 @@ enum Command {
     },
 }
 
-use percept::progress::{bar, spinner};
+use percept::progress::Progress;
+
+/// A progress bar of `len` steps labelled `msg` (0: set later).
+fn bar(len: usize, msg: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len as u64);
+    b.set_style(indicatif::ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    b.set_message(msg.to_string());
+    b
+}
+
+/// A spinner for work of unknown length.
+fn spinner(msg: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_message(msg.to_string());
+    b.enable_steady_tick(std::time::Duration::from_millis(120));
+    b
+}
+
+/// The library's progress drawn as one bar per stage.
+#[derive(Default)]
+struct Bars(std::sync::Mutex<Option<indicatif::ProgressBar>>);
+
+impl Progress for Bars {
+    fn begin(&self, what: &str, len: u64) {
+        let mut cur = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = cur.take() {
+            b.finish_and_clear();
+        }
+        *cur = Some(bar(len as usize, what));
+    }
+    fn set_len(&self, len: u64) {
+        if let Some(b) = &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            b.set_length(len);
+        }
+    }
+    fn inc(&self, n: u64) {
+        if let Some(b) = &*self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            b.inc(n);
+        }
+    }
+    fn done(&self) {
+        if let Some(b) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.finish_and_clear();
+        }
+    }
+}
 
 #[derive(clap::Args)]
 struct EmbedArgs {
@@ -179,12 +224,12 @@ impl VoxelArgs {
     /// `(trials x voxels, trials, voxels, description)`.
     fn load(&self) -> Result<(Vec<f32>, usize, usize, String)> {
         if let Some(p) = &self.voxels {
-            let arr = percept::data::npy::read(p)?;
+            let arr = percept::io::npy::read(p)?;
             anyhow::ensure!(arr.shape.len() == 2, "{}: voxels must be (trials, voxels), got shape {:?}", p.display(), arr.shape);
             Ok((arr.data, arr.shape[0], arr.shape[1], p.display().to_string()))
         } else if !self.nifti.is_empty() {
             let mask = self.mask.as_ref().expect("clap requires --mask");
-            let (d, n, v) = percept::data::nifti::load_masked(&self.nifti, mask)?;
+            let (d, n, v) = percept::io::nifti::load_masked(&self.nifti, mask)?;
             Ok((d, n, v, format!("{} NIfTI file(s) masked by {}", self.nifti.len(), mask.display())))
         } else {
             anyhow::bail!("give the voxels with --voxels X.npy or --nifti FILES --mask MASK");
@@ -312,7 +357,7 @@ struct Img2ImgArgs {
 
 /// A (C, h, w) or (1, C, h, w) .npy with finite values: `(data, [C, h, w])`.
 fn read_latent(p: &std::path::Path) -> Result<(Vec<f32>, [usize; 3])> {
-    let a = percept::data::npy::read(p)?;
+    let a = percept::io::npy::read(p)?;
     let s = match a.shape[..] {
         [c, h, w] | [1, c, h, w] => [c, h, w],
         _ => anyhow::bail!("{}: shape {:?}; expected (C, h, w) or (1, C, h, w)", p.display(), a.shape),
@@ -325,7 +370,7 @@ fn read_latent(p: &std::path::Path) -> Result<(Vec<f32>, [usize; 3])> {
 
 /// A (S, D) or (1, S, D) .npy context with finite values.
 fn read_context(p: &std::path::Path, d: usize) -> Result<Vec<f32>> {
-    let a = percept::data::npy::read(p)?;
+    let a = percept::io::npy::read(p)?;
     let ok = matches!(a.shape[..], [_, dd] | [1, _, dd] if dd == d);
     anyhow::ensure!(ok, "{}: shape {:?}; expected (S, {d}) or (1, S, {d}) for this U-Net", p.display(), a.shape);
     if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
@@ -347,7 +392,7 @@ fn empty_prompt(gpu: &percept::gpu::Gpu, sd: &percept::sd::StableDiffusion, mode
 
 fn run_img2img(a: Img2ImgArgs) -> Result<()> {
     use percept::sd::StableDiffusion;
-    percept::data::image::ensure_writable(&a.out, a.force)?;
+    percept::io::output::ensure_writable(&a.out, a.force)?;
     let png = match a.out.extension().and_then(|e| e.to_str()) {
         Some("png") => true,
         Some("npy") => false,
@@ -364,7 +409,7 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
         (Some(p), _) => read_latent(p)?,
         (None, Some(img)) => {
             anyhow::ensure!(a.size % 8 == 0 && a.size > 0, "--size {} is not a positive multiple of 8", a.size);
-            sd.encode(&gpu, &percept::data::image::Rgb::open_square(img, a.size)?)?
+            sd.encode(&gpu, &percept::io::image::Rgb::open_square(img, a.size)?)?
         }
         (None, None) => unreachable!("clap requires one"),
     };
@@ -385,15 +430,16 @@ fn run_img2img(a: Img2ImgArgs) -> Result<()> {
         }
         None => percept::sd::gaussian(n, a.sampling.seed),
     };
-    let b = bar(0, "denoising");
+    let b = Bars::default();
+    b.begin("denoising", 0);
     let latent = sd.img2img(&gpu, &init, shape, &cond, uncond.as_deref(), &noise, &o, &b)?;
-    b.finish_and_clear();
+    b.done();
     if png {
         sd.decode(&gpu, &latent, shape)?.save_png(&a.out, a.force)?;
     } else {
-        percept::data::npy::write(&a.out, &[1, shape[0], shape[1], shape[2]], &latent, a.force)?;
+        percept::io::npy::write(&a.out, &[1, shape[0], shape[1], shape[2]], &latent, a.force)?;
     }
-    println!("{}: img2img, {} steps of {} at strength {}, guidance {}", a.out.display(), b.position(), o.steps, o.strength, o.guidance);
+    println!("{}: img2img, steps of {} at strength {}, guidance {}", a.out.display(), o.steps, o.strength, o.guidance);
     if let Some(p) = gpu.profile_report() {
         eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
     }
@@ -448,8 +494,8 @@ struct FitArgs {
 fn run_fit(a: FitArgs) -> Result<()> {
     use percept::fit::{Cv, FitSpec, RidgeOptions};
     let report_path = a.out.with_extension("md");
-    percept::data::image::ensure_writable(&a.out, a.force)?;
-    percept::data::image::ensure_writable(&report_path, a.force)?;
+    percept::io::output::ensure_writable(&a.out, a.force)?;
+    percept::io::output::ensure_writable(&report_path, a.force)?;
     let target = match a.target.as_str() {
         "z" => percept_core::Target::Z,
         "c" => percept_core::Target::C,
@@ -462,21 +508,22 @@ fn run_fit(a: FitArgs) -> Result<()> {
     let (voxels, n, v, source) = a.voxels.load()?;
     // Targets.
     let (targets, shape) = if let Some(p) = &a.targets {
-        let arr = percept::data::npy::read(p)?;
+        let arr = percept::io::npy::read(p)?;
         anyhow::ensure!(arr.shape.len() >= 2, "{}: targets must be (trials, ...), got shape {:?}", p.display(), arr.shape);
         anyhow::ensure!(arr.shape[0] == n, "{}: {} rows of targets but {n} trials of voxels ({source})", p.display(), arr.shape[0]);
         (arr.data, arr.shape[1..].to_vec())
     } else if let Some(list) = &a.stimuli {
-        let trials = percept::data::stimuli::read(list)?;
+        let trials = percept::io::stimuli::read(list)?;
         anyhow::ensure!(trials.len() == n, "{}: {} trials listed but {n} trials of voxels ({source})", list.display(), trials.len());
-        let (images, rows) = percept::data::stimuli::repeats(&trials);
+        let (images, rows) = percept::io::stimuli::repeats(&trials);
         let gpu = percept::gpu::Gpu::new()?;
         tracing::info!("adapter: {}", gpu.describe());
         let cache = a.cache.clone().unwrap_or_else(|| a.out.with_extension("cache"));
         let weights = a.encoder_weights.clone().unwrap_or_else(percept::paths::taesd);
-        let b = bar(images.len(), "encoding");
+        let b = Bars::default();
+        b.begin("encoding", images.len() as u64);
         let per_image = percept::fit::targets::encode_images(&gpu, &weights, &images, a.size, &cache, &b)?;
-        b.finish_and_clear();
+        b.done();
         let l = per_image.len() / images.len().max(1);
         let mut t = vec![0f32; n * l];
         for (k, rs) in rows.iter().enumerate() {
@@ -495,13 +542,14 @@ fn run_fit(a: FitArgs) -> Result<()> {
     ridge.cv = cv;
     ridge.per_target = a.per_target;
     let spec = FitSpec { region: a.region.clone(), target, target_shape: shape.clone(), ridge, rank: a.rank };
-    let b = bar(0, "fitting");
+    let b = Bars::default();
+    b.begin("fitting", 0);
     let t0 = std::time::Instant::now();
     let fitted = percept::fit::fit(&voxels, n, v, &targets, &spec, &b)?;
-    b.finish_and_clear();
+    b.done();
     fitted.file.save(&a.out, a.force)?;
     let report = percept::fit::report(&fitted, &spec, n, v, &source, t0.elapsed().as_secs_f64());
-    percept::fit::export::write_atomic(&report_path, report.as_bytes(), a.force)?;
+    percept::io::output::write_atomic(&report_path, report.as_bytes(), a.force)?;
     print!("{report}");
     println!("\nwrote {} and {}", a.out.display(), report_path.display());
     Ok(())
@@ -523,10 +571,11 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
     let marker = a.out.join("settings.txt");
     anyhow::ensure!(a.force || !marker.exists(), "{} exists; pass --force to overwrite it", marker.display());
     let photos = percept::sim::shipped_photos()?;
-    let subject = percept::sim::simulate(&settings, &photos, &|m| bar(0, m))?;
-    let b = bar(0, "saving");
+    let b = Bars::default();
+    let subject = percept::sim::simulate(&settings, &photos, &b)?;
+    b.begin("saving", 0);
     subject.save(&a.out, a.force, &b)?;
-    b.finish_and_clear();
+    b.done();
     println!(
         "{}: {} training trials, {} test trials ({} photos held out), {} voxels",
         a.out.display(),
@@ -539,10 +588,10 @@ fn run_simulate(a: SimulateArgs) -> Result<()> {
 }
 
 fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
-    use percept::data::{image::Rgb, stimuli};
+    use percept::io::{image::Rgb, stimuli};
     let (x, n, v, source) = a.voxels.load()?;
     let grid_path = a.out.join("grid.png");
-    percept::data::image::ensure_writable(&grid_path, a.force)?;
+    percept::io::output::ensure_writable(&grid_path, a.force)?;
     // Trials -> distinct images (repeats averaged) when the stimulus list is given.
     let (images, groups) = match &a.stimuli {
         Some(list) => {
@@ -581,7 +630,7 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
             pairs.push_str(&format!("{},{}\n", std::fs::canonicalize(&imgs[k]).unwrap_or(imgs[k].clone()).display(), names[k]));
         }
     }
-    percept::data::npy::write(&a.out.join("z.npy"), &[m, 4, h, w], &z, a.force)?;
+    percept::io::npy::write(&a.out.join("z.npy"), &[m, 4, h, w], &z, a.force)?;
     let originals: Vec<Rgb> = match &images {
         Some(imgs) => imgs.iter().map(|p| Rgb::open_square(p, 8 * h.max(w))).collect::<percept::Result<_>>()?,
         None => Vec::new(),
@@ -590,7 +639,7 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     let mut second: Vec<Rgb> = Vec::new();
     if let (Some(sd), Some(model), Some(dec_c), Some(vc)) = (&sd, &a.sd, &a.decoder_c, &a.voxels_c) {
         anyhow::ensure!(a.sd_size % 8 == 0 && a.sd_size > 0, "--sd-size {} is not a positive multiple of 8", a.sd_size);
-        let arr = percept::data::npy::read(vc)?;
+        let arr = percept::io::npy::read(vc)?;
         anyhow::ensure!(arr.shape.len() == 2 && arr.shape[0] == n, "{}: shape {:?}; expected ({n}, voxels), the trials of --voxels", vc.display(), arr.shape);
         let xc = stimuli::average_rows(&arr.data, arr.shape[1], &groups);
         let (c, cshape) = percept::recon::decode_voxels(dec_c, &xc, m)?;
@@ -603,7 +652,8 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
             (None, false) => None,
             (None, true) => Some(empty_prompt(&gpu, sd, model, o.guidance)?),
         };
-        let b = bar(m * a.samples, "img2img");
+        let b = Bars::default();
+        b.begin("img2img", (m * a.samples) as u64);
         for k in 0..m {
             let imgs = percept::recon::takagi(&gpu, sd, &recon[k], a.sd_size, &c[k * per..(k + 1) * per], uncond.as_deref(), &o, a.samples, a.sampling.seed.wrapping_add(k as u64), &b)?;
             for (j, img) in imgs.into_iter().enumerate() {
@@ -613,7 +663,7 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
                 }
             }
         }
-        b.finish_and_clear();
+        b.done();
     }
     let mut rows: Vec<&[Rgb]> = if originals.is_empty() { vec![&recon] } else { vec![&originals, &recon] };
     if !second.is_empty() {
@@ -621,16 +671,16 @@ fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     }
     percept::recon::grid(&rows)?.save_png(&grid_path, a.force)?;
     if images.is_some() {
-        percept::fit::export::write_atomic(&a.out.join("pairs.csv"), pairs.as_bytes(), a.force)?;
+        percept::io::output::write_atomic(&a.out.join("pairs.csv"), pairs.as_bytes(), a.force)?;
     }
     println!("{}: {m} reconstructions of {}x{} from {source}; grid.png{}", a.out.display(), 8 * w, 8 * h, if images.is_some() { ", pairs.csv" } else { "" });
     Ok(())
 }
 
 fn run_eval(dir: &std::path::Path, force: bool) -> Result<()> {
-    use percept::data::image::Rgb;
+    use percept::io::image::Rgb;
     let report_path = dir.join("eval.md");
-    percept::data::image::ensure_writable(&report_path, force)?;
+    percept::io::output::ensure_writable(&report_path, force)?;
     let pairs = dir.join("pairs.csv");
     let text = std::fs::read_to_string(&pairs).with_context(|| format!("reading {} (written by `percept reconstruct --stimuli`)", pairs.display()))?;
     let mut truth = Vec::new();
@@ -660,7 +710,7 @@ fn run_eval(dir: &std::path::Path, force: bool) -> Result<()> {
     let scores = percept::eval::Scores::compute(&truth, &recon, Some((&lt, &lr)))?;
     spin.finish_and_clear();
     let report = percept::eval::report(&scores, &names);
-    percept::fit::export::write_atomic(&report_path, report.as_bytes(), force)?;
+    percept::io::output::write_atomic(&report_path, report.as_bytes(), force)?;
     print!("{report}");
     println!("\nwrote {}", report_path.display());
     Ok(())
@@ -669,7 +719,7 @@ fn run_eval(dir: &std::path::Path, force: bool) -> Result<()> {
 fn run_embed(a: EmbedArgs) -> Result<()> {
     use percept::nn::clip::ClipTextModel;
     use percept::nn::tokenizer::Tokenizer;
-    percept::data::image::ensure_writable(&a.out, a.force)?;
+    percept::io::output::ensure_writable(&a.out, a.force)?;
     let tok = Tokenizer::load(&a.tokenizer.clone().unwrap_or_else(|| percept::paths::shipped("weights/clip-tokenizer")))?;
     // The caption sets to embed: one set per output row.
     let sets: Vec<Vec<String>> = match (&a.stimuli, &a.captions_json) {
@@ -686,7 +736,7 @@ fn run_embed(a: EmbedArgs) -> Result<()> {
             sets
         }
         (Some(list), _) => {
-            let trials = percept::data::stimuli::read(list)?;
+            let trials = percept::io::stimuli::read(list)?;
             if let Some((i, t)) = trials.iter().enumerate().find(|(_, t)| t.captions.is_empty()) {
                 anyhow::bail!("{}: trial {i} ({}) has no captions", list.display(), t.image.display());
             }
@@ -722,7 +772,7 @@ fn run_embed(a: EmbedArgs) -> Result<()> {
     }
     b.finish_and_clear();
     let shape = if a.stimuli.is_some() || a.captions_json.is_some() { vec![sets.len(), l, h] } else { vec![l, h] };
-    percept::data::npy::write(&a.out, &shape, &out, a.force)?;
+    percept::io::npy::write(&a.out, &shape, &out, a.force)?;
     println!("{}: c of shape {shape:?} from {} caption set(s)", a.out.display(), sets.len());
     Ok(())
 }
@@ -753,14 +803,14 @@ fn run(cli: Cli) -> Result<()> {
         .init();
     match cli.command {
         Command::Demo { out, force } => {
-            let outcome = percept::demo::run(&percept::demo::Options::new(&out, force))?;
+            let outcome = percept::demo::run(&percept::demo::Options::new(&out, force), &Bars::default())?;
             print!("{}", outcome.report);
             println!("\nwrote {} and {}", out.join("report.md").display(), out.join("grid.png").display());
         }
         Command::Encode { image, out, size, weights, force } => {
             anyhow::ensure!(size % 8 == 0 && size > 0, "--size {size} is not a positive multiple of 8");
-            percept::data::image::ensure_writable(&out, force)?;
-            let img = percept::data::image::Rgb::open_square(&image, size)?;
+            percept::io::output::ensure_writable(&out, force)?;
+            let img = percept::io::image::Rgb::open_square(&image, size)?;
             let spin = spinner("encoding");
             let gpu = percept::gpu::Gpu::new()?;
             tracing::info!("adapter: {}", gpu.describe());
@@ -772,13 +822,13 @@ fn run(cli: Cli) -> Result<()> {
             let data = z.to_vec(&gpu)?;
             spin.finish_and_clear();
             let h = size / 8;
-            let nchw = percept::data::npy::nhwc_to_nchw(&data, [1, h, h, 4]);
-            percept::data::npy::write(&out, &[4, h, h], &nchw, force)?;
+            let nchw = percept::io::npy::nhwc_to_nchw(&data, [1, h, h, 4]);
+            percept::io::npy::write(&out, &[4, h, h], &nchw, force)?;
             println!("{}: latent (4, {h}, {h}) from {}", out.display(), image.display());
         }
         Command::Decode { latent, out, weights, force } => {
-            percept::data::image::ensure_writable(&out, force)?;
-            let arr = percept::data::npy::read(&latent)?;
+            percept::io::output::ensure_writable(&out, force)?;
+            let arr = percept::io::npy::read(&latent)?;
             let (c, h, w) = match arr.shape[..] {
                 [c, h, w] | [1, c, h, w] => (c, h, w),
                 _ => anyhow::bail!("{}: shape {:?}; expected (4, h, w) or (1, 4, h, w)", latent.display(), arr.shape),
@@ -791,12 +841,12 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = percept::gpu::Gpu::new()?;
             tracing::info!("adapter: {}", gpu.describe());
             let taesd = percept::nn::taesd::Taesd::load(&gpu, &weights.unwrap_or_else(percept::paths::taesd), percept::gpu::DType::F32)?;
-            let nhwc = percept::data::npy::nchw_to_nhwc(&arr.data, [1, 4, h, w]);
+            let nhwc = percept::io::npy::nchw_to_nhwc(&arr.data, [1, 4, h, w]);
             let z = percept::gpu::Tensor::from_f32(&gpu, &[1, h, w, 4], &nhwc)?;
             let mut enc = gpu.encoder();
             let y = taesd.decode(&mut enc, &z)?;
             drop(enc);
-            let img = percept::data::image::Rgb { height: 8 * h, width: 8 * w, data: y.to_vec(&gpu)? };
+            let img = percept::io::image::Rgb { height: 8 * h, width: 8 * w, data: y.to_vec(&gpu)? };
             spin.finish_and_clear();
             img.save_png(&out, force)?;
             println!("{}: {}x{} image from {}", out.display(), 8 * w, 8 * h, latent.display());
@@ -808,7 +858,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval { dir, force } => run_eval(&dir, force)?,
         Command::Img2img(a) => run_img2img(a)?,
         Command::Inspect { decoder } => {
-            let loaded = percept::fit::export::LoadedDecoder::open(&decoder)?;
+            let loaded = percept::io::decoder::LoadedDecoder::open(&decoder)?;
             let dec = loaded.decoder()?;
             println!("{}", decoder.display());
             println!("  region        {}", dec.region());

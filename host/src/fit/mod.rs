@@ -1,18 +1,17 @@
 //! Fitting voxel -> latent decoders (ridge regression on standardised voxels, alpha by
 //! cross-validation) and writing them in percept-core's file format.
 
-pub mod export;
 pub mod ridge;
 pub mod targets;
 
 use faer::Mat;
-use indicatif::ProgressBar;
 use percept_core::Target;
 
-pub use export::{DecoderFile, DecoderWeights};
+pub use crate::io::decoder::{DecoderFile, DecoderWeights};
 pub use ridge::{Cv, RidgeOptions};
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// What to fit.
 #[derive(Debug, Clone)]
@@ -43,7 +42,7 @@ pub struct Fitted {
 }
 
 /// Fits `targets (n, L)` from `voxels (n, V)`, both row-major.
-pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, bar: &ProgressBar) -> Result<Fitted> {
+pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, bar: &dyn Progress) -> Result<Fitted> {
     let l: usize = spec.target_shape.iter().product();
     if voxels.len() != n * v {
         return Err(Error::Shape(format!("voxels: {} values for {n} trials x {v} voxels", voxels.len())));

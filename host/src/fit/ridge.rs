@@ -11,9 +11,9 @@
 //! preference for larger alphas on ties; one alpha for all targets or one per target.
 
 use faer::{Mat, MatRef, Side};
-use indicatif::ProgressBar;
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// How alpha is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl Stats {
 }
 
 /// Fits `y (n, L)` from standardised `x (n, p)`; `y` is centred here (the intercept).
-pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &ProgressBar) -> Result<RidgeFit> {
+pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dyn Progress) -> Result<RidgeFit> {
     let (n, p, l) = (x.nrows(), x.ncols(), y.ncols());
     if y.nrows() != n {
         return Err(Error::Shape(format!("ridge: {n} trials of voxels but {} of targets", y.nrows())));
@@ -179,7 +179,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &Pr
     let na = opts.alphas.len();
     let chunk = opts.target_chunk.max(1);
     let mut stats = Stats::new(na, l);
-    bar.set_length(((folds + 1) * l.div_ceil(chunk)) as u64);
+    bar.set_len(((folds + 1) * l.div_ceil(chunk)) as u64);
 
     // The Gram matrix of all trials, formed once: each fold's is a part of it (kernel) or it
     // minus the held-out trials' outer products (primal).

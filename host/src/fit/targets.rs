@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
 
-use crate::data::image::Rgb;
-use crate::data::npy;
+use crate::io::image::Rgb;
+use crate::io::npy;
 use crate::error::{io, Error, Result};
 use crate::gpu::{DType, Gpu};
 use crate::nn::taesd::Taesd;
+use crate::progress::Progress;
 
 /// FNV-1a, for cache keys (stable across builds, unlike std's hasher).
 fn fnv(bytes: &[u8], mut h: u64) -> u64 {
@@ -37,7 +37,7 @@ fn cache_key(image: &Path, size: usize, weights: &Path) -> Result<String> {
 
 /// Latents of `images` at `size` x `size` (centre square): `(images, 4 * (size/8)^2)`.
 /// Images already encoded at this size with these weights are read from `cache`.
-pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize, cache: &Path, bar: &ProgressBar) -> Result<Vec<f32>> {
+pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize, cache: &Path, bar: &dyn Progress) -> Result<Vec<f32>> {
     if size % 8 != 0 || size == 0 {
         return Err(Error::Invalid(format!("image size {size} is not a positive multiple of 8")));
     }
@@ -45,7 +45,7 @@ pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize,
     let l = 4 * (size / 8) * (size / 8);
     let mut out = vec![0f32; images.len() * l];
     let mut todo = Vec::new();
-    bar.set_length(images.len() as u64);
+    bar.set_len(images.len() as u64);
     for (i, img) in images.iter().enumerate() {
         let file = cache.join(cache_key(img, size, weights)?);
         match npy::read(&file) {

@@ -3,8 +3,8 @@
 //! latents times 0.18215. Decoder: the reverse, starting with `tanh(z / 3) * 3`.
 //! Weight keys are the indices of the original `nn.Sequential`s (`3.conv.0.weight`, ...).
 
-use crate::data::image::Rgb;
-use crate::data::npy;
+use crate::io::image::Rgb;
+use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::Weights;

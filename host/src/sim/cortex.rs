@@ -14,7 +14,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 
 /// Gabor orientations (0, 45, 90, 135 degrees).
 pub const ORIENTATIONS: usize = 4;
@@ -270,7 +270,7 @@ fn standardise_rows(x: &mut [f32], n: usize) {
 
 /// Noise-free responses `(voxels, stimuli)`, each voxel standardised over the stimuli.
 /// `maps`: every stimulus's [`features`]; `semantic`: every stimulus's word vector.
-pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, bar: &indicatif::ProgressBar) -> Vec<f32> {
+pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, bar: &dyn crate::progress::Progress) -> Vec<f32> {
     let (nv, ns, g2) = (voxels.len(), maps.len(), grid * grid);
     let pool = pooling(voxels, grid);
     let ne = SCALES * ORIENTATIONS;
@@ -278,7 +278,7 @@ pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC
     let mut energy = vec![0f32; nv * ns];
     let mut linear = vec![0f32; nv * ns];
     const CHUNK: usize = 32;
-    bar.set_length(ns as u64);
+    bar.set_len(ns as u64);
     for (c, chunk) in maps.chunks(CHUNK).enumerate() {
         // (grid^2, FEATURES * stimuli of the chunk)
         let m = Mat::from_fn(g2, FEATURES * chunk.len(), |g, j| chunk[j / FEATURES][(j % FEATURES) * g2 + g]);
@@ -376,8 +376,8 @@ pub fn trials(voxels: &[Voxel], signal: &[f32], stimuli: usize, shown: &[usize],
 }
 
 /// Features of many images in parallel.
-pub fn all_features(images: &[Rgb], grid: usize, bar: &indicatif::ProgressBar) -> Vec<Vec<f32>> {
-    bar.set_length(images.len() as u64);
+pub fn all_features(images: &[Rgb], grid: usize, bar: &dyn crate::progress::Progress) -> Vec<Vec<f32>> {
+    bar.set_len(images.len() as u64);
     images
         .par_iter()
         .map(|img| {

@@ -5,7 +5,7 @@ use image::{imageops::FilterType, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 
 /// How a photograph was cropped for one stimulus.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,14 +9,14 @@ pub mod draw;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::image::Rgb;
+use crate::io::image::Rgb;
 use crate::error::{io, Error, Result};
-use crate::fit::export::write_atomic;
+use crate::io::output::write_atomic;
+use crate::progress::Progress;
 use cortex::{Area, PopulationSettings, Voxel};
 
 /// Everything that defines a simulated subject.
@@ -147,11 +147,8 @@ pub struct Subject {
     pub test: Trials,
 }
 
-/// Progress bars for the stages (the caller decides how they look).
-pub type Bars<'a> = &'a dyn Fn(&str) -> ProgressBar;
-
 /// Simulates a subject seeing `photos` (plus drawn stimuli).
-pub fn simulate(settings: &Settings, photos: &[Photo], bars: Bars<'_>) -> Result<Subject> {
+pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) -> Result<Subject> {
     let s = settings;
     if s.size % 8 != 0 || s.size < 32 {
         return Err(Error::Invalid(format!("stimulus size {} must be a multiple of 8 and at least 32", s.size)));
@@ -171,8 +168,8 @@ pub fn simulate(settings: &Settings, photos: &[Photo], bars: Bars<'_>) -> Result
     let (test_ids, train_ids) = order.split_at(s.test_photos);
 
     // Stimuli.
-    let bar = bars("stimuli");
-    bar.set_length((train_ids.len() * s.crops + s.shapes + s.letters + test_ids.len()) as u64);
+    let bar = progress;
+    bar.begin("stimuli", (train_ids.len() * s.crops + s.shapes + s.letters + test_ids.len()) as u64);
     let stem = |p: &Path| p.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
     let mut test_stimuli = Vec::new();
     for (k, &i) in test_ids.iter().enumerate() {
@@ -197,17 +194,19 @@ pub fn simulate(settings: &Settings, photos: &[Photo], bars: Bars<'_>) -> Result
         train_stimuli.push(Stimulus { image, name, captions: vec![caption], source: "drawn".into(), how: if k < s.shapes { "shape" } else { "letter" }.into() });
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.done();
 
     // Noise-free responses to every distinct stimulus (training first, then test).
     let voxels = cortex::population(&s.population, &mut rng);
     let all: Vec<&Stimulus> = train_stimuli.iter().chain(&test_stimuli).collect();
     let images: Vec<Rgb> = all.iter().map(|st| st.image.clone()).collect();
-    let maps = cortex::all_features(&images, s.grid, &bars("features"));
+    bar.begin("features", 0);
+    let maps = cortex::all_features(&images, s.grid, bar);
+    bar.done();
     let sem: Vec<_> = all.iter().map(|st| cortex::semantic(&st.captions)).collect();
-    let bar = bars("voxels");
-    let signal = cortex::responses(&voxels, &maps, &sem, s.grid, &bar);
-    bar.finish_and_clear();
+    bar.begin("voxels", 0);
+    let signal = cortex::responses(&voxels, &maps, &sem, s.grid, bar);
+    bar.done();
 
     // Trials: training stimuli in a random order, test photos repeated.
     let ns = all.len();
@@ -249,7 +248,7 @@ impl Subject {
     /// trial), `<region>_<split>.npy` (trials, voxels), `nifti/` (4D runs and region masks),
     /// `voxels.csv` (each voxel's area, field and SNR) and `settings.txt`.
     /// Refuses to replace earlier outputs unless `force`.
-    pub fn save(&self, dir: &Path, force: bool, bar: &ProgressBar) -> Result<()> {
+    pub fn save(&self, dir: &Path, force: bool, bar: &dyn Progress) -> Result<()> {
         let marker = dir.join("settings.txt");
         if marker.exists() && !force {
             return Err(Error::Exists(marker));
@@ -257,7 +256,7 @@ impl Subject {
         let stim_dir = dir.join("stimuli");
         std::fs::create_dir_all(&stim_dir).map_err(io(&stim_dir))?;
         std::fs::create_dir_all(dir.join("nifti")).map_err(io(dir.join("nifti")))?;
-        bar.set_length((self.train_stimuli.len() + self.test_stimuli.len()) as u64);
+        bar.set_len((self.train_stimuli.len() + self.test_stimuli.len()) as u64);
         for st in self.train_stimuli.iter().chain(&self.test_stimuli) {
             st.image.save_png(&stim_dir.join(&st.name), true)?;
             bar.inc(1);
@@ -268,17 +267,17 @@ impl Subject {
                 let st = &stimuli[i];
                 (format!("stimuli/{}", st.name), st.captions.clone(), vec![st.source.to_string(), st.how.to_string()])
             }).collect();
-            let csv = crate::data::stimuli::write_csv(&rows, &["source", "how"])?;
+            let csv = crate::io::stimuli::write_csv(&rows, &["source", "how"])?;
             write_atomic(&dir.join(format!("{split}.csv")), &csv, true)?;
             let n = trials.shown.len();
             for (name, range) in regions(self) {
                 let x = columns(&trials.voxels, nv, range.clone());
-                crate::data::npy::write(&dir.join(format!("{name}_{split}.npy")), &[n, range.len()], &x, true)?;
+                crate::io::npy::write(&dir.join(format!("{name}_{split}.npy")), &[n, range.len()], &x, true)?;
             }
-            crate::data::nifti::write_run(&dir.join("nifti").join(format!("{split}.nii.gz")), &trials.voxels, n, nv)?;
+            crate::io::nifti::write_run(&dir.join("nifti").join(format!("{split}.nii.gz")), &trials.voxels, n, nv)?;
         }
         for (name, range) in regions(self) {
-            crate::data::nifti::write_mask(&dir.join("nifti").join(format!("mask_{name}.nii.gz")), nv, range)?;
+            crate::io::nifti::write_mask(&dir.join("nifti").join(format!("mask_{name}.nii.gz")), nv, range)?;
         }
         let mut csv = String::from("voxel,area,x,y,sigma,snr\n");
         for (i, v) in self.voxels.iter().enumerate() {

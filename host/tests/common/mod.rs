@@ -45,3 +45,26 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         panic!("{what}: first bad index {i}: got {} want {} (max abs err {max_abs:e}, max rel err {max_rel:e}, atol {atol:e}, rtol {rtol:e})", got[i], want[i]);
     }
 }
+
+/// Progress that remembers the last stage's length and steps.
+#[derive(Default)]
+pub struct Counted {
+    /// The length last set.
+    pub len: std::sync::atomic::AtomicU64,
+    /// Steps since the last `begin`.
+    pub pos: std::sync::atomic::AtomicU64,
+}
+
+impl percept::progress::Progress for Counted {
+    fn begin(&self, _: &str, len: u64) {
+        self.len.store(len, std::sync::atomic::Ordering::Relaxed);
+        self.pos.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn set_len(&self, len: u64) {
+        self.len.store(len, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn inc(&self, n: u64) {
+        self.pos.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn done(&self) {}
+}

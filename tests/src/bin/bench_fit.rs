@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
+use percept::progress::Silent;
 use percept::fit::{fit, Cv, FitSpec, RidgeOptions};
 use percept_core::Target;
 use percept_tests::{publish, today, machine};
@@ -31,7 +31,7 @@ fn peak_gb() -> f64 {
 }
 
 fn write_npy(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    percept::data::npy::write(path, shape, data, true)?;
+    percept::io::npy::write(path, shape, data, true)?;
     Ok(())
 }
 
@@ -65,7 +65,7 @@ fn main() -> Result<()> {
     eprintln!("percept fit ...");
     let before = peak_gb();
     let t = Instant::now();
-    let f = fit(&x[..n * p], n, p, &y[..n * l], &spec, &ProgressBar::hidden())?;
+    let f = fit(&x[..n * p], n, p, &y[..n * l], &spec, &Silent)?;
     let ours = t.elapsed().as_secs_f64();
     let ours_peak = peak_gb();
     let percept::fit::DecoderWeights::Dense(w) = &f.file.weights else { bail!("dense expected") };

@@ -1,10 +1,9 @@
-//! Writing decoder files: the safetensors layout that percept-core reads (core/README.md).
+//! Decoder files: writing the safetensors layout that percept-core reads (core/README.md).
 //!
 //! f32 tensors come first so that every tensor is aligned to its element size once the blob
 //! itself is 8-byte aligned (a memory map, or `percept_core::Aligned` in firmware).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -12,6 +11,7 @@ use memmap2::Mmap;
 use percept_core::{Decoder, Target, FORMAT};
 use serde_json::{json, Map, Value};
 
+use super::output::write_atomic;
 use crate::error::{io, Error, Result};
 
 /// The weights of a decoder, in f32 before rounding to f16.
@@ -157,30 +157,6 @@ impl DecoderFile {
         let bytes = self.to_bytes()?;
         write_atomic(path, &bytes, overwrite)
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, so that a crash
-/// never leaves a half-written file; refuses to replace an existing file unless `overwrite`.
-pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    if !overwrite && path.exists() {
-        return Err(Error::Exists(path.to_path_buf()));
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io(path))
 }
 
 /// A decoder file mapped into memory; [`LoadedDecoder::decoder`] reads it in place.

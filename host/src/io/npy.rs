@@ -54,7 +54,7 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32], overwrite: bool) -> Res
         w.extend(data.iter().copied()).map_err(|e| Error::Invalid(e.to_string()))?;
         w.finish().map_err(|e| Error::Invalid(e.to_string()))?;
     }
-    crate::fit::export::write_atomic(path, &bytes, overwrite)
+    crate::io::output::write_atomic(path, &bytes, overwrite)
 }
 
 /// `(N, H, W, C) -> (N, C, H, W)` (GPU layout to numpy/diffusers layout).

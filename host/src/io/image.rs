@@ -4,7 +4,7 @@ use std::path::Path;
 
 use image::{imageops::FilterType, RgbImage};
 
-use crate::error::{io, Error, Result};
+use crate::error::{Error, Result};
 
 /// An RGB image in [0, 1]: `data (H, W, 3)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ impl Rgb {
         self.to_image()
             .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
             .map_err(|e| Error::Invalid(format!("{}: cannot encode PNG: {e}", path.display())))?;
-        crate::fit::export::write_atomic(path, &bytes, overwrite)
+        super::output::write_atomic(path, &bytes, overwrite)
     }
 
     /// Peak signal-to-noise ratio in dB against `other` (values in [0, 1], clamped).
@@ -67,15 +67,4 @@ pub fn square(img: &RgbImage, size: usize) -> RgbImage {
     } else {
         image::imageops::resize(&cropped, size as u32, size as u32, FilterType::Lanczos3)
     }
-}
-
-/// Checks a file can be created before long work starts (the folder exists or can be made).
-pub fn ensure_writable(path: &Path, overwrite: bool) -> Result<()> {
-    if path.exists() && !overwrite {
-        return Err(Error::Exists(path.to_path_buf()));
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
-    Ok(())
 }

@@ -1,0 +1,16 @@
+//! percept's host integration tests, one module per part, in one test binary (so that CI links
+//! wgpu once, not once per file). GPU tests share one device (`common::gpu`).
+
+mod common;
+
+mod cli;
+mod clip;
+mod data;
+mod eval;
+mod export;
+mod fit;
+mod ops;
+mod sched;
+mod sd;
+mod sim;
+mod taesd;
