@@ -9,21 +9,11 @@
 //!   whose reconstruction correlates less with it than its own reconstruction does; chance is
 //!   50%. In pixel space and in any feature space (percept uses TAESD's latent space).
 
-use image::imageops::FilterType;
-
 use crate::io::image::Rgb;
 use crate::error::{Error, Result};
 
 /// The side both images are resized to for PixCorr and SSIM.
 pub const EVAL_SIZE: usize = 425;
-
-/// Resizes (bilinear) to `size` x `size`.
-pub fn resize(img: &Rgb, size: usize) -> Rgb {
-    if img.width == size && img.height == size {
-        return img.clone();
-    }
-    Rgb::from_image(&image::imageops::resize(&img.to_image(), size as u32, size as u32, FilterType::Triangle))
-}
 
 /// Pearson correlation of two equally long vectors (0 when either is constant).
 pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
@@ -160,8 +150,8 @@ impl Scores {
         if truth.len() != recon.len() {
             return Err(Error::Invalid(format!("{} images but {} reconstructions", truth.len(), recon.len())));
         }
-        let t: Vec<Rgb> = truth.iter().map(|i| resize(i, EVAL_SIZE)).collect();
-        let r: Vec<Rgb> = recon.iter().map(|i| resize(i, EVAL_SIZE)).collect();
+        let t: Vec<Rgb> = truth.iter().map(|i| i.resized(EVAL_SIZE)).collect();
+        let r: Vec<Rgb> = recon.iter().map(|i| i.resized(EVAL_SIZE)).collect();
         let pixcorr = t.iter().zip(&r).map(|(a, b)| pixcorr(a, b)).collect();
         let ssim = t.iter().zip(&r).map(|(a, b)| ssim(a, b)).collect();
         let tp: Vec<Vec<f32>> = t.into_iter().map(|i| i.data).collect();

@@ -3,7 +3,6 @@
 //! fits those decoders, runs the models in WGSL on any GPU, and evaluates reconstructions.
 #![deny(missing_docs)]
 
-pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod fit;
@@ -12,8 +11,8 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod paths;
+pub mod pipeline;
 pub mod progress;
-pub mod recon;
 pub mod sched;
 pub mod sd;
 pub mod sim;

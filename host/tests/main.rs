@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod export;
 mod fit;
+mod layering;
 mod ops;
 mod sched;
 mod sd;

@@ -135,9 +135,9 @@ fn saved_subject_reads_back_as_npy_and_nifti() {
 #[test]
 fn demo_end_to_end_beats_the_shuffled_control() {
     let dir = tmp("demo");
-    let mut o = percept::demo::Options::new(&dir, false);
+    let mut o = percept::pipeline::demo::Options::new(&dir, false);
     o.settings = tiny();
-    let out = percept::demo::run(&o, &QUIET).unwrap();
+    let out = percept::pipeline::demo::run(crate::common::ctx(), &o, &QUIET).unwrap();
     let mean = percept::eval::mean;
     let (dec, ctl) = (mean(&out.scores.two_way_latent), mean(&out.control.two_way_latent));
     // 8 test photos: identification steps of 1/7 per photo; the control sits near 50%.
@@ -146,6 +146,6 @@ fn demo_end_to_end_beats_the_shuffled_control() {
     for f in ["report.md", "grid.png", "decoders/early_visual_z.safetensors", "subject/settings.txt", "reconstructions/test_000.png"] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
-    let err = percept::demo::run(&percept::demo::Options { settings: tiny(), ..percept::demo::Options::new(&dir, false) }, &QUIET).unwrap_err().to_string();
+    let err = percept::pipeline::demo::run(crate::common::ctx(), &percept::pipeline::demo::Options { settings: tiny(), ..percept::pipeline::demo::Options::new(&dir, false) }, &QUIET).unwrap_err().to_string();
     assert!(err.contains("report.md") && err.contains("--force"), "{err}");
 }

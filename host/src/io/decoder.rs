@@ -188,3 +188,28 @@ impl LoadedDecoder {
         &self.map
     }
 }
+
+/// What the decoder file at `path` holds, one field a line: region, target, sizes, weights
+/// and the fitting settings in its metadata.
+pub fn describe(path: &Path) -> Result<String> {
+    use std::fmt::Write as _;
+    let loaded = LoadedDecoder::open(path)?;
+    let dec = loaded.decoder()?;
+    let mut r = String::new();
+    let _ = writeln!(r, "{}", path.display());
+    let _ = writeln!(r, "  region        {}", dec.region());
+    let _ = writeln!(r, "  target        {:?} {:?}", dec.target(), dec.target_shape());
+    let _ = writeln!(r, "  voxels        {}", dec.voxels());
+    let _ = writeln!(r, "  outputs       {}", dec.outputs());
+    match dec.rank() {
+        Some(k) => { let _ = writeln!(r, "  weights       low-rank, rank {k}"); }
+        None => { let _ = writeln!(r, "  weights       dense f16"); }
+    }
+    let blob = percept_core::Blob::parse(loaded.bytes()).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })?;
+    for key in ["kind", "format_version", "fit.alpha", "fit.cv", "fit.trials", "fit.cv_r_mean", "fit.cv_r_median", "fit.note"] {
+        if let Some(v) = blob.metadata(key).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })? {
+            let _ = writeln!(r, "  {key:<13} {v}");
+        }
+    }
+    Ok(r)
+}

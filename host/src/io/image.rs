@@ -50,6 +50,14 @@ impl Rgb {
         super::output::write_atomic(path, &bytes, overwrite)
     }
 
+    /// Resized (bilinear) to `size` x `size`.
+    pub fn resized(&self, size: usize) -> Rgb {
+        if self.width == size && self.height == size {
+            return self.clone();
+        }
+        Rgb::from_image(&image::imageops::resize(&self.to_image(), size as u32, size as u32, FilterType::Triangle))
+    }
+
     /// Peak signal-to-noise ratio in dB against `other` (values in [0, 1], clamped).
     pub fn psnr(&self, other: &Rgb) -> f64 {
         let mse: f64 = self.data.iter().zip(&other.data).map(|(a, b)| ((a.clamp(0.0, 1.0) - b.clamp(0.0, 1.0)) as f64).powi(2)).sum::<f64>() / self.data.len() as f64;

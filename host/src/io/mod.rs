@@ -7,3 +7,4 @@ pub mod nifti;
 pub mod npy;
 pub mod output;
 pub mod stimuli;
+pub mod voxels;

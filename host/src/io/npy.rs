@@ -57,6 +57,36 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32], overwrite: bool) -> Res
     crate::io::output::write_atomic(path, &bytes, overwrite)
 }
 
+/// A latent: a (C, h, w) or (1, C, h, w) .npy with finite values: `(data, [C, h, w])`.
+pub fn read_latent(path: &Path) -> Result<(Vec<f32>, [usize; 3])> {
+    let a = read(path)?;
+    let shape = match a.shape[..] {
+        [c, h, w] | [1, c, h, w] => [c, h, w],
+        _ => return Err(Error::Shape(format!("{}: shape {:?}; expected (C, h, w) or (1, C, h, w)", path.display(), a.shape))),
+    };
+    ensure_finite(path, &a.data)?;
+    Ok((a.data, shape))
+}
+
+/// A context (conditioning) of `d` features per token: a (S, d) or (1, S, d) .npy with finite
+/// values.
+pub fn read_context(path: &Path, d: usize) -> Result<Vec<f32>> {
+    let a = read(path)?;
+    if !matches!(a.shape[..], [_, dd] | [1, _, dd] if dd == d) {
+        return Err(Error::Shape(format!("{}: shape {:?}; expected (S, {d}) or (1, S, {d})", path.display(), a.shape)));
+    }
+    ensure_finite(path, &a.data)?;
+    Ok(a.data)
+}
+
+/// Fails naming the first value of `data` (read from `path`) that is NaN or infinite.
+pub fn ensure_finite(path: &Path, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::Invalid(format!("{}: value {} at flat index {i} is not finite", path.display(), data[i]))),
+        None => Ok(()),
+    }
+}
+
 /// `(N, H, W, C) -> (N, C, H, W)` (GPU layout to numpy/diffusers layout).
 pub fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
     let mut y = vec![0.0; x.len()];

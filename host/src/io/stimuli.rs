@@ -61,6 +61,39 @@ pub fn write_csv(rows: &[(String, Vec<String>, Vec<String>)], extra_columns: &[&
     w.into_inner().map_err(|e| Error::Invalid(format!("writing a stimulus list: {e}")))
 }
 
+/// An image and its captions, as a `captions.json` lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Captioned {
+    /// The file (relative paths are taken from the JSON file's folder).
+    pub path: PathBuf,
+    /// Its captions (may be empty).
+    pub captions: Vec<String>,
+}
+
+/// Reads a COCO-style `captions.json`: a list of `{"file": ..., "captions": [...]}`.
+pub fn read_captions_json(path: &Path) -> Result<Vec<Captioned>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", path.display())))?;
+    let items = v.as_array().ok_or_else(|| Error::Invalid(format!("{}: expected a list of {{file, captions}}", path.display())))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let file = item["file"].as_str().ok_or_else(|| Error::Invalid(format!("{}: entry {i} has no `file`", path.display())))?;
+            let captions = match &item["captions"] {
+                serde_json::Value::Null => Vec::new(),
+                serde_json::Value::Array(c) => c
+                    .iter()
+                    .map(|s| s.as_str().map(String::from).ok_or_else(|| Error::Invalid(format!("{}: entry {i} ({file}): a caption that is not a string: {s}", path.display()))))
+                    .collect::<Result<_>>()?,
+                other => return Err(Error::Invalid(format!("{}: entry {i} ({file}): `captions` must be a list of strings, got {other}", path.display()))),
+            };
+            Ok(Captioned { path: dir.join(file), captions })
+        })
+        .collect()
+}
+
 /// Groups trials by image: `(distinct images in first-seen order, for each the trial rows)`.
 pub fn repeats(trials: &[Trial]) -> (Vec<PathBuf>, Vec<Vec<usize>>) {
     let mut images: Vec<PathBuf> = Vec::new();

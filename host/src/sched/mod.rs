@@ -62,3 +62,17 @@ impl Schedule {
         x0.iter().zip(noise).map(|(&x, &n)| (a.sqrt() * x as f64 + (1.0 - a).sqrt() * n as f64) as f32).collect()
     }
 }
+
+/// `n` standard normal values from a seeded ChaCha8 stream (Box-Muller). Not PyTorch's
+/// generator: to reproduce a diffusers run exactly, pass its noise as a file instead.
+pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
+}

@@ -7,7 +7,7 @@ pub mod cortex;
 pub mod draw;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -74,29 +74,11 @@ impl Settings {
 }
 
 /// A source photograph and what it shows.
-#[derive(Debug, Clone)]
-pub struct Photo {
-    /// The file.
-    pub path: PathBuf,
-    /// Its captions.
-    pub captions: Vec<String>,
-}
+pub type Photo = crate::io::stimuli::Captioned;
 
 /// Reads a `captions.json` (a list of `{"file", "captions"}`) and returns its photos.
 pub fn read_photos(captions_json: &Path) -> Result<Vec<Photo>> {
-    let bytes = std::fs::read(captions_json).map_err(io(captions_json))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", captions_json.display())))?;
-    let items = v.as_array().ok_or_else(|| Error::Invalid(format!("{}: expected a list of {{file, captions}}", captions_json.display())))?;
-    let dir = captions_json.parent().unwrap_or(Path::new("."));
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let file = item["file"].as_str().ok_or_else(|| Error::Invalid(format!("{}: entry {i} has no `file`", captions_json.display())))?;
-            let captions = item["captions"].as_array().map(|c| c.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
-            Ok(Photo { path: dir.join(file), captions })
-        })
-        .collect()
+    crate::io::stimuli::read_captions_json(captions_json)
 }
 
 /// The shipped photos: COCO and public-domain.

@@ -68,3 +68,9 @@ impl percept::progress::Progress for Counted {
     }
     fn done(&self) {}
 }
+
+/// A pipeline context around the process-wide device.
+pub fn ctx() -> &'static percept::pipeline::Context {
+    static CTX: OnceLock<percept::pipeline::Context> = OnceLock::new();
+    CTX.get_or_init(|| percept::pipeline::Context::with_gpu(Gpu::new().unwrap_or_else(|e| panic!("{e}"))))
+}

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::eval::{mean, Scores};
 use crate::io::output::write_atomic;
 use crate::fit::{fit, FitSpec, RidgeOptions};
-use crate::gpu::{DType, Gpu};
+use crate::gpu::DType;
 use crate::nn::taesd::Taesd;
 use crate::progress::Progress;
 use crate::sim::{self, Settings, Subject};
@@ -41,7 +41,7 @@ impl Options {
     }
 }
 
-/// The targets the issue sets for the held-out photos at the default noise.
+/// The targets set for the held-out photos at the default noise.
 const TARGET_TWO_WAY_LATENT: f64 = 0.90;
 const TARGET_TWO_WAY_PIXEL: f64 = 0.80;
 const TARGET_PIXCORR: f64 = 0.25;
@@ -70,7 +70,7 @@ impl Clock {
 }
 
 /// Runs the demo.
-pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
+pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let b = progress;
     let (out, s) = (&o.out, &o.settings);
     let report_path = out.join("report.md");
@@ -81,9 +81,8 @@ pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
         }
     }
     let mut clock = Clock(Vec::new(), Instant::now());
-    let gpu = Gpu::new()?;
-    tracing::info!("adapter: {}", gpu.describe());
-    let taesd = Taesd::load(&gpu, &o.taesd, DType::F32)?;
+    let gpu = ctx.gpu()?;
+    let taesd = Taesd::load(gpu, &o.taesd, DType::F32)?;
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
@@ -99,7 +98,7 @@ pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let mut latents = Vec::with_capacity((subject.train_stimuli.len() + subject.test_stimuli.len()) * l);
     let all: Vec<&Rgb> = subject.train_stimuli.iter().chain(&subject.test_stimuli).map(|st| &st.image).collect();
     for batch in all.chunks(crate::nn::taesd::BATCH) {
-        latents.extend(taesd.encode_rgb(&gpu, batch)?);
+        latents.extend(taesd.encode_rgb(gpu, batch)?);
         b.inc(batch.len() as u64);
     }
     b.done();
@@ -145,13 +144,13 @@ pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let nt = groups.len();
     let h = s.size / 8;
     b.begin("reconstruct", 3);
-    let (z, _) = crate::recon::decode_voxels(&dec_path, &test_x, nt)?;
-    let recon = taesd.decode_latents(&gpu, &z, nt, h, h)?;
+    let (z, _) = crate::pipeline::reconstruct::decode_voxels(&dec_path, &test_x, nt)?;
+    let recon = taesd.decode_latents(gpu, &z, nt, h, h)?;
     b.inc(1);
-    let (zc, _) = crate::recon::decode_voxels(&control_path, &test_x, nt)?;
-    let control = taesd.decode_latents(&gpu, &zc, nt, h, h)?;
+    let (zc, _) = crate::pipeline::reconstruct::decode_voxels(&control_path, &test_x, nt)?;
+    let control = taesd.decode_latents(gpu, &zc, nt, h, h)?;
     b.inc(1);
-    let ceiling = taesd.decode_latents(&gpu, test_z, nt, h, h)?;
+    let ceiling = taesd.decode_latents(gpu, test_z, nt, h, h)?;
     b.done();
     let rec_dir = out.join("reconstructions");
     for (k, st) in subject.test_stimuli.iter().enumerate() {
@@ -165,7 +164,7 @@ pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let truth: Vec<Rgb> = subject.test_stimuli.iter().map(|st| st.image.clone()).collect();
     let truth_z: Vec<Vec<f32>> = test_z.chunks(l).map(<[f32]>::to_vec).collect();
     let score = |imgs: &[Rgb]| -> Result<Scores> {
-        let zs = taesd.encode_rgb(&gpu, &imgs.iter().collect::<Vec<_>>())?;
+        let zs = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>())?;
         let zs: Vec<Vec<f32>> = zs.chunks(l).map(<[f32]>::to_vec).collect();
         let r = Scores::compute(&truth, imgs, Some((&truth_z, &zs)));
         b.inc(1);
@@ -175,7 +174,7 @@ pub fn run(o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let control_scores = score(&control)?;
     let ceiling_scores = score(&ceiling)?;
     b.done();
-    let g = crate::recon::grid(&[&truth, &recon, &control])?;
+    let g = crate::pipeline::reconstruct::grid(&[&truth, &recon, &control])?;
     g.save_png(&grid_path, true)?;
     clock.lap("evaluate and draw the grid");
 
@@ -210,7 +209,7 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
         ("2-way pixel", mean(&sc.two_way_pixel), TARGET_TWO_WAY_PIXEL, true),
         ("PixCorr", mean(&sc.pixcorr), TARGET_PIXCORR, false),
     ];
-    let _ = writeln!(r, "\nTargets (issue 6):");
+    let _ = writeln!(r, "\nTargets:");
     for (name, got, want, pct) in checks {
         let f = |x: f64| if pct { format!("{:.1}%", 100.0 * x) } else { format!("{x:.3}") };
         let _ = writeln!(r, "- {name} >= {}: {} ({})", f(want), f(got), if got >= want { "met" } else { "NOT met" });

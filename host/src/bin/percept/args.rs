@@ -1,0 +1,82 @@
+//! Argument groups shared by several commands.
+
+use std::path::PathBuf;
+
+use percept::io::voxels::VoxelSource;
+use percept::sd::{Img2ImgOptions, Sampler};
+
+/// Voxel inputs: a .npy, or NIfTI volumes under a mask.
+#[derive(clap::Args)]
+pub struct VoxelArgs {
+    /// Voxels: a (trials, voxels) float .npy.
+    #[arg(long, conflicts_with = "nifti", required_unless_present = "nifti")]
+    pub voxels: Option<PathBuf>,
+    /// Voxels: NIfTI volumes (.nii/.nii.gz), one 4D file or one 3D file per trial, in order.
+    #[arg(long, num_args = 1.., requires = "mask")]
+    pub nifti: Vec<PathBuf>,
+    /// Region-of-interest mask for --nifti (non-zero voxels are used).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+}
+
+impl VoxelArgs {
+    /// The source the library reads.
+    pub fn source(&self) -> anyhow::Result<VoxelSource> {
+        match (&self.voxels, &self.mask) {
+            (Some(p), _) => Ok(VoxelSource::Npy(p.clone())),
+            (None, Some(mask)) if !self.nifti.is_empty() => Ok(VoxelSource::Nifti { files: self.nifti.clone(), mask: mask.clone() }),
+            _ => anyhow::bail!("give the voxels with --voxels X.npy or --nifti FILES --mask MASK"),
+        }
+    }
+}
+
+/// Where the outputs go, and whether earlier ones may be replaced.
+#[derive(clap::Args)]
+pub struct OutputArgs {
+    /// Where to write (a file or a folder: the command's help says which).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace earlier outputs (never anything else).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The sampler.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Scheduler {
+    /// DDIM, eta 0 (Takagi & Nishimoto).
+    Ddim,
+    /// PNDM / PLMS (SD v1.5's default).
+    Pndm,
+}
+
+/// img2img settings shared by `img2img` and `reconstruct --sd`.
+#[derive(clap::Args)]
+pub struct SamplingArgs {
+    /// Share of the schedule re-done.
+    #[arg(long, default_value_t = 0.8)]
+    pub strength: f64,
+    /// Inference steps of the whole schedule.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Classifier-free guidance scale (1: none).
+    #[arg(long, default_value_t = 5.0)]
+    pub guidance: f32,
+    /// The sampler.
+    #[arg(long, value_enum, default_value = "ddim")]
+    pub scheduler: Scheduler,
+    /// Seed of the noise (when not given as a file).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// The library's options.
+    pub fn options(&self) -> Img2ImgOptions {
+        let sampler = match self.scheduler {
+            Scheduler::Ddim => Sampler::Ddim,
+            Scheduler::Pndm => Sampler::Pndm,
+        };
+        Img2ImgOptions { strength: self.strength, steps: self.steps, guidance: self.guidance, sampler }
+    }
+}

@@ -1,0 +1,97 @@
+//! `percept fit`: a voxel -> latent decoder by ridge regression.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use percept::fit::{Cv, RidgeOptions};
+use percept::pipeline::{fit, Context};
+use percept_core::Target;
+
+use crate::args::{OutputArgs, VoxelArgs};
+use crate::bars::Bars;
+
+/// What the targets are.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TargetKind {
+    /// The VAE latent z.
+    Z,
+    /// The text conditioning c.
+    C,
+}
+
+/// Arguments of `percept fit`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    voxels: VoxelArgs,
+    /// Targets given directly: a (trials, ...) float .npy (e.g. caption embeddings (N, 77, 768)).
+    #[arg(long, conflicts_with = "stimuli", required_unless_present = "stimuli")]
+    targets: Option<PathBuf>,
+    /// Targets from images: a stimulus list (CSV with an `image` column, one row per trial).
+    #[arg(long)]
+    stimuli: Option<PathBuf>,
+    /// Image side for --stimuli targets: 320 gives 4x40x40 (Takagi & Nishimoto), 512 gives 4x64x64.
+    #[arg(long, default_value_t = 320)]
+    size: usize,
+    /// TAESD weights folder for --stimuli (default: the shipped weights/taesd).
+    #[arg(long)]
+    encoder_weights: Option<PathBuf>,
+    /// Folder for cached image latents (default: <out>.cache).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Region of interest, stored in the decoder.
+    #[arg(long, default_value = "early_visual")]
+    region: String,
+    /// What the targets are.
+    #[arg(long, value_enum, default_value = "z")]
+    target: TargetKind,
+    /// Alphas to try, comma-separated (default: 1e-6 ... 1, Takagi & Nishimoto's grid).
+    #[arg(long, value_delimiter = ',')]
+    alphas: Vec<f64>,
+    /// Cross-validation: a number of folds, or `loo` for the leave-one-out shortcut.
+    #[arg(long, default_value = "5", value_parser = parse_cv)]
+    cv: Cv,
+    /// Choose one alpha per target instead of one for all.
+    #[arg(long)]
+    per_target: bool,
+    /// Write a low-rank decoder of this rank.
+    #[arg(long)]
+    rank: Option<usize>,
+    /// The decoder file to write (.safetensors); the report goes to <out>.md.
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+fn parse_cv(s: &str) -> Result<Cv, String> {
+    match s {
+        "loo" => Ok(Cv::LeaveOneOut),
+        k => k.parse().map(Cv::KFold).map_err(|_| format!("{k}: expected a number of folds or `loo`")),
+    }
+}
+
+pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    let out = a.output.out.clone();
+    let targets = match (&a.targets, &a.stimuli) {
+        (Some(p), _) => fit::Targets::Array(p.clone()),
+        (None, Some(list)) => fit::Targets::Images {
+            list: list.clone(),
+            size: a.size,
+            weights: a.encoder_weights.clone().unwrap_or_else(percept::paths::taesd),
+            cache: a.cache.clone().unwrap_or_else(|| out.with_extension("cache")),
+        },
+        (None, None) => anyhow::bail!("give the targets with --targets Y.npy or --stimuli LIST.csv"),
+    };
+    let mut ridge = RidgeOptions { cv: a.cv, per_target: a.per_target, ..RidgeOptions::takagi() };
+    if !a.alphas.is_empty() {
+        ridge.alphas = a.alphas.clone();
+    }
+    let target = match a.target {
+        TargetKind::Z => Target::Z,
+        TargetKind::C => Target::C,
+    };
+    let o = fit::Options { voxels: a.voxels.source()?, targets, region: a.region.clone(), target, ridge, rank: a.rank, out, force: a.output.force };
+    let outcome = fit::run(ctx, &o, &Bars::default())?;
+    print!("{}", outcome.report);
+    println!("\nwrote {} and {}", outcome.written[0].display(), outcome.written[1].display());
+    Ok(())
+}
