@@ -342,7 +342,7 @@ mod arm {
     #[inline(always)]
     pub fn lanes(acc: &mut [f32; LANES], w: &[[u16; LANES]], x: &[[f32; LANES]]) -> bool {
         let groups = w.len().min(x.len());
-        if w.as_ptr() as usize % 4 != 0 {
+        if !(w.as_ptr() as usize).is_multiple_of(4) {
             return false;
         }
         // SAFETY: `groups` groups of 16 halves and 16 floats are readable at `w` and `x`, `w`

@@ -7,7 +7,7 @@ use percept_core::{Blob, Decoder, Dtype, Error};
 fn with_header(header: &str, data_len: usize) -> Vec<u8> {
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(header.as_bytes());
-    out.extend(std::iter::repeat(0u8).take(data_len));
+    out.extend(std::iter::repeat_n(0u8, data_len));
     out
 }
 
@@ -128,7 +128,7 @@ fn offsets_and_sizes_are_checked() {
     assert!(matches!(parse(&with_header(&two("0,4", "2,6"), 8)), Err(Error::DataNotContiguous { .. })));
     assert!(matches!(parse(&with_header(&two("4,8", "8,12"), 12)), Err(Error::DataNotContiguous { at: 0 })));
     assert!(matches!(
-        parse(&with_header(&format!("{{\"a\":{{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}},\"a\":{{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}}}"), 8)),
+        parse(&with_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8)),
         Err(Error::DuplicateTensor { .. })
     ));
     // More tensors than the table holds.

@@ -145,11 +145,11 @@ fn buffer_lengths_are_checked() {
     assert_eq!(dec.scratch_len(), 42);
     let x = vec![0.0; 40];
     let mut out = vec![0.0; 3];
-    let e = dec.decode(&x, &mut vec![0.0; 40], &mut out).unwrap_err();
+    let e = dec.decode(&x, &mut [0.0; 40], &mut out).unwrap_err();
     assert_eq!(e, Error::BufferLength { what: "scratch", expected: 42, found: 40 });
-    let e = dec.decode(&x[..39], &mut vec![0.0; 42], &mut out).unwrap_err();
+    let e = dec.decode(&x[..39], &mut [0.0; 42], &mut out).unwrap_err();
     assert_eq!(e, Error::BufferLength { what: "voxels", expected: 40, found: 39 });
-    let e = dec.decode(&x, &mut vec![0.0; 42], &mut [0.0; 4]).unwrap_err();
+    let e = dec.decode(&x, &mut [0.0; 42], &mut [0.0; 4]).unwrap_err();
     assert_eq!(e, Error::BufferLength { what: "output", expected: 3, found: 4 });
     let e = dec.decode_rows(&[0.0; 2], 2, &mut [0.0; 2]).unwrap_err();
     assert!(matches!(e, Error::BufferLength { what: "output", .. }));

@@ -97,6 +97,6 @@ fn bad_chunks_are_refused_and_leave_no_trace() {
     acc.finish().unwrap();
     assert_eq!(out, want);
 
-    let e = dec.stream(&mut scratch, &mut vec![0u32; 3], &mut out).unwrap_err();
+    let e = dec.stream(&mut scratch, &mut [0u32; 3], &mut out).unwrap_err();
     assert_eq!(e, Error::BufferLength { what: "seen", expected: 4, found: 3 });
 }

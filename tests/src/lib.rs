@@ -135,6 +135,47 @@ pub fn build_firmware(fixture: &Path) -> Result<PathBuf> {
     Ok(dir.join("target/thumbv7em-none-eabihf/release/percept-qemu"))
 }
 
+/// Builds the C static library (firmware/staticlib, release) for `target`; returns the path of
+/// `libpercept_core_c.a`.
+pub fn build_staticlib(target: &str) -> Result<PathBuf> {
+    let dir = repo_root().join("firmware");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&dir)
+        .args(["build", "--release", "-p", "percept-core-c", "--target", target, "--target-dir"])
+        .arg(dir.join("target"))
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .context("running cargo for the staticlib")?;
+    if !out.status.success() {
+        bail!("staticlib for {target}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(dir.join(format!("target/{target}/release/libpercept_core_c.a")))
+}
+
+/// Compiles firmware/staticlib/examples/decode.c with `$CC` (or `cc`) against
+/// include/percept_core.h and the host staticlib `lib`; returns the path of the program.
+pub fn build_c_example(lib: &Path, out_dir: &Path) -> Result<PathBuf> {
+    let dir = repo_root().join("firmware/staticlib");
+    let exe = out_dir.join("percept-decode-c");
+    std::fs::create_dir_all(out_dir)?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir.join("include"))
+        .arg(dir.join("examples/decode.c"))
+        .arg(lib)
+        .arg("-lm")
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .with_context(|| format!("running {cc}"))?;
+    if !out.status.success() {
+        bail!("{cc} decode.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(exe)
+}
+
 /// Runs a firmware image under qemu-system-arm (Cortex-M4, semihosting, `-icount shift=0`)
 /// and returns what it printed.
 pub fn run_qemu(image: &Path) -> Result<String> {

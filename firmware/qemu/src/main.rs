@@ -54,7 +54,9 @@ fn ticks(syst: &mut SYST, f: impl FnOnce()) -> u32 {
 fn fail(what: &str, e: percept_core::Error) -> ! {
     hprintln!("error: {}: {}", what, e);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[entry]
@@ -172,12 +174,16 @@ fn main() -> ! {
         2 * n
     );
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     hprintln!("panic");
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }

@@ -1,11 +1,18 @@
 //! percept-core for C firmware: a `no_std` static library with `panic = "abort"`.
 //!
+//! The C declarations are in `include/percept_core.h`:
+//!
 //! ```c
 //! percept_decoder d;                      /* caller-owned, no allocation */
-//! if (percept_decoder_init(&d, blob, blob_len) != 0) { ... }
-//! percept_decode(&d, x, n_voxels, scratch, percept_scratch_len(&d), out, n_outputs);
+//! if (percept_decoder_init(&d, blob, blob_len) != 0) { ... }  /* blob 8-byte aligned */
+//! size_t voxels, outputs, scratch_len;
+//! percept_sizes(&d, &voxels, &outputs, &scratch_len);
+//! percept_decode(&d, x, voxels, scratch, scratch_len, out, outputs);
 //! ```
-//! Functions return 0 on success or `-(error code)` (see `percept_core::Error::code`).
+//! `percept_decoder_init` and `percept_decode` return 0 on success or `-(error code)` (see
+//! `percept_core::Error::code`; 1 is a null pointer or a decoder not loaded); `percept_sizes`
+//! gives 0 for a decoder not loaded. `percept_decoder_size` and `percept_decoder_align` give
+//! the layout of `percept_decoder`, for a C program to check against the header's.
 #![no_std]
 
 use core::mem::{align_of, size_of, MaybeUninit};
@@ -21,6 +28,54 @@ pub struct PerceptDecoder {
 }
 
 const _: () = assert!(size_of::<Decoder<'static>>() <= 192 && align_of::<Decoder<'static>>() <= 8);
+
+/// The C header, whose `percept_decoder` must have the layout of [`PerceptDecoder`].
+const HEADER: &[u8] = include_bytes!("../include/percept_core.h");
+
+/// The number after `#define <name> ` in `header`; evaluated at compile time only, where a
+/// missing define fails the build.
+const fn define(header: &[u8], name: &[u8]) -> usize {
+    const PREFIX: &[u8] = b"#define ";
+    let mut i = 0;
+    'search: while i + PREFIX.len() + name.len() < header.len() {
+        let mut j = 0;
+        while j < PREFIX.len() {
+            if header[i + j] != PREFIX[j] {
+                i += 1;
+                continue 'search;
+            }
+            j += 1;
+        }
+        let mut k = 0;
+        while k < name.len() {
+            if header[i + j + k] != name[k] {
+                i += 1;
+                continue 'search;
+            }
+            k += 1;
+        }
+        let mut at = i + j + k;
+        if header[at] != b' ' {
+            i += 1;
+            continue 'search;
+        }
+        while header[at] == b' ' {
+            at += 1;
+        }
+        let mut n = 0;
+        while at < header.len() && header[at].is_ascii_digit() {
+            n = n * 10 + (header[at] - b'0') as usize;
+            at += 1;
+        }
+        return n;
+    }
+    panic!("a #define is missing from include/percept_core.h")
+}
+
+// The header's struct and its size constants describe this struct.
+const _: () = assert!(define(HEADER, b"PERCEPT_DECODER_SIZE") == size_of::<PerceptDecoder>());
+const _: () = assert!(define(HEADER, b"PERCEPT_DECODER_ALIGN") == align_of::<PerceptDecoder>());
+const _: () = assert!(define(HEADER, b"PERCEPT_ERR_NULL_POINTER") == 1);
 
 fn get(d: &PerceptDecoder) -> Option<&Decoder<'static>> {
     // SAFETY: `loaded` is set only after a Decoder was written into `storage`.
@@ -93,6 +148,18 @@ pub unsafe extern "C" fn percept_decode(
         Ok(_) => 0,
         Err(e) => -i32::from(e.code()),
     }
+}
+
+/// `sizeof(percept_decoder)` as this library was built (the header's `PERCEPT_DECODER_SIZE`).
+#[no_mangle]
+pub extern "C" fn percept_decoder_size() -> usize {
+    size_of::<PerceptDecoder>()
+}
+
+/// Alignment of `percept_decoder` as this library was built (the header's `PERCEPT_DECODER_ALIGN`).
+#[no_mangle]
+pub extern "C" fn percept_decoder_align() -> usize {
+    align_of::<PerceptDecoder>()
 }
 
 #[panic_handler]

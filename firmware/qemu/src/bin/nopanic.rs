@@ -30,7 +30,8 @@ fn sink(v: usize) {
 fn main() -> ! {
     // SAFETY: single-threaded firmware; nothing else touches these statics.
     let (bytes, x, scratch, seen, out) = unsafe {
-        let (b, x, s, n, o) = (&*(&raw const BYTES), &*(&raw const X), &mut *(&raw mut SCRATCH), &mut *(&raw mut SEEN), &mut *(&raw mut OUT));
+        let (b, x, s, n, o) = (&raw const BYTES, &raw const X, &raw mut SCRATCH, &raw mut SEEN, &raw mut OUT);
+        let (b, x, s, n, o) = (&*b, &*x, &mut *s, &mut *n, &mut *o);
         (
             &b[..opaque(4096).min(4096)],
             &x[..opaque(64).min(64)],
@@ -64,16 +65,21 @@ fn main() -> ! {
             let _ = acc.finish();
         }
     }
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[cfg(not(feature = "find-panics"))]
     extern "C" {
         fn percept_core_panic_is_reachable() -> !;
     }
     #[cfg(not(feature = "find-panics"))]
     unsafe { percept_core_panic_is_reachable() }
     #[cfg(feature = "find-panics")]
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
