@@ -65,7 +65,7 @@ pub struct Args {
 fn parse_cv(s: &str) -> Result<Cv, String> {
     match s {
         "loo" => Ok(Cv::LeaveOneOut),
-        k => k.parse().map(Cv::KFold).map_err(|_| format!("{k}: expected a number of folds or `loo`")),
+        k => k.parse().map(Cv::KFold).map_err(|_| format!("--cv {k}: expected a number of folds or `loo`")),
     }
 }
 
