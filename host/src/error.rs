@@ -1,28 +1,46 @@
-//! The host's error type: every failure names the file, tensor or index at fault.
+//! The host's error type: every failure names the file, tensor or index at fault, and keeps
+//! the error that caused it as its `source()` (printed once, after the context, by callers
+//! that walk the chain such as the CLI's `{:#}`).
 
 use std::path::PathBuf;
+
+/// Any error kept as a cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors of the percept host library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
+        #[source]
         source: std::io::Error,
     },
+    /// A file is not what its format says (or cannot be written in it).
+    #[error("{}: {what}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was being done, e.g. "cannot read the image".
+        what: String,
+        /// What the format's library said.
+        #[source]
+        source: BoxError,
+    },
     /// A decoder file is malformed (the core's checks).
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Decoder {
         /// The file.
         path: PathBuf,
         /// What the core found.
+        #[source]
         source: percept_core::Error,
     },
     /// An output file exists and overwriting it was not asked for.
-    #[error("{0} exists; pass --force to overwrite it")]
+    #[error("{} exists; pass --force to overwrite it", .0.display())]
     Exists(PathBuf),
     /// The GPU could not be opened or failed.
     #[error("GPU: {0}")]
@@ -35,6 +53,20 @@ pub enum Error {
     Invalid(String),
 }
 
+impl Error {
+    /// The message with every cause after it, `context: cause: cause`, as the CLI prints it.
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            s.push_str(": ");
+            s.push_str(&e.to_string());
+            cur = e.source();
+        }
+        s
+    }
+}
+
 /// The host's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -42,4 +74,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { path, source }
+}
+
+/// Attaches a path and what was being done to a format library's error.
+pub(crate) fn format<E: Into<BoxError>>(path: impl Into<PathBuf>, what: impl Into<String>) -> impl FnOnce(E) -> Error {
+    let (path, what) = (path.into(), what.into());
+    move |e| Error::Format { path, what, source: e.into() }
 }

@@ -95,3 +95,58 @@ fn npy_round_trip_and_errors() {
     assert_eq!(percept::io::npy::nhwc_to_nchw(&y, [1, 3, 4, 2]), x);
     assert_eq!(y[1], 12.0);
 }
+
+/// A .npy file (version 1) with this header dict and data bytes.
+fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = dict.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+#[test]
+fn npy_reader_refuses_hostile_files_before_allocating() {
+    let read = |name: &str, bytes: &[u8]| {
+        let p = tmp(name);
+        std::fs::write(&p, bytes).unwrap();
+        percept::io::npy::read(&p).map_err(|e| e.chain())
+    };
+    let f4 = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    // A 14-byte file whose version-2 header claims 4 GB.
+    let mut tiny = b"\x93NUMPY\x02\x00".to_vec();
+    tiny.extend_from_slice(&u32::MAX.to_le_bytes());
+    tiny.extend_from_slice(b"{}");
+    let e = read("huge_header.npy", &tiny).unwrap_err();
+    assert!(e.contains("huge_header.npy") && e.contains("header of 4294967295 bytes"), "{e}");
+    // A shape whose element count overflows, and one that is merely far larger than the file.
+    let e = read("overflow.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", &[])).unwrap_err();
+    assert!(e.contains("overflow.npy") && e.contains("4294967296"), "{e}");
+    let e = read("big.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }", &f4(&[1.0]))).unwrap_err();
+    assert!(e.contains("big.npy") && e.contains("truncated") && e.contains("40000000000 bytes"), "{e}");
+    // Trailing bytes, a wrong dtype, a broken shape.
+    let e = read("trailing.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &f4(&[1.0, 2.0, 3.0]))).unwrap_err();
+    assert!(e.contains("trailing.npy") && e.contains("4 bytes after the data"), "{e}");
+    let e = read("int.npy", &npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", &[0; 8])).unwrap_err();
+    assert!(e.contains("int.npy") && e.contains("<i8"), "{e}");
+    let e = read("shape.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", &f4(&[1.0, 2.0]))).unwrap_err();
+    assert!(e.contains("shape.npy") && e.contains("`x`"), "{e}");
+    let e = read("empty.npy", &[]).unwrap_err();
+    assert!(e.contains("empty.npy") && e.contains("not a .npy file"), "{e}");
+    let dir = tmp("a_dir.npy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = percept::io::npy::read(&dir).unwrap_err().chain();
+    assert!(e.contains("a_dir.npy") && e.contains("not a regular file"), "{e}");
+    // What numpy writes besides C-order little-endian f32 reads as the same values.
+    let a = read("fortran.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", &f4(&[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]))).unwrap();
+    assert_eq!((a.shape.clone(), a.data.clone()), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let be: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_be_bytes()).collect();
+    assert_eq!(read("be.npy", &npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", &be)).unwrap().data, vec![1.5, -2.0]);
+    let h: Vec<u8> = [0.5f32, 3.0].iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect();
+    assert_eq!(read("half.npy", &npy_bytes("{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }", &h)).unwrap().data, vec![0.5, 3.0]);
+}

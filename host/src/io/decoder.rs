@@ -138,7 +138,7 @@ impl DecoderFile {
             header.insert((*name).into(), json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}));
             offset += data.len();
         }
-        let mut header = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut header = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::Invalid(format!("decoder header: {e}")))?;
         while (8 + header.len()) % 8 != 0 {
             header.push(b' ');
         }

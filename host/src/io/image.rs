@@ -4,7 +4,7 @@ use std::path::Path;
 
 use image::{imageops::FilterType, RgbImage};
 
-use crate::error::{Error, Result};
+use crate::error::{format, Result};
 
 /// An RGB image in [0, 1]: `data (H, W, 3)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,13 +20,13 @@ pub struct Rgb {
 impl Rgb {
     /// Reads a PNG or JPEG.
     pub fn open(path: &Path) -> Result<Self> {
-        let img = image::open(path).map_err(|e| Error::Invalid(format!("{}: cannot read the image: {e}", path.display())))?;
+        let img = image::open(path).map_err(format(path, "cannot read the image"))?;
         Ok(Self::from_image(&img.to_rgb8()))
     }
 
     /// Reads an image, crops the largest centred square and resizes it to `size` x `size`.
     pub fn open_square(path: &Path, size: usize) -> Result<Self> {
-        let img = image::open(path).map_err(|e| Error::Invalid(format!("{}: cannot read the image: {e}", path.display())))?.to_rgb8();
+        let img = image::open(path).map_err(format(path, "cannot read the image"))?.to_rgb8();
         Ok(Self::from_image(&square(&img, size)))
     }
 
@@ -46,7 +46,7 @@ impl Rgb {
         let mut bytes = Vec::new();
         self.to_image()
             .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-            .map_err(|e| Error::Invalid(format!("{}: cannot encode PNG: {e}", path.display())))?;
+            .map_err(format(path, "cannot encode PNG"))?;
         super::output::write_atomic(path, &bytes, overwrite)
     }
 

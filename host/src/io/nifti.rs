@@ -7,13 +7,13 @@ use std::path::Path;
 
 use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
 
-use crate::error::{Error, Result};
+use crate::error::{format, Error, Result};
 
 type Volume = ndarray::ArrayD<f32>;
 
 fn read(path: &Path) -> Result<Volume> {
-    let obj = ReaderOptions::new().read_file(path).map_err(|e| Error::Invalid(format!("{}: cannot read NIfTI: {e}", path.display())))?;
-    obj.into_volume().into_ndarray::<f32>().map_err(|e| Error::Invalid(format!("{}: cannot read NIfTI data: {e}", path.display())))
+    let obj = ReaderOptions::new().read_file(path).map_err(format(path, "cannot read NIfTI"))?;
+    obj.into_volume().into_ndarray::<f32>().map_err(format(path, "cannot read NIfTI data"))
 }
 
 /// The (x, y, z) coordinates of the mask's non-zero voxels, in memory order.
@@ -76,7 +76,7 @@ fn layout(voxels: usize) -> [usize; 3] {
 }
 
 fn write(path: &Path, array: &ndarray::ArrayD<f32>) -> Result<()> {
-    nifti::writer::WriterOptions::new(path).write_nifti(array).map_err(|e| Error::Invalid(format!("{}: cannot write NIfTI: {e}", path.display())))
+    nifti::writer::WriterOptions::new(path).write_nifti(array).map_err(format(path, "cannot write NIfTI"))
 }
 
 /// Writes `x (trials, voxels)` as one 4D run (see `layout`).

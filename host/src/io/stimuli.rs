@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{io, Error, Result};
+use crate::error::{format, io, Error, Result};
 
 /// One trial's stimulus.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +73,7 @@ pub struct Captioned {
 /// Reads a COCO-style `captions.json`: a list of `{"file": ..., "captions": [...]}`.
 pub fn read_captions_json(path: &Path) -> Result<Vec<Captioned>> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{}: not JSON: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(format(path, "not JSON"))?;
     let items = v.as_array().ok_or_else(|| Error::Invalid(format!("{}: expected a list of {{file, captions}}", path.display())))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     items

@@ -211,7 +211,7 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
 }
 
 fn open_rgb8(path: &Path) -> Result<image::RgbImage> {
-    Ok(image::open(path).map_err(|e| Error::Invalid(format!("{}: cannot read the image: {e}", path.display())))?.to_rgb8())
+    Ok(image::open(path).map_err(crate::error::format(path, "cannot read the image"))?.to_rgb8())
 }
 
 /// The regions of interest: name and voxel range.
