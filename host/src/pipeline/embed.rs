@@ -27,10 +27,12 @@ pub enum Captions {
 /// What `embed-text` does.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The text encoder folder (config.json and model.safetensors).
+    /// A Stable Diffusion folder (its text_encoder/ and tokenizer/ are used) or the text
+    /// encoder folder itself (config.json and model.safetensors).
     pub model: PathBuf,
-    /// The tokenizer folder (vocab.json, merges.txt).
-    pub tokenizer: PathBuf,
+    /// The tokenizer folder (vocab.json, merges.txt); default: the model's own tokenizer/, else
+    /// the shipped CLIP tokenizer.
+    pub tokenizer: Option<PathBuf>,
     /// The captions.
     pub captions: Captions,
     /// The .npy to write.
@@ -64,10 +66,11 @@ fn caption_sets(c: &Captions) -> Result<Vec<Vec<String>>> {
 /// Runs the job; returns the shape written.
 pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Vec<usize>> {
     ensure_writable(&o.out, o.force)?;
-    let tok = Tokenizer::load(&o.tokenizer)?;
+    let (te, tok) = crate::paths::text_encoder(&o.model, o.tokenizer.as_deref());
+    let tok = Tokenizer::load(&tok)?;
     let sets = caption_sets(&o.captions)?;
     let gpu = ctx.gpu()?;
-    let model = ClipTextModel::load(gpu, &o.model, DType::F16)?;
+    let model = ClipTextModel::load(gpu, &te, DType::F16)?;
     let (l, h) = (MAX_LEN, model.config.hidden);
     let mut cache: HashMap<&[String], Vec<f32>> = HashMap::new();
     let mut out = Vec::with_capacity(sets.len() * l * h);

@@ -63,7 +63,8 @@ pub fn empty_prompt(gpu: &Gpu, sd: &StableDiffusion, model: &Path, guidance: f32
             model.display()
         ))
     })?;
-    let tok = Tokenizer::load(&crate::paths::shipped("weights/clip-tokenizer"))?;
+    let (_, tok) = crate::paths::text_encoder(model, None);
+    let tok = Tokenizer::load(&tok)?;
     let clip = ClipTextModel::load(gpu, &te, DType::F16)?;
     let mut enc = gpu.encoder();
     let y = clip.forward(&mut enc, &[tok.encode("")])?;

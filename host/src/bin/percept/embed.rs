@@ -13,10 +13,12 @@ use crate::bars::Bars;
 pub struct Args {
     /// Captions to embed together (averaged into one c).
     captions: Vec<String>,
-    /// The text encoder folder (config.json and model.safetensors), e.g. <SD v1>/text_encoder.
+    /// Stable Diffusion v1: the diffusers folder (its text_encoder/ and tokenizer/ are used), or
+    /// the text encoder folder itself (config.json and model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// The tokenizer folder (vocab.json, merges.txt); default: the shipped weights/clip-tokenizer.
+    /// The tokenizer folder (vocab.json, merges.txt); default: the model's own tokenizer/, else
+    /// the shipped weights/clip-tokenizer.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Batch mode: a stimulus list (CSV with `image` and `captions` columns); writes one c per
@@ -43,7 +45,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
     };
     let o = embed::Options {
         model: a.model.clone(),
-        tokenizer: a.tokenizer.clone().unwrap_or_else(|| percept::paths::shipped("weights/clip-tokenizer")),
+        tokenizer: a.tokenizer.clone(),
         captions,
         out: a.output.out.clone(),
         force: a.output.force,
