@@ -20,7 +20,7 @@ use percept::gpu::{DType, Tensor};
 use percept::nn::checkpoint::{unet_key, vae_key};
 use percept::nn::unet::Unet;
 use percept::nn::vae::{Vae, VaeConfig};
-use percept::nn::Weights;
+use percept::nn::{Loader, Weights};
 use percept::sched::pndm::Pndm;
 use percept::sched::Schedule;
 use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
@@ -217,7 +217,7 @@ fn single_file_checkpoint_and_old_vae_names_load_the_same_models() {
     let (z, zs) = get(&r, "vae.in.latent");
     let z = Tensor::from_f32(gpu, &zs, &z).unwrap();
     let img = sd.vae.decode(&mut enc, &z, None).unwrap();
-    let old_vae = Vae::from_weights(gpu, &Weights::open(&[&old]).unwrap(), VaeConfig::from_file(&dir().join("vae/config.json")).unwrap(), DType::F32).unwrap();
+    let old_vae = Vae::from_weights(&Loader::new(gpu, &Weights::open(&[&old]).unwrap(), DType::F32), VaeConfig::from_file(&dir().join("vae/config.json")).unwrap()).unwrap();
     let img_old = old_vae.decode(&mut enc, &z, None).unwrap();
     drop(enc);
     check("single-file unet", &y, &r, "unet.out", 3e-5);

@@ -7,7 +7,7 @@ use crate::io::image::Rgb;
 use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::Weights;
+use crate::nn::{Loader, Weights};
 use crate::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
 use crate::ops::elementwise::{binary, unary, unary_ref, Unary};
 use crate::ops::resample::{upsample2x, upsample2x_ref};
@@ -97,10 +97,11 @@ pub struct TaesdPart {
 }
 
 impl TaesdPart {
-    fn load(gpu: &Gpu, w: &Weights, layers: Vec<(usize, Layer)>, dtype: DType) -> Result<Self> {
+    /// `layers`: the Sequential's layers, by index.
+    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>) -> Result<Self> {
         let mut out = Vec::new();
         for (i, layer) in layers {
-            let convs: Vec<(Weights, usize, usize, bool)> = match layer {
+            let convs: Vec<(Loader<'_>, usize, usize, bool)> = match layer {
                 Layer::Conv { cin, cout, bias, .. } => vec![(w.pp(i), cin, cout, bias)],
                 Layer::Block => (0..3).map(|j| (w.pp(i).pp("conv").pp(2 * j), C, C, true)).collect(),
                 Layer::Upsample | Layer::Clamp => vec![],
@@ -109,9 +110,9 @@ impl TaesdPart {
             let mut dev = Vec::new();
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
-                let weight = lw.get("weight", &shape)?;
-                let bias = if has_bias { Some(lw.get("bias", &[cout])?) } else { None };
-                dev.push(ConvWeight::from_torch(gpu, &weight, shape, bias.as_deref(), dtype)?);
+                let weight = lw.host(&shape, "weight")?;
+                let bias = if has_bias { Some(lw.host(&[cout], "bias")?) } else { None };
+                dev.push(ConvWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref(), w.dtype())?);
                 host.push((weight, shape, bias));
             }
             out.push(Loaded { layer, host, gpu: dev });
@@ -179,7 +180,7 @@ impl Taesd {
     pub fn load(gpu: &Gpu, dir: &std::path::Path, dtype: DType) -> Result<Self> {
         let enc = Weights::open(&[dir.join("taesd_encoder.safetensors")])?;
         let dec = Weights::open(&[dir.join("taesd_decoder.safetensors")])?;
-        Ok(Taesd { encoder: TaesdPart::load(gpu, &enc, encoder_layers(), dtype)?, decoder: TaesdPart::load(gpu, &dec, decoder_layers(), dtype)? })
+        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers())?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers())? })
     }
 
     /// `image (B, H, W, 3)` in [0, 1], H and W multiples of 8 -> `latent (B, H/8, W/8, 4)`.
