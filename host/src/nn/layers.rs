@@ -59,7 +59,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     /// Loads a GroupNorm over `c` channels.
     pub fn load(w: &Loader<'_>, c: usize, groups: usize, eps: f32) -> Result<Self> {
-        if groups == 0 || c % groups != 0 {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(Error::Invalid(format!("{}: {c} channels do not split into {groups} norm groups", w.key("weight"))));
         }
         Ok(GroupNorm { affine: Affine::load(w, c)?, groups, eps })

@@ -81,12 +81,15 @@ fn decoder_layers() -> Vec<(usize, Layer)> {
     ]
 }
 
+/// A convolution's PyTorch-layout weight, its shape and its bias, on the host.
+type HostConv = (Vec<f32>, [usize; 4], Option<Vec<f32>>);
+
 /// The weights of one layer, on the host (for the CPU reference) and on the GPU.
 #[derive(Debug)]
 struct Loaded {
     layer: Layer,
     /// PyTorch-layout weights and biases of the layer's convs (1 or 3).
-    host: Vec<(Vec<f32>, [usize; 4], Option<Vec<f32>>)>,
+    host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
 }
 
@@ -145,7 +148,7 @@ impl TaesdPart {
     /// The same computation in plain loops on the CPU (f64 sums), for tests.
     pub fn forward_ref(&self, x: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
         let (mut x, mut s) = (x.to_vec(), shape);
-        let conv = |x: &[f32], s: [usize; 4], h: &(Vec<f32>, [usize; 4], Option<Vec<f32>>), spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);
+        let conv = |x: &[f32], s: [usize; 4], h: &HostConv, spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);
         for l in &self.layers {
             (x, s) = match l.layer {
                 Layer::Conv { stride, relu, .. } => {
@@ -185,7 +188,7 @@ impl Taesd {
 
     /// `image (B, H, W, 3)` in [0, 1], H and W multiples of 8 -> `latent (B, H/8, W/8, 4)`.
     pub fn encode(&self, enc: &mut Encoder<'_>, image: &Tensor) -> Result<Tensor> {
-        crate::ops::ensure(image.shape.len() == 4 && image.shape[3] == 3 && image.shape[1] % 8 == 0 && image.shape[2] % 8 == 0, "taesd encode", || {
+        crate::ops::ensure(image.shape.len() == 4 && image.shape[3] == 3 && image.shape[1].is_multiple_of(8) && image.shape[2].is_multiple_of(8), "taesd encode", || {
             format!("image {:?} must be (B, H, W, 3) with H and W multiples of 8", image.shape)
         })?;
         self.encoder.forward(enc, image)

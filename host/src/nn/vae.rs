@@ -220,7 +220,7 @@ impl Vae {
     /// each `(B, H/8, W/8, latent)` for SD, unscaled.
     pub fn encode(&self, enc: &mut Encoder<'_>, image: &Tensor, mut trace: Option<&mut Trace>) -> Result<(Tensor, Tensor)> {
         let f = 1usize << (self.config.block_out_channels.len() - 1);
-        if image.shape.len() != 4 || image.shape[3] != self.config.in_channels || image.shape[1] % f != 0 || image.shape[2] % f != 0 {
+        if image.shape.len() != 4 || image.shape[3] != self.config.in_channels || !image.shape[1].is_multiple_of(f) || !image.shape[2].is_multiple_of(f) {
             return Err(Error::Shape(format!("vae encode: image {:?} must be (B, H, W, {}) with H and W multiples of {f}", image.shape, self.config.in_channels)));
         }
         let e = &self.encoder;

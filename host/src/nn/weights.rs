@@ -93,7 +93,7 @@ impl Weights {
             return Err(Error::Invalid(format!("tensor `{key}` not found in {}", files.join(", "))));
         };
         let (path, map) = &self.files[e.file];
-        if !shapes.is_empty() && !shapes.iter().any(|s| *s == e.shape.as_slice()) {
+        if !shapes.is_empty() && !shapes.contains(&e.shape.as_slice()) {
             let want: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
             return Err(Error::Shape(format!("tensor `{key}` has shape {:?}, expected {} (in {})", e.shape, want.join(" or "), path.display())));
         }
