@@ -28,7 +28,7 @@ pub struct Loader<'g> {
 
 impl fmt::Debug for Loader<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader").field("dtype", &self.dtype).field("prefix", &self.w.key("")).finish_non_exhaustive()
+        f.debug_struct("Loader").field("dtype", &self.dtype).field("prefix", &self.w.prefix()).finish_non_exhaustive()
     }
 }
 

@@ -1,5 +1,8 @@
 //! Models as code: blocks are structs of sub-layers named like the weight keys, each with a
-//! loader and a `forward` that records GPU dispatches.
+//! constructor `load(&Loader, config)` and a `forward` that records GPU dispatches. A
+//! [`Loader`] is a [`Weights`] view under a key prefix carrying the GPU and the dtype of
+//! weight matrices; model configs (`UnetConfig`, `VaeConfig`, `ClipConfig`) are `Default`
+//! (SD v1's) and read from config.json by [`config`].
 
 pub mod checkpoint;
 pub mod clip;

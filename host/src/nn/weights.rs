@@ -69,6 +69,11 @@ impl Weights {
         Weights { files: self.files.clone(), index: self.index.clone(), prefix }
     }
 
+    /// The current prefix (empty at the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The full key of `name` under the current prefix.
     pub fn key(&self, name: &str) -> String {
         if self.prefix.is_empty() {
