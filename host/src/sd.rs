@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
-use crate::nn::checkpoint;
+use crate::nn::{checkpoint, Loader};
 use crate::nn::unet::{Unet, UnetConfig};
 use crate::nn::vae::{Vae, VaeConfig};
 use crate::sched::ddim::Ddim;
@@ -77,7 +77,7 @@ impl StableDiffusion {
             None => (UnetConfig::sd_v1(), VaeConfig::sd_v1()),
         };
         let (uw, vw) = checkpoint::open_single_file(model, ucfg.layers_per_block, vcfg.block_out_channels.len())?;
-        Ok(StableDiffusion { unet: Unet::from_weights(gpu, &uw, ucfg, dtype)?, vae: Vae::from_weights(gpu, &vw, vcfg, dtype)?, text_encoder: None })
+        Ok(StableDiffusion { unet: Unet::from_weights(&Loader::new(gpu, &uw, dtype), ucfg)?, vae: Vae::from_weights(&Loader::new(gpu, &vw, dtype), vcfg)?, text_encoder: None })
     }
 
     /// Runs img2img from `init` (scaled latent, NCHW `(1, C, h, w)`) with `cond (S, D)` and,

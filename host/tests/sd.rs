@@ -20,7 +20,7 @@ use percept::gpu::{DType, Tensor};
 use percept::nn::checkpoint::{unet_key, vae_key};
 use percept::nn::unet::Unet;
 use percept::nn::vae::{Vae, VaeConfig};
-use percept::nn::Weights;
+use percept::nn::{Loader, Weights};
 use percept::sched::pndm::Pndm;
 use percept::sched::Schedule;
 use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
@@ -217,7 +217,7 @@ fn single_file_checkpoint_and_old_vae_names_load_the_same_models() {
     let (z, zs) = get(&r, "vae.in.latent");
     let z = Tensor::from_f32(gpu, &zs, &z).unwrap();
     let img = sd.vae.decode(&mut enc, &z, None).unwrap();
-    let old_vae = Vae::from_weights(gpu, &Weights::open(&[&old]).unwrap(), VaeConfig::from_file(&dir().join("vae/config.json")).unwrap(), DType::F32).unwrap();
+    let old_vae = Vae::from_weights(&Loader::new(gpu, &Weights::open(&[&old]).unwrap(), DType::F32), VaeConfig::from_file(&dir().join("vae/config.json")).unwrap()).unwrap();
     let img_old = old_vae.decode(&mut enc, &z, None).unwrap();
     drop(enc);
     check("single-file unet", &y, &r, "unet.out", 3e-5);
@@ -338,4 +338,36 @@ fn bad_models_and_inputs_are_named() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("nan_cond.npy") && err.contains("index 100"), "{err}");
+}
+
+#[test]
+fn loader_keeps_f16_bits_and_names_key_shapes_and_file() {
+    let gpu = common::gpu();
+    // The tiny U-Net's weights are f16: an F16 loader uploads them unchanged (f16 -> f32 is
+    // exact, so the read-back values are the stored ones bit for bit).
+    let w = Weights::open(&[dir().join("unet/diffusion_pytorch_model.safetensors")]).unwrap();
+    let l = Loader::new(gpu, &w, DType::F16).pp("time_embedding").pp("linear_1");
+    let (want, shape) = w.get_any("time_embedding.linear_1.weight").unwrap();
+    let t = l.get(&shape, "weight").unwrap();
+    assert_eq!(t.dtype, DType::F16);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&t.to_vec(gpu).unwrap()), bits(&want));
+    // An odd number of halves (padded to a whole word).
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sd-loader-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let odd = [1.5f32, -0.333, 65504.0];
+    let bytes: Vec<u8> = odd.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![3, 1], &bytes).unwrap();
+    let path = tmp.join("odd.safetensors");
+    std::fs::write(&path, safetensors::serialize([("x".to_string(), view)], None).unwrap()).unwrap();
+    let t = Loader::new(gpu, &Weights::open(&[&path]).unwrap(), DType::F16).get(&[3, 1], "x").unwrap();
+    let halves: Vec<f32> = odd.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+    assert_eq!(bits(&t.to_vec(gpu).unwrap()), bits(&halves));
+    // A misshapen tensor: the full key, both shapes and the file.
+    let err = l.get(&[1, 2], "weight").unwrap_err().to_string();
+    let actual = format!("{shape:?}");
+    assert!(err.contains("`time_embedding.linear_1.weight`") && err.contains("[1, 2]") && err.contains(&actual) && err.contains("diffusion_pytorch_model.safetensors"), "{err}");
+    // A missing one: the full key and the file.
+    let err = l.pp("nope").get(&[1], "bias").unwrap_err().to_string();
+    assert!(err.contains("`time_embedding.linear_1.nope.bias`") && err.contains("diffusion_pytorch_model.safetensors"), "{err}");
 }

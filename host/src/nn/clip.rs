@@ -5,15 +5,13 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
-use crate::error::{io, Error, Result};
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::Weights;
+use crate::nn::config::Json;
+use crate::nn::layers::{LayerNorm, Linear};
+use crate::nn::{Loader, Weights};
 use crate::ops::attention::attention;
 use crate::ops::elementwise::{add, unary, Unary};
-use crate::ops::linear::linear;
-use crate::ops::norm::layer_norm;
 
 /// The sizes of a CLIPTextModel (from its config.json).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,70 +38,44 @@ impl ClipConfig {
         ClipConfig { hidden: 768, intermediate: 3072, heads: 12, layers: 12, max_positions: 77, vocab: 49408, eps: 1e-5 }
     }
 
-    /// Reads a transformers config.json; only quick_gelu models are supported.
+    /// Reads a transformers config.json (absent keys: SD v1's values); only quick_gelu
+    /// models are supported.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let v: Value = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-        let get = |k: &str| v.get(k).and_then(Value::as_u64).map(|x| x as usize).ok_or_else(|| Error::Invalid(format!("{}: missing integer `{k}`", path.display())));
-        if let Some(act) = v.get("hidden_act").and_then(Value::as_str) {
+        let j = Json::read(path)?;
+        let d = Self::default();
+        if let Some(act) = j.v.get("hidden_act").and_then(|a| a.as_str()) {
             if act != "quick_gelu" {
-                return Err(Error::Invalid(format!("{}: hidden_act {act} is not supported (quick_gelu is)", path.display())));
+                return Err(j.bad(format!("hidden_act {act} is not supported (quick_gelu is)")));
             }
         }
         Ok(ClipConfig {
-            hidden: get("hidden_size")?,
-            intermediate: get("intermediate_size")?,
-            heads: get("num_attention_heads")?,
-            layers: get("num_hidden_layers")?,
-            max_positions: get("max_position_embeddings")?,
-            vocab: get("vocab_size")?,
-            eps: v.get("layer_norm_eps").and_then(Value::as_f64).unwrap_or(1e-5) as f32,
+            hidden: j.uint("hidden_size", d.hidden)?,
+            intermediate: j.uint("intermediate_size", d.intermediate)?,
+            heads: j.uint("num_attention_heads", d.heads)?,
+            layers: j.uint("num_hidden_layers", d.layers)?,
+            max_positions: j.uint("max_position_embeddings", d.max_positions)?,
+            vocab: j.uint("vocab_size", d.vocab)?,
+            eps: j.float("layer_norm_eps", d.eps.into()),
         })
     }
 }
 
-#[derive(Debug)]
-struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn load(gpu: &Gpu, w: &Weights, out: usize, inp: usize, dtype: DType) -> Result<Self> {
-        let weight = w.get("weight", &[out, inp])?;
-        let bias = w.get("bias", &[out])?;
-        let weight = match dtype {
-            DType::F32 => Tensor::from_f32(gpu, &[out, inp], &weight)?,
-            DType::F16 => Tensor::from_f32_as_f16(gpu, &[out, inp], &weight)?,
-        };
-        Ok(Linear { weight, bias: Tensor::from_f32(gpu, &[out], &bias)? })
-    }
-
-    fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
-        linear(enc, x, &self.weight, Some(&self.bias))
-    }
-}
-
-#[derive(Debug)]
-struct Norm {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Norm {
-    fn load(gpu: &Gpu, w: &Weights, n: usize) -> Result<Self> {
-        Ok(Norm { weight: Tensor::from_f32(gpu, &[n], &w.get("weight", &[n])?)?, bias: Tensor::from_f32(gpu, &[n], &w.get("bias", &[n])?)? })
+impl Default for ClipConfig {
+    /// SD v1's.
+    fn default() -> Self {
+        Self::sd_v1()
     }
 }
 
 /// One pre-LayerNorm transformer layer; fields named as the weight keys.
 #[derive(Debug)]
 struct EncoderLayer {
-    layer_norm1: Norm,
+    layer_norm1: LayerNorm,
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
     out_proj: Linear,
-    layer_norm2: Norm,
+    layer_norm2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
 }
@@ -116,7 +88,7 @@ pub struct ClipTextModel {
     token_embedding: Vec<f32>,
     position_embedding: Vec<f32>,
     layers: Vec<EncoderLayer>,
-    final_layer_norm: Norm,
+    final_layer_norm: LayerNorm,
 }
 
 impl ClipTextModel {
@@ -130,34 +102,34 @@ impl ClipTextModel {
         }
         let root = Weights::open(&files)?;
         let w = if root.contains("text_model.embeddings.token_embedding.weight") { root.pp("text_model") } else { root };
-        Self::from_weights(gpu, &w, config, dtype)
+        Self::from_weights(&Loader::new(gpu, &w, dtype), config)
     }
 
     /// Builds the model from weights under `w` (keys `embeddings.…`, `encoder.layers.N.…`).
-    pub fn from_weights(gpu: &Gpu, w: &Weights, config: ClipConfig, dtype: DType) -> Result<Self> {
-        let (h, m) = (config.hidden, config.intermediate);
+    pub fn from_weights(w: &Loader<'_>, config: ClipConfig) -> Result<Self> {
+        let (h, m, eps) = (config.hidden, config.intermediate, config.eps);
         if config.heads == 0 || h % config.heads != 0 {
             return Err(Error::Invalid(format!("hidden size {h} does not split into {} heads", config.heads)));
         }
         let e = w.pp("embeddings");
-        let token_embedding = e.pp("token_embedding").get("weight", &[config.vocab, h])?;
-        let position_embedding = e.pp("position_embedding").get("weight", &[config.max_positions, h])?;
+        let token_embedding = e.pp("token_embedding").host(&[config.vocab, h], "weight")?;
+        let position_embedding = e.pp("position_embedding").host(&[config.max_positions, h], "weight")?;
         let mut layers = Vec::new();
         for i in 0..config.layers {
             let l = w.pp("encoder").pp("layers").pp(i);
             let a = l.pp("self_attn");
             layers.push(EncoderLayer {
-                layer_norm1: Norm::load(gpu, &l.pp("layer_norm1"), h)?,
-                q_proj: Linear::load(gpu, &a.pp("q_proj"), h, h, dtype)?,
-                k_proj: Linear::load(gpu, &a.pp("k_proj"), h, h, dtype)?,
-                v_proj: Linear::load(gpu, &a.pp("v_proj"), h, h, dtype)?,
-                out_proj: Linear::load(gpu, &a.pp("out_proj"), h, h, dtype)?,
-                layer_norm2: Norm::load(gpu, &l.pp("layer_norm2"), h)?,
-                fc1: Linear::load(gpu, &l.pp("mlp").pp("fc1"), m, h, dtype)?,
-                fc2: Linear::load(gpu, &l.pp("mlp").pp("fc2"), h, m, dtype)?,
+                layer_norm1: LayerNorm::load(&l.pp("layer_norm1"), h, eps)?,
+                q_proj: Linear::load(&a.pp("q_proj"), h, h, true)?,
+                k_proj: Linear::load(&a.pp("k_proj"), h, h, true)?,
+                v_proj: Linear::load(&a.pp("v_proj"), h, h, true)?,
+                out_proj: Linear::load(&a.pp("out_proj"), h, h, true)?,
+                layer_norm2: LayerNorm::load(&l.pp("layer_norm2"), h, eps)?,
+                fc1: Linear::load(&l.pp("mlp").pp("fc1"), m, h, true)?,
+                fc2: Linear::load(&l.pp("mlp").pp("fc2"), h, m, true)?,
             });
         }
-        let final_layer_norm = Norm::load(gpu, &w.pp("final_layer_norm"), h)?;
+        let final_layer_norm = LayerNorm::load(&w.pp("final_layer_norm"), h, eps)?;
         Ok(ClipTextModel { config, token_embedding, position_embedding, layers, final_layer_norm })
     }
 
@@ -181,17 +153,17 @@ impl ClipTextModel {
         }
         let mut x = Tensor::from_f32(enc.gpu(), &[ids.len(), len, h], &x)?;
         for l in &self.layers {
-            let n = layer_norm(enc, &x, &l.layer_norm1.weight, &l.layer_norm1.bias, c.eps)?;
+            let n = l.layer_norm1.forward(enc, &x)?;
             let (q, k, v) = (l.q_proj.forward(enc, &n)?, l.k_proj.forward(enc, &n)?, l.v_proj.forward(enc, &n)?);
             let a = attention(enc, &q, &k, &v, c.heads, true)?;
             let o = l.out_proj.forward(enc, &a)?;
             x = add(enc, &x, &o)?;
-            let n = layer_norm(enc, &x, &l.layer_norm2.weight, &l.layer_norm2.bias, c.eps)?;
+            let n = l.layer_norm2.forward(enc, &x)?;
             let f = l.fc1.forward(enc, &n)?;
             let m = unary(enc, &f, Unary::QuickGelu)?;
             let o = l.fc2.forward(enc, &m)?;
             x = add(enc, &x, &o)?;
         }
-        layer_norm(enc, &x, &self.final_layer_norm.weight, &self.final_layer_norm.bias, c.eps)
+        self.final_layer_norm.forward(enc, &x)
     }
 }

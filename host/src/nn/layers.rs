@@ -2,21 +2,13 @@
 //! normalisations, convolutions, ResNet blocks and multi-head attention.
 
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::Weights;
+use crate::gpu::{Encoder, Tensor};
+use crate::nn::Loader;
 use crate::ops::attention::attention;
 use crate::ops::conv2d::{conv2d, Act, ConvSpec, ConvWeight};
 use crate::ops::elementwise::{add, add_per_sample};
 use crate::ops::linear::linear;
 use crate::ops::norm::{group_norm, layer_norm};
-
-/// Uploads weights as f32 or packed f16.
-pub fn upload(gpu: &Gpu, shape: &[usize], data: &[f32], dtype: DType) -> Result<Tensor> {
-    match dtype {
-        DType::F32 => Tensor::from_f32(gpu, shape, data),
-        DType::F16 => Tensor::from_f32_as_f16(gpu, shape, data),
-    }
-}
 
 /// `y = x W^T (+ b)` over the last dimension.
 #[derive(Debug)]
@@ -28,13 +20,10 @@ pub struct Linear {
 impl Linear {
     /// Loads `weight (out, inp)` (or a 1x1 convolution's `(out, inp, 1, 1)`, which is the same
     /// map) and, when `bias`, `bias (out)`.
-    pub fn load(gpu: &Gpu, w: &Weights, out: usize, inp: usize, bias: bool, dtype: DType) -> Result<Self> {
-        let (weight, shape) = w.get_any("weight")?;
-        if shape != [out, inp] && shape != [out, inp, 1, 1] {
-            return Err(Error::Shape(format!("tensor `{}` has shape {shape:?}, expected [{out}, {inp}] (or [{out}, {inp}, 1, 1])", w.key("weight"))));
-        }
-        let bias = if bias { Some(Tensor::from_f32(gpu, &[out], &w.get("bias", &[out])?)?) } else { None };
-        Ok(Linear { weight: upload(gpu, &[out, inp], &weight, dtype)?, bias })
+    pub fn load(w: &Loader<'_>, out: usize, inp: usize, bias: bool) -> Result<Self> {
+        let weight = w.get_as(&[&[out, inp], &[out, inp, 1, 1]], "weight")?;
+        let bias = if bias { Some(w.get_f32(&[out], "bias")?) } else { None };
+        Ok(Linear { weight, bias })
     }
 
     /// `x (.., inp) -> (.., out)`.
@@ -54,8 +43,8 @@ pub struct Affine {
 
 impl Affine {
     /// Loads `weight` and `bias`, both `(c)`.
-    pub fn load(gpu: &Gpu, w: &Weights, c: usize) -> Result<Self> {
-        Ok(Affine { weight: Tensor::from_f32(gpu, &[c], &w.get("weight", &[c])?)?, bias: Tensor::from_f32(gpu, &[c], &w.get("bias", &[c])?)? })
+    pub fn load(w: &Loader<'_>, c: usize) -> Result<Self> {
+        Ok(Affine { weight: w.get_f32(&[c], "weight")?, bias: w.get_f32(&[c], "bias")? })
     }
 }
 
@@ -69,11 +58,11 @@ pub struct GroupNorm {
 
 impl GroupNorm {
     /// Loads a GroupNorm over `c` channels.
-    pub fn load(gpu: &Gpu, w: &Weights, c: usize, groups: usize, eps: f32) -> Result<Self> {
-        if groups == 0 || c % groups != 0 {
+    pub fn load(w: &Loader<'_>, c: usize, groups: usize, eps: f32) -> Result<Self> {
+        if groups == 0 || !c.is_multiple_of(groups) {
             return Err(Error::Invalid(format!("{}: {c} channels do not split into {groups} norm groups", w.key("weight"))));
         }
-        Ok(GroupNorm { affine: Affine::load(gpu, w, c)?, groups, eps })
+        Ok(GroupNorm { affine: Affine::load(w, c)?, groups, eps })
     }
 
     /// `x (B, .., C)`, then SiLU when `silu`.
@@ -91,8 +80,8 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Loads a LayerNorm over `c` features.
-    pub fn load(gpu: &Gpu, w: &Weights, c: usize, eps: f32) -> Result<Self> {
-        Ok(LayerNorm { affine: Affine::load(gpu, w, c)?, eps })
+    pub fn load(w: &Loader<'_>, c: usize, eps: f32) -> Result<Self> {
+        Ok(LayerNorm { affine: Affine::load(w, c)?, eps })
     }
 
     /// `x (.., C)`.
@@ -110,21 +99,45 @@ pub struct Conv {
 
 impl Conv {
     /// Loads `weight (cout, cin, k, k)` and `bias (cout)`; `spec` says stride and padding.
-    pub fn load(gpu: &Gpu, w: &Weights, cin: usize, cout: usize, k: usize, spec: ConvSpec, dtype: DType) -> Result<Self> {
+    /// The weight goes through the host as f32 for the kernels' layout (exact from f16:
+    /// an f16 file gives the same f16 bits on the GPU).
+    pub fn load(w: &Loader<'_>, cin: usize, cout: usize, k: usize, spec: ConvSpec) -> Result<Self> {
         let shape = [cout, cin, k, k];
-        let weight = w.get("weight", &shape)?;
-        let bias = w.get("bias", &[cout])?;
-        Ok(Conv { weight: ConvWeight::from_torch(gpu, &weight, shape, Some(&bias), dtype)?, spec })
+        let weight = w.host(&shape, "weight")?;
+        let bias = w.host(&[cout], "bias")?;
+        Ok(Conv { weight: ConvWeight::from_torch(w.gpu(), &weight, shape, Some(&bias), w.dtype())?, spec })
     }
 
     /// A 3x3 convolution, stride 1, padding 1.
-    pub fn same3(gpu: &Gpu, w: &Weights, cin: usize, cout: usize, dtype: DType) -> Result<Self> {
-        Self::load(gpu, w, cin, cout, 3, ConvSpec::same(1, Act::None), dtype)
+    pub fn same3(w: &Loader<'_>, cin: usize, cout: usize) -> Result<Self> {
+        Self::load(w, cin, cout, 3, ConvSpec::same(1, Act::None))
     }
 
     /// `x (B, H, W, cin) -> (B, H', W', cout)`.
     pub fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
         conv2d(enc, x, &self.weight, self.spec)
+    }
+}
+
+/// The sizes of a [`ResnetBlock`]; the default is SD's GroupNorm (32 groups, eps 1e-5) with
+/// no time embedding, widths to be set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResnetConfig {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// The width of the time embedding (U-Net), or None (VAE).
+    pub temb: Option<usize>,
+    /// GroupNorm groups.
+    pub groups: usize,
+    /// GroupNorm epsilon.
+    pub eps: f32,
+}
+
+impl Default for ResnetConfig {
+    fn default() -> Self {
+        ResnetConfig { cin: 0, cout: 0, temb: None, groups: 32, eps: 1e-5 }
     }
 }
 
@@ -141,16 +154,16 @@ pub struct ResnetBlock {
 }
 
 impl ResnetBlock {
-    /// `temb`: the width of the time embedding (U-Net), or None (VAE).
-    #[allow(clippy::too_many_arguments)]
-    pub fn load(gpu: &Gpu, w: &Weights, cin: usize, cout: usize, temb: Option<usize>, groups: usize, eps: f32, dtype: DType) -> Result<Self> {
+    /// Loads `norm1`, `conv1`, (`time_emb_proj`), `norm2`, `conv2` (and `conv_shortcut`).
+    pub fn load(w: &Loader<'_>, cfg: ResnetConfig) -> Result<Self> {
+        let ResnetConfig { cin, cout, temb, groups, eps } = cfg;
         Ok(ResnetBlock {
-            norm1: GroupNorm::load(gpu, &w.pp("norm1"), cin, groups, eps)?,
-            conv1: Conv::same3(gpu, &w.pp("conv1"), cin, cout, dtype)?,
-            time_emb_proj: temb.map(|t| Linear::load(gpu, &w.pp("time_emb_proj"), cout, t, true, dtype)).transpose()?,
-            norm2: GroupNorm::load(gpu, &w.pp("norm2"), cout, groups, eps)?,
-            conv2: Conv::same3(gpu, &w.pp("conv2"), cout, cout, dtype)?,
-            conv_shortcut: if cin != cout { Some(Conv::load(gpu, &w.pp("conv_shortcut"), cin, cout, 1, ConvSpec::same(0, Act::None), dtype)?) } else { None },
+            norm1: GroupNorm::load(&w.pp("norm1"), cin, groups, eps)?,
+            conv1: Conv::same3(&w.pp("conv1"), cin, cout)?,
+            time_emb_proj: temb.map(|t| Linear::load(&w.pp("time_emb_proj"), cout, t, true)).transpose()?,
+            norm2: GroupNorm::load(&w.pp("norm2"), cout, groups, eps)?,
+            conv2: Conv::same3(&w.pp("conv2"), cout, cout)?,
+            conv_shortcut: if cin != cout { Some(Conv::load(&w.pp("conv_shortcut"), cin, cout, 1, ConvSpec::same(0, Act::None))?) } else { None },
         })
     }
 
@@ -174,6 +187,29 @@ impl ResnetBlock {
     }
 }
 
+/// The sizes of an [`Attention`]; the default names are diffusers' current ones, with one
+/// head and no q/k/v biases, widths to be set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionConfig {
+    /// The four projections' names: `to_q`, `to_k`, `to_v`, `to_out.0`, or the VAE's older
+    /// `query`, `key`, `value`, `proj_attn`.
+    pub names: [&'static str; 4],
+    /// Width of the queries and the output.
+    pub dim: usize,
+    /// Width of the context keys and values are projected from.
+    pub context: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Whether q, k and v have biases.
+    pub qkv_bias: bool,
+}
+
+impl Default for AttentionConfig {
+    fn default() -> Self {
+        AttentionConfig { names: ["to_q", "to_k", "to_v", "to_out.0"], dim: 0, context: 0, heads: 1, qkv_bias: false }
+    }
+}
+
 /// diffusers' Attention: projections of the query from `x` and of keys and values from the
 /// context (or `x`), multi-head scaled dot-product attention, and the output projection.
 #[derive(Debug)]
@@ -186,18 +222,17 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `names`: the four projections' names (`to_q`, `to_k`, `to_v`, `to_out.0`, or the VAE's
-    /// older `query`, `key`, `value`, `proj_attn`); `qkv_bias`: whether q, k and v have biases.
-    #[allow(clippy::too_many_arguments)]
-    pub fn load(gpu: &Gpu, w: &Weights, names: [&str; 4], dim: usize, context: usize, heads: usize, qkv_bias: bool, dtype: DType) -> Result<Self> {
+    /// Loads the four projections (the output one always has a bias).
+    pub fn load(w: &Loader<'_>, cfg: AttentionConfig) -> Result<Self> {
+        let AttentionConfig { names, dim, context, heads, qkv_bias } = cfg;
         if heads == 0 || dim % heads != 0 {
             return Err(Error::Invalid(format!("{}: width {dim} does not split into {heads} heads", w.key(names[0]))));
         }
         Ok(Attention {
-            to_q: Linear::load(gpu, &w.pp(names[0]), dim, dim, qkv_bias, dtype)?,
-            to_k: Linear::load(gpu, &w.pp(names[1]), dim, context, qkv_bias, dtype)?,
-            to_v: Linear::load(gpu, &w.pp(names[2]), dim, context, qkv_bias, dtype)?,
-            to_out: Linear::load(gpu, &w.pp(names[3]), dim, dim, true, dtype)?,
+            to_q: Linear::load(&w.pp(names[0]), dim, dim, qkv_bias)?,
+            to_k: Linear::load(&w.pp(names[1]), dim, context, qkv_bias)?,
+            to_v: Linear::load(&w.pp(names[2]), dim, context, qkv_bias)?,
+            to_out: Linear::load(&w.pp(names[3]), dim, dim, true)?,
             heads,
         })
     }

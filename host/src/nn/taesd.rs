@@ -7,7 +7,7 @@ use crate::io::image::Rgb;
 use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::Weights;
+use crate::nn::{Loader, Weights};
 use crate::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
 use crate::ops::elementwise::{binary, unary, unary_ref, Unary};
 use crate::ops::resample::{upsample2x, upsample2x_ref};
@@ -81,12 +81,15 @@ fn decoder_layers() -> Vec<(usize, Layer)> {
     ]
 }
 
+/// A convolution's PyTorch-layout weight, its shape and its bias, on the host.
+type HostConv = (Vec<f32>, [usize; 4], Option<Vec<f32>>);
+
 /// The weights of one layer, on the host (for the CPU reference) and on the GPU.
 #[derive(Debug)]
 struct Loaded {
     layer: Layer,
     /// PyTorch-layout weights and biases of the layer's convs (1 or 3).
-    host: Vec<(Vec<f32>, [usize; 4], Option<Vec<f32>>)>,
+    host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
 }
 
@@ -97,10 +100,11 @@ pub struct TaesdPart {
 }
 
 impl TaesdPart {
-    fn load(gpu: &Gpu, w: &Weights, layers: Vec<(usize, Layer)>, dtype: DType) -> Result<Self> {
+    /// `layers`: the Sequential's layers, by index.
+    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>) -> Result<Self> {
         let mut out = Vec::new();
         for (i, layer) in layers {
-            let convs: Vec<(Weights, usize, usize, bool)> = match layer {
+            let convs: Vec<(Loader<'_>, usize, usize, bool)> = match layer {
                 Layer::Conv { cin, cout, bias, .. } => vec![(w.pp(i), cin, cout, bias)],
                 Layer::Block => (0..3).map(|j| (w.pp(i).pp("conv").pp(2 * j), C, C, true)).collect(),
                 Layer::Upsample | Layer::Clamp => vec![],
@@ -109,9 +113,9 @@ impl TaesdPart {
             let mut dev = Vec::new();
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
-                let weight = lw.get("weight", &shape)?;
-                let bias = if has_bias { Some(lw.get("bias", &[cout])?) } else { None };
-                dev.push(ConvWeight::from_torch(gpu, &weight, shape, bias.as_deref(), dtype)?);
+                let weight = lw.host(&shape, "weight")?;
+                let bias = if has_bias { Some(lw.host(&[cout], "bias")?) } else { None };
+                dev.push(ConvWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref(), w.dtype())?);
                 host.push((weight, shape, bias));
             }
             out.push(Loaded { layer, host, gpu: dev });
@@ -144,7 +148,7 @@ impl TaesdPart {
     /// The same computation in plain loops on the CPU (f64 sums), for tests.
     pub fn forward_ref(&self, x: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
         let (mut x, mut s) = (x.to_vec(), shape);
-        let conv = |x: &[f32], s: [usize; 4], h: &(Vec<f32>, [usize; 4], Option<Vec<f32>>), spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);
+        let conv = |x: &[f32], s: [usize; 4], h: &HostConv, spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);
         for l in &self.layers {
             (x, s) = match l.layer {
                 Layer::Conv { stride, relu, .. } => {
@@ -179,12 +183,12 @@ impl Taesd {
     pub fn load(gpu: &Gpu, dir: &std::path::Path, dtype: DType) -> Result<Self> {
         let enc = Weights::open(&[dir.join("taesd_encoder.safetensors")])?;
         let dec = Weights::open(&[dir.join("taesd_decoder.safetensors")])?;
-        Ok(Taesd { encoder: TaesdPart::load(gpu, &enc, encoder_layers(), dtype)?, decoder: TaesdPart::load(gpu, &dec, decoder_layers(), dtype)? })
+        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers())?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers())? })
     }
 
     /// `image (B, H, W, 3)` in [0, 1], H and W multiples of 8 -> `latent (B, H/8, W/8, 4)`.
     pub fn encode(&self, enc: &mut Encoder<'_>, image: &Tensor) -> Result<Tensor> {
-        crate::ops::ensure(image.shape.len() == 4 && image.shape[3] == 3 && image.shape[1] % 8 == 0 && image.shape[2] % 8 == 0, "taesd encode", || {
+        crate::ops::ensure(image.shape.len() == 4 && image.shape[3] == 3 && image.shape[1].is_multiple_of(8) && image.shape[2].is_multiple_of(8), "taesd encode", || {
             format!("image {:?} must be (B, H, W, 3) with H and W multiples of 8", image.shape)
         })?;
         self.encoder.forward(enc, image)

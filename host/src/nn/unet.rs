@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::layers::{Attention, Conv, GroupNorm, LayerNorm, Linear, ResnetBlock};
 use crate::nn::config::Json;
-use crate::nn::Weights;
+use crate::nn::layers::{Attention, AttentionConfig, Conv, GroupNorm, LayerNorm, Linear, ResnetBlock, ResnetConfig};
+use crate::nn::{record, Loader, Trace, Weights};
 use crate::ops::conv2d::{Act, ConvSpec};
 use crate::ops::elementwise::{add, geglu, unary, Unary};
 use crate::ops::resample::{concat, upsample2x};
@@ -63,9 +63,11 @@ impl UnetConfig {
         }
     }
 
-    /// Reads a diffusers config.json; refuses block types other than SD v1's.
+    /// Reads a diffusers config.json (absent keys: SD v1's values); refuses block types
+    /// other than SD v1's.
     pub fn from_file(path: &Path) -> Result<Self> {
         let j = Json::read(path)?;
+        let d = Self::default();
         let blocks = j.uints("block_out_channels")?;
         let n = blocks.len();
         if n < 2 {
@@ -91,18 +93,43 @@ impl UnetConfig {
             other => return Err(j.bad(format!("attention heads {other} do not match {n} levels"))),
         };
         Ok(UnetConfig {
-            in_channels: j.uint("in_channels", 4)?,
-            out_channels: j.uint("out_channels", 4)?,
+            in_channels: j.uint("in_channels", d.in_channels)?,
+            out_channels: j.uint("out_channels", d.out_channels)?,
             block_out_channels: blocks,
-            layers_per_block: j.uint("layers_per_block", 2)?,
-            cross_attention_dim: j.uint("cross_attention_dim", 768)?,
+            layers_per_block: j.uint("layers_per_block", d.layers_per_block)?,
+            cross_attention_dim: j.uint("cross_attention_dim", d.cross_attention_dim)?,
             heads,
-            norm_num_groups: j.uint("norm_num_groups", 32)?,
-            norm_eps: j.float("norm_eps", 1e-5),
-            flip_sin_to_cos: j.flag("flip_sin_to_cos", true),
-            freq_shift: j.float("freq_shift", 0.0),
+            norm_num_groups: j.uint("norm_num_groups", d.norm_num_groups)?,
+            norm_eps: j.float("norm_eps", d.norm_eps.into()),
+            flip_sin_to_cos: j.flag("flip_sin_to_cos", d.flip_sin_to_cos),
+            freq_shift: j.float("freq_shift", d.freq_shift.into()),
         })
     }
+
+    /// The ResNet blocks' sizes: `cin` to `cout` with the time embedding and the norms.
+    fn resnet(&self, cin: usize, cout: usize) -> ResnetConfig {
+        ResnetConfig { cin, cout, temb: Some(4 * self.block_out_channels[0]), groups: self.norm_num_groups, eps: self.norm_eps }
+    }
+}
+
+impl Default for UnetConfig {
+    /// SD v1's.
+    fn default() -> Self {
+        Self::sd_v1()
+    }
+}
+
+/// The sizes of a [`Transformer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TransformerConfig {
+    /// Its width.
+    channels: usize,
+    /// Attention heads.
+    heads: usize,
+    /// Width of the text conditioning.
+    context: usize,
+    /// GroupNorm groups of its input norm.
+    groups: usize,
 }
 
 /// Transformer2DModel with one BasicTransformerBlock: GroupNorm, 1x1 conv in, self-attention,
@@ -121,25 +148,24 @@ struct Transformer {
     proj_out: Linear,
 }
 
-const ATTN_NAMES: [&str; 4] = ["to_q", "to_k", "to_v", "to_out.0"];
-
 impl Transformer {
-    fn load(gpu: &Gpu, w: &Weights, c: usize, cfg: &UnetConfig, heads: usize, dtype: DType) -> Result<Self> {
+    fn load(w: &Loader<'_>, cfg: TransformerConfig) -> Result<Self> {
+        let TransformerConfig { channels: c, heads, context, groups } = cfg;
         let b = w.pp("transformer_blocks.0");
         if w.contains("transformer_blocks.1.norm1.weight") {
             return Err(Error::Invalid(format!("{}: more than one transformer block per layer is not supported (SD v1 has one)", w.key("transformer_blocks"))));
         }
         Ok(Transformer {
-            norm: GroupNorm::load(gpu, &w.pp("norm"), c, cfg.norm_num_groups, 1e-6)?,
-            proj_in: Linear::load(gpu, &w.pp("proj_in"), c, c, true, dtype)?,
-            norm1: LayerNorm::load(gpu, &b.pp("norm1"), c, 1e-5)?,
-            attn1: Attention::load(gpu, &b.pp("attn1"), ATTN_NAMES, c, c, heads, false, dtype)?,
-            norm2: LayerNorm::load(gpu, &b.pp("norm2"), c, 1e-5)?,
-            attn2: Attention::load(gpu, &b.pp("attn2"), ATTN_NAMES, c, cfg.cross_attention_dim, heads, false, dtype)?,
-            norm3: LayerNorm::load(gpu, &b.pp("norm3"), c, 1e-5)?,
-            ff_in: Linear::load(gpu, &b.pp("ff.net.0.proj"), 8 * c, c, true, dtype)?,
-            ff_out: Linear::load(gpu, &b.pp("ff.net.2"), c, 4 * c, true, dtype)?,
-            proj_out: Linear::load(gpu, &w.pp("proj_out"), c, c, true, dtype)?,
+            norm: GroupNorm::load(&w.pp("norm"), c, groups, 1e-6)?,
+            proj_in: Linear::load(&w.pp("proj_in"), c, c, true)?,
+            norm1: LayerNorm::load(&b.pp("norm1"), c, 1e-5)?,
+            attn1: Attention::load(&b.pp("attn1"), AttentionConfig { dim: c, context: c, heads, ..Default::default() })?,
+            norm2: LayerNorm::load(&b.pp("norm2"), c, 1e-5)?,
+            attn2: Attention::load(&b.pp("attn2"), AttentionConfig { dim: c, context, heads, ..Default::default() })?,
+            norm3: LayerNorm::load(&b.pp("norm3"), c, 1e-5)?,
+            ff_in: Linear::load(&b.pp("ff.net.0.proj"), 8 * c, c, true)?,
+            ff_out: Linear::load(&b.pp("ff.net.2"), c, 4 * c, true)?,
+            proj_out: Linear::load(&w.pp("proj_out"), c, c, true)?,
         })
     }
 
@@ -189,23 +215,20 @@ pub struct Unet {
     conv_out: Conv,
 }
 
-/// Intermediate outputs by name (`conv_in`, `time_embedding`, `down_blocks.i`, `mid_block`,
-/// `up_blocks.i`), for tests that compare block by block.
-pub type Trace = Vec<(String, Tensor)>;
-
 impl Unet {
     /// Loads `config.json` and the weights from a diffusers `unet/` folder.
     pub fn load(gpu: &Gpu, dir: &Path, dtype: DType) -> Result<Self> {
         let config = UnetConfig::from_file(&dir.join("config.json"))?;
         let w = Weights::open(&[super::model_file(dir)?])?;
-        Self::from_weights(gpu, &w, config, dtype)
+        Self::from_weights(&Loader::new(gpu, &w, dtype), config)
     }
 
     /// Builds the U-Net from weights with diffusers' names under `w`.
-    pub fn from_weights(gpu: &Gpu, w: &Weights, cfg: UnetConfig, dtype: DType) -> Result<Self> {
+    pub fn from_weights(w: &Loader<'_>, cfg: UnetConfig) -> Result<Self> {
         let ch = &cfg.block_out_channels;
-        let (n, layers, g, eps) = (ch.len(), cfg.layers_per_block, cfg.norm_num_groups, cfg.norm_eps);
+        let (n, layers) = (ch.len(), cfg.layers_per_block);
         let temb = 4 * ch[0];
+        let attn = |c: usize, heads: usize| TransformerConfig { channels: c, heads, context: cfg.cross_attention_dim, groups: cfg.norm_num_groups };
         let mut down = Vec::new();
         let mut cin = ch[0];
         for (i, &cout) in ch.iter().enumerate() {
@@ -213,13 +236,13 @@ impl Unet {
             let mut level = Level { resnets: Vec::new(), attentions: Vec::new(), resample: None };
             for j in 0..layers {
                 let c_in = if j == 0 { cin } else { cout };
-                level.resnets.push(ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), c_in, cout, Some(temb), g, eps, dtype)?);
+                level.resnets.push(ResnetBlock::load(&b.pp(format!("resnets.{j}")), cfg.resnet(c_in, cout))?);
                 if i + 1 < n {
-                    level.attentions.push(Transformer::load(gpu, &b.pp(format!("attentions.{j}")), cout, &cfg, cfg.heads[i], dtype)?);
+                    level.attentions.push(Transformer::load(&b.pp(format!("attentions.{j}")), attn(cout, cfg.heads[i]))?);
                 }
             }
             if i + 1 < n {
-                level.resample = Some(Conv::load(gpu, &b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (1, 1), pad_x: (1, 1), act: Act::None }, dtype)?);
+                level.resample = Some(Conv::load(&b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (1, 1), pad_x: (1, 1), act: Act::None })?);
             }
             down.push(level);
             cin = cout;
@@ -227,10 +250,10 @@ impl Unet {
         let c_mid = ch[n - 1];
         let m = w.pp("mid_block");
         let mid_resnets = [
-            ResnetBlock::load(gpu, &m.pp("resnets.0"), c_mid, c_mid, Some(temb), g, eps, dtype)?,
-            ResnetBlock::load(gpu, &m.pp("resnets.1"), c_mid, c_mid, Some(temb), g, eps, dtype)?,
+            ResnetBlock::load(&m.pp("resnets.0"), cfg.resnet(c_mid, c_mid))?,
+            ResnetBlock::load(&m.pp("resnets.1"), cfg.resnet(c_mid, c_mid))?,
         ];
-        let mid_attention = Transformer::load(gpu, &m.pp("attentions.0"), c_mid, &cfg, cfg.heads[n - 1], dtype)?;
+        let mid_attention = Transformer::load(&m.pp("attentions.0"), attn(c_mid, cfg.heads[n - 1]))?;
         let rev: Vec<usize> = ch.iter().rev().copied().collect();
         let mut up = Vec::new();
         let mut prev = rev[0];
@@ -242,27 +265,27 @@ impl Unet {
             for j in 0..=layers {
                 let skip = if j == layers { cskip_in } else { cout };
                 let c_in = if j == 0 { prev } else { cout };
-                level.resnets.push(ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), c_in + skip, cout, Some(temb), g, eps, dtype)?);
+                level.resnets.push(ResnetBlock::load(&b.pp(format!("resnets.{j}")), cfg.resnet(c_in + skip, cout))?);
                 if i > 0 {
-                    level.attentions.push(Transformer::load(gpu, &b.pp(format!("attentions.{j}")), cout, &cfg, cfg.heads[n - 1 - i], dtype)?);
+                    level.attentions.push(Transformer::load(&b.pp(format!("attentions.{j}")), attn(cout, cfg.heads[n - 1 - i]))?);
                 }
             }
             if i + 1 < n {
-                level.resample = Some(Conv::same3(gpu, &b.pp("upsamplers.0.conv"), cout, cout, dtype)?);
+                level.resample = Some(Conv::same3(&b.pp("upsamplers.0.conv"), cout, cout)?);
             }
             up.push(level);
             prev = cout;
         }
         Ok(Unet {
-            conv_in: Conv::same3(gpu, &w.pp("conv_in"), cfg.in_channels, ch[0], dtype)?,
-            linear_1: Linear::load(gpu, &w.pp("time_embedding.linear_1"), temb, ch[0], true, dtype)?,
-            linear_2: Linear::load(gpu, &w.pp("time_embedding.linear_2"), temb, temb, true, dtype)?,
+            conv_in: Conv::same3(&w.pp("conv_in"), cfg.in_channels, ch[0])?,
+            linear_1: Linear::load(&w.pp("time_embedding.linear_1"), temb, ch[0], true)?,
+            linear_2: Linear::load(&w.pp("time_embedding.linear_2"), temb, temb, true)?,
             down,
             mid_resnets,
             mid_attention,
             up,
-            conv_norm_out: GroupNorm::load(gpu, &w.pp("conv_norm_out"), ch[0], g, eps)?,
-            conv_out: Conv::same3(gpu, &w.pp("conv_out"), ch[0], cfg.out_channels, dtype)?,
+            conv_norm_out: GroupNorm::load(&w.pp("conv_norm_out"), ch[0], cfg.norm_num_groups, cfg.norm_eps)?,
+            conv_out: Conv::same3(&w.pp("conv_out"), ch[0], cfg.out_channels)?,
             config: cfg,
         })
     }
@@ -285,22 +308,17 @@ impl Unet {
         if context.shape.len() != 3 || context.shape[0] != b || context.shape[2] != cfg.cross_attention_dim {
             return Err(Error::Shape(format!("unet: context {:?} must be (B={b}, S, {})", context.shape, cfg.cross_attention_dim)));
         }
-        let mut record = |name: String, t: &Tensor| {
-            if let Some(tr) = trace.as_deref_mut() {
-                tr.push((name, t.clone()));
-            }
-        };
         let t = Tensor::from_f32(enc.gpu(), &[b], timesteps)?;
         let t = timestep_embedding(enc, &t, cfg.block_out_channels[0], cfg.flip_sin_to_cos, cfg.freq_shift)?;
         let t = self.linear_1.forward(enc, &t)?;
         let t = unary(enc, &t, Unary::Silu)?;
         let temb = self.linear_2.forward(enc, &t)?;
-        record("time_embedding".into(), &temb);
+        record(&mut trace, "time_embedding", &temb);
         let temb = unary(enc, &temb, Unary::Silu)?;
         let temb = Some(&temb);
 
         let mut x = self.conv_in.forward(enc, sample)?;
-        record("conv_in".into(), &x);
+        record(&mut trace, "conv_in", &x);
         let mut skips = vec![x.clone()];
         for (i, level) in self.down.iter().enumerate() {
             for (j, r) in level.resnets.iter().enumerate() {
@@ -314,12 +332,12 @@ impl Unet {
                 x = d.forward(enc, &x)?;
                 skips.push(x.clone());
             }
-            record(format!("down_blocks.{i}"), &x);
+            record(&mut trace, format!("down_blocks.{i}"), &x);
         }
         x = self.mid_resnets[0].forward(enc, &x, temb)?;
         x = self.mid_attention.forward(enc, &x, context)?;
         x = self.mid_resnets[1].forward(enc, &x, temb)?;
-        record("mid_block".into(), &x);
+        record(&mut trace, "mid_block", &x);
         for (i, level) in self.up.iter().enumerate() {
             for (j, r) in level.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| Error::Invalid("unet: skip connections exhausted".into()))?;
@@ -333,7 +351,7 @@ impl Unet {
                 x = upsample2x(enc, &x)?;
                 x = u.forward(enc, &x)?;
             }
-            record(format!("up_blocks.{i}"), &x);
+            record(&mut trace, format!("up_blocks.{i}"), &x);
         }
         let x = self.conv_norm_out.forward(enc, &x, true)?;
         self.conv_out.forward(enc, &x)

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
-use crate::nn::layers::{Attention, Conv, GroupNorm, ResnetBlock};
 use crate::nn::config::Json;
-use crate::nn::Weights;
+use crate::nn::layers::{Attention, AttentionConfig, Conv, GroupNorm, ResnetBlock, ResnetConfig};
+use crate::nn::{record, Loader, Trace, Weights};
 use crate::ops::conv2d::{conv2d, Act, ConvSpec, ConvWeight};
 use crate::ops::elementwise::add;
 use crate::ops::resample::upsample2x;
@@ -44,9 +44,10 @@ impl VaeConfig {
         VaeConfig { in_channels: 3, out_channels: 3, latent_channels: 4, block_out_channels: vec![128, 256, 512, 512], layers_per_block: 2, norm_num_groups: 32, scaling_factor: 0.18215 }
     }
 
-    /// Reads a diffusers config.json.
+    /// Reads a diffusers config.json (absent keys: SD v1's values).
     pub fn from_file(path: &Path) -> Result<Self> {
         let j = Json::read(path)?;
+        let d = Self::default();
         let blocks = j.uints("block_out_channels")?;
         for (k, want) in [("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")] {
             if let Some(a) = j.strings(k) {
@@ -56,14 +57,26 @@ impl VaeConfig {
             }
         }
         Ok(VaeConfig {
-            in_channels: j.uint("in_channels", 3)?,
-            out_channels: j.uint("out_channels", 3)?,
-            latent_channels: j.uint("latent_channels", 4)?,
+            in_channels: j.uint("in_channels", d.in_channels)?,
+            out_channels: j.uint("out_channels", d.out_channels)?,
+            latent_channels: j.uint("latent_channels", d.latent_channels)?,
             block_out_channels: blocks,
-            layers_per_block: j.uint("layers_per_block", 2)?,
-            norm_num_groups: j.uint("norm_num_groups", 32)?,
-            scaling_factor: j.float("scaling_factor", 0.18215),
+            layers_per_block: j.uint("layers_per_block", d.layers_per_block)?,
+            norm_num_groups: j.uint("norm_num_groups", d.norm_num_groups)?,
+            scaling_factor: j.float("scaling_factor", d.scaling_factor.into()),
         })
+    }
+
+    /// The ResNet blocks' sizes: `cin` to `cout`, no time embedding, eps 1e-6.
+    fn resnet(&self, cin: usize, cout: usize) -> ResnetConfig {
+        ResnetConfig { cin, cout, temb: None, groups: self.norm_num_groups, eps: EPS }
+    }
+}
+
+impl Default for VaeConfig {
+    /// SD v1's.
+    fn default() -> Self {
+        Self::sd_v1()
     }
 }
 
@@ -76,7 +89,9 @@ struct Mid {
 }
 
 impl Mid {
-    fn load(gpu: &Gpu, w: &Weights, c: usize, groups: usize, dtype: DType) -> Result<Self> {
+    /// `cfg`: the sizes of its ResNet blocks (`cin == cout`).
+    fn load(w: &Loader<'_>, cfg: ResnetConfig) -> Result<Self> {
+        let c = cfg.cout;
         let a = w.pp("attentions.0");
         let names = if a.contains("to_q.weight") {
             ["to_q", "to_k", "to_v", "to_out.0"]
@@ -86,9 +101,9 @@ impl Mid {
             return Err(Error::Invalid(format!("neither `{}` nor `{}` found: unknown VAE attention naming", a.key("to_q.weight"), a.key("query.weight"))));
         };
         Ok(Mid {
-            resnets: [ResnetBlock::load(gpu, &w.pp("resnets.0"), c, c, None, groups, EPS, dtype)?, ResnetBlock::load(gpu, &w.pp("resnets.1"), c, c, None, groups, EPS, dtype)?],
-            norm: GroupNorm::load(gpu, &a.pp("group_norm"), c, groups, EPS)?,
-            attention: Attention::load(gpu, &a, names, c, c, 1, true, dtype)?,
+            resnets: [ResnetBlock::load(&w.pp("resnets.0"), cfg)?, ResnetBlock::load(&w.pp("resnets.1"), cfg)?],
+            norm: GroupNorm::load(&a.pp("group_norm"), c, cfg.groups, cfg.eps)?,
+            attention: Attention::load(&a, AttentionConfig { names, dim: c, context: c, heads: 1, qkv_bias: true })?,
         })
     }
 
@@ -143,25 +158,17 @@ pub struct Vae {
     pub decoder: VaeDecoder,
 }
 
-/// Intermediate outputs by name, for block-by-block tests.
-pub type Trace = Vec<(String, Tensor)>;
-
-fn record(trace: &mut Option<&mut Trace>, name: String, t: &Tensor) {
-    if let Some(tr) = trace.as_deref_mut() {
-        tr.push((name, t.clone()));
-    }
-}
-
 impl Vae {
     /// Loads `config.json` and the weights from a diffusers `vae/` folder.
     pub fn load(gpu: &Gpu, dir: &Path, dtype: DType) -> Result<Self> {
         let config = VaeConfig::from_file(&dir.join("config.json"))?;
         let w = Weights::open(&[super::model_file(dir)?])?;
-        Self::from_weights(gpu, &w, config, dtype)
+        Self::from_weights(&Loader::new(gpu, &w, dtype), config)
     }
 
-    /// Builds the VAE from weights with diffusers' names under `w`.
-    pub fn from_weights(gpu: &Gpu, w: &Weights, cfg: VaeConfig, dtype: DType) -> Result<Self> {
+    /// Builds the VAE from weights with diffusers' names under `w` (quant_conv and
+    /// post_quant_conv stay f32 whatever its dtype).
+    pub fn from_weights(w: &Loader<'_>, cfg: VaeConfig) -> Result<Self> {
         let ch = &cfg.block_out_channels;
         let (n, layers, g, lat) = (ch.len(), cfg.layers_per_block, cfg.norm_num_groups, cfg.latent_channels);
         let e = w.pp("encoder");
@@ -169,23 +176,23 @@ impl Vae {
         let mut cin = ch[0];
         for (i, &cout) in ch.iter().enumerate() {
             let b = e.pp(format!("down_blocks.{i}"));
-            let resnets = (0..layers).map(|j| ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), if j == 0 { cin } else { cout }, cout, None, g, EPS, dtype)).collect::<Result<_>>()?;
-            let resample = if i + 1 < n { Some(Conv::load(gpu, &b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::None }, dtype)?) } else { None };
+            let resnets = (0..layers).map(|j| ResnetBlock::load(&b.pp(format!("resnets.{j}")), cfg.resnet(if j == 0 { cin } else { cout }, cout))).collect::<Result<_>>()?;
+            let resample = if i + 1 < n { Some(Conv::load(&b.pp("downsamplers.0.conv"), cout, cout, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::None })?) } else { None };
             down.push(Level { resnets, resample });
             cin = cout;
         }
         let c_top = ch[n - 1];
         let q = w.pp("quant_conv");
-        let (qw, qb) = (q.get("weight", &[2 * lat, 2 * lat, 1, 1])?, q.get("bias", &[2 * lat])?);
+        let (qw, qb) = (q.host(&[2 * lat, 2 * lat, 1, 1], "weight")?, q.host(&[2 * lat], "bias")?);
         let half = lat * 2 * lat;
         let encoder = VaeEncoder {
-            conv_in: Conv::same3(gpu, &e.pp("conv_in"), cfg.in_channels, ch[0], dtype)?,
+            conv_in: Conv::same3(&e.pp("conv_in"), cfg.in_channels, ch[0])?,
             down,
-            mid: Mid::load(gpu, &e.pp("mid_block"), c_top, g, dtype)?,
-            conv_norm_out: GroupNorm::load(gpu, &e.pp("conv_norm_out"), c_top, g, EPS)?,
-            conv_out: Conv::same3(gpu, &e.pp("conv_out"), c_top, 2 * lat, dtype)?,
-            quant_mean: ConvWeight::from_torch(gpu, &qw[..half], [lat, 2 * lat, 1, 1], Some(&qb[..lat]), DType::F32)?,
-            quant_logvar: ConvWeight::from_torch(gpu, &qw[half..], [lat, 2 * lat, 1, 1], Some(&qb[lat..]), DType::F32)?,
+            mid: Mid::load(&e.pp("mid_block"), cfg.resnet(c_top, c_top))?,
+            conv_norm_out: GroupNorm::load(&e.pp("conv_norm_out"), c_top, g, EPS)?,
+            conv_out: Conv::same3(&e.pp("conv_out"), c_top, 2 * lat)?,
+            quant_mean: ConvWeight::from_torch(w.gpu(), &qw[..half], [lat, 2 * lat, 1, 1], Some(&qb[..lat]), DType::F32)?,
+            quant_logvar: ConvWeight::from_torch(w.gpu(), &qw[half..], [lat, 2 * lat, 1, 1], Some(&qb[lat..]), DType::F32)?,
         };
         let d = w.pp("decoder");
         let rev: Vec<usize> = ch.iter().rev().copied().collect();
@@ -193,18 +200,18 @@ impl Vae {
         let mut prev = rev[0];
         for (i, &cout) in rev.iter().enumerate() {
             let b = d.pp(format!("up_blocks.{i}"));
-            let resnets = (0..=layers).map(|j| ResnetBlock::load(gpu, &b.pp(format!("resnets.{j}")), if j == 0 { prev } else { cout }, cout, None, g, EPS, dtype)).collect::<Result<_>>()?;
-            let resample = if i + 1 < n { Some(Conv::same3(gpu, &b.pp("upsamplers.0.conv"), cout, cout, dtype)?) } else { None };
+            let resnets = (0..=layers).map(|j| ResnetBlock::load(&b.pp(format!("resnets.{j}")), cfg.resnet(if j == 0 { prev } else { cout }, cout))).collect::<Result<_>>()?;
+            let resample = if i + 1 < n { Some(Conv::same3(&b.pp("upsamplers.0.conv"), cout, cout)?) } else { None };
             up.push(Level { resnets, resample });
             prev = cout;
         }
         let decoder = VaeDecoder {
-            post_quant_conv: Conv::load(gpu, &w.pp("post_quant_conv"), lat, lat, 1, ConvSpec::same(0, Act::None), DType::F32)?,
-            conv_in: Conv::same3(gpu, &d.pp("conv_in"), lat, c_top, dtype)?,
-            mid: Mid::load(gpu, &d.pp("mid_block"), c_top, g, dtype)?,
+            post_quant_conv: Conv::load(&w.pp("post_quant_conv").with_dtype(DType::F32), lat, lat, 1, ConvSpec::same(0, Act::None))?,
+            conv_in: Conv::same3(&d.pp("conv_in"), lat, c_top)?,
+            mid: Mid::load(&d.pp("mid_block"), cfg.resnet(c_top, c_top))?,
             up,
-            conv_norm_out: GroupNorm::load(gpu, &d.pp("conv_norm_out"), ch[0], g, EPS)?,
-            conv_out: Conv::same3(gpu, &d.pp("conv_out"), ch[0], cfg.out_channels, dtype)?,
+            conv_norm_out: GroupNorm::load(&d.pp("conv_norm_out"), ch[0], g, EPS)?,
+            conv_out: Conv::same3(&d.pp("conv_out"), ch[0], cfg.out_channels)?,
         };
         Ok(Vae { config: cfg, encoder, decoder })
     }
@@ -213,7 +220,7 @@ impl Vae {
     /// each `(B, H/8, W/8, latent)` for SD, unscaled.
     pub fn encode(&self, enc: &mut Encoder<'_>, image: &Tensor, mut trace: Option<&mut Trace>) -> Result<(Tensor, Tensor)> {
         let f = 1usize << (self.config.block_out_channels.len() - 1);
-        if image.shape.len() != 4 || image.shape[3] != self.config.in_channels || image.shape[1] % f != 0 || image.shape[2] % f != 0 {
+        if image.shape.len() != 4 || image.shape[3] != self.config.in_channels || !image.shape[1].is_multiple_of(f) || !image.shape[2].is_multiple_of(f) {
             return Err(Error::Shape(format!("vae encode: image {:?} must be (B, H, W, {}) with H and W multiples of {f}", image.shape, self.config.in_channels)));
         }
         let e = &self.encoder;
@@ -228,7 +235,7 @@ impl Vae {
             record(&mut trace, format!("encoder.down_blocks.{i}"), &x);
         }
         x = e.mid.forward(enc, &x)?;
-        record(&mut trace, "encoder.mid_block".into(), &x);
+        record(&mut trace, "encoder.mid_block", &x);
         let x = e.conv_norm_out.forward(enc, &x, true)?;
         let x = e.conv_out.forward(enc, &x)?;
         let one = ConvSpec::same(0, Act::None);
@@ -245,7 +252,7 @@ impl Vae {
         let x = d.post_quant_conv.forward(enc, latent)?;
         let x = d.conv_in.forward(enc, &x)?;
         let mut x = d.mid.forward(enc, &x)?;
-        record(&mut trace, "decoder.mid_block".into(), &x);
+        record(&mut trace, "decoder.mid_block", &x);
         for (i, level) in d.up.iter().enumerate() {
             for r in &level.resnets {
                 x = r.forward(enc, &x, None)?;

@@ -1,6 +1,7 @@
-//! A prefixed, shape-checked loader over safetensors files (after candle's VarBuilder):
-//! `w.pp("decoder").pp(3).get("conv.0.weight", &[64, 64, 3, 3])`. A missing or misshapen
-//! tensor fails with its full key, the expected and the actual shape, and the file.
+//! Memory-mapped safetensors files with prefixed, shape-checked host access:
+//! `w.pp("decoder").pp(3).get(&[64, 64, 3, 3], "conv.0.weight")`. A missing or misshapen
+//! tensor fails with its full key, the expected and the actual shape, and the file. Models
+//! load through [`crate::nn::Loader`], which adds the GPU and the dtype.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,11 @@ impl Weights {
         Weights { files: self.files.clone(), index: self.index.clone(), prefix }
     }
 
+    /// The current prefix (empty at the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The full key of `name` under the current prefix.
     pub fn key(&self, name: &str) -> String {
         if self.prefix.is_empty() {
@@ -82,30 +88,57 @@ impl Weights {
         self.index.contains_key(&self.key(name))
     }
 
-    /// The tensor as f32 (from f32, f16 or bf16), checked against `shape`.
-    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (data, got) = self.get_any(name)?;
-        if got != shape {
-            return Err(Error::Shape(format!("tensor `{}` has shape {got:?}, expected {shape:?}", self.key(name))));
-        }
-        Ok(data)
-    }
-
-    /// The tensor as f32 with whatever shape it has.
-    pub fn get_any(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+    /// The stored tensor `name`: its dtype, shape and bytes. When `shapes` is
+    /// not empty the stored shape must be one of them; the error names the key, the shapes
+    /// and the file.
+    pub(crate) fn raw(&self, name: &str, shapes: &[&[usize]]) -> Result<Raw<'_>> {
         let key = self.key(name);
         let Some(e) = self.index.get(&key) else {
             let files: Vec<String> = self.files.iter().map(|(p, _)| p.display().to_string()).collect();
             return Err(Error::Invalid(format!("tensor `{key}` not found in {}", files.join(", "))));
         };
         let (path, map) = &self.files[e.file];
-        let bytes = &map[e.range.clone()];
-        let data: Vec<f32> = match e.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => return Err(Error::Invalid(format!("{}: tensor `{key}` has dtype {other:?}; f32, f16 or bf16 expected", path.display()))),
-        };
-        Ok((data, e.shape.clone()))
+        if !shapes.is_empty() && !shapes.contains(&e.shape.as_slice()) {
+            let want: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
+            return Err(Error::Shape(format!("tensor `{key}` has shape {:?}, expected {} (in {})", e.shape, want.join(" or "), path.display())));
+        }
+        if !matches!(e.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(Error::Invalid(format!("{}: tensor `{key}` has dtype {:?}; f32, f16 or bf16 expected", path.display(), e.dtype)));
+        }
+        Ok(Raw { dtype: e.dtype, shape: &e.shape, bytes: &map[e.range.clone()] })
+    }
+
+    /// The tensor as f32 (from f32, f16 or bf16), checked against `shape`.
+    pub fn get(&self, shape: &[usize], name: &str) -> Result<Vec<f32>> {
+        Ok(self.raw(name, &[shape])?.to_f32())
+    }
+
+    /// The tensor as f32 with whatever shape it has.
+    pub fn get_any(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let r = self.raw(name, &[])?;
+        Ok((r.to_f32(), r.shape.to_vec()))
+    }
+}
+
+/// A stored tensor, borrowed from the map.
+#[derive(Debug)]
+pub(crate) struct Raw<'a> {
+    /// Its stored dtype (f32, f16 or bf16).
+    pub dtype: Dtype,
+    /// Its stored shape.
+    pub shape: &'a [usize],
+    /// Its little-endian bytes.
+    pub bytes: &'a [u8],
+}
+
+impl Raw<'_> {
+    /// The values as f32 (exact from f16 and bf16).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let b = self.bytes;
+        match self.dtype {
+            Dtype::F16 => b.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => b.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            _ => b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        }
     }
 }

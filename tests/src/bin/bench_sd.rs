@@ -16,7 +16,7 @@ use anyhow::Result;
 use percept::gpu::{DType, Gpu, Tensor};
 use percept::nn::unet::{Unet, UnetConfig};
 use percept::nn::vae::{Vae, VaeConfig};
-use percept::nn::Weights;
+use percept::nn::{Loader, Weights};
 use percept_tests::{machine, publish, today, Rng};
 use safetensors::tensor::TensorView;
 
@@ -200,8 +200,8 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.describe());
     let t = Instant::now();
-    let unet = Unet::from_weights(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, uc.clone(), DType::F16)?;
-    let vae = Vae::from_weights(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, vc.clone(), DType::F16)?;
+    let unet = Unet::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, DType::F16), uc.clone())?;
+    let vae = Vae::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, DType::F16), vc.clone())?;
     let load = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
 
