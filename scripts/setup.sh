@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Installs what percept's tests need on a fresh Debian machine: QEMU for the Cortex-M4
 # firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU),
-# and the thumbv7em-none-eabihf Rust target. Safe to run again: it skips what is there.
+# a C compiler for the C header test, and the thumbv7em-none-eabihf Rust target. Safe to run
+# again: it skips what is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${need[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  ./scripts/apt-install.sh "${need[@]}"
 fi
 
 if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then

@@ -8,6 +8,7 @@ mod embed;
 mod encode;
 mod eval;
 mod fit;
+mod gpu;
 mod img2img;
 mod inspect;
 mod reconstruct;
@@ -57,6 +58,9 @@ enum Command {
     Img2img(img2img::Args),
     /// Prints what a decoder file holds: region, target, sizes and fitting settings.
     Inspect(inspect::Args),
+    /// Prints the GPU adapter percept runs on (PERCEPT_ADAPTER, WGPU_BACKEND choose it); fails
+    /// when there is none.
+    Gpu(gpu::Args),
 }
 
 fn main() {
@@ -96,5 +100,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a, &ctx),
         Command::Img2img(a) => img2img::run(a, &ctx),
         Command::Inspect(a) => inspect::run(a),
+        Command::Gpu(a) => gpu::run(a, &ctx),
     }
 }
