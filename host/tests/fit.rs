@@ -6,7 +6,7 @@ use common::rand;
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 use percept::progress::Silent;
-use percept::fit::ridge::{self, log_grid, Cv, RidgeOptions};
+use percept::fit::ridge::{self, log_grid, Cv, RidgeOptions, Score};
 use percept::fit::{fit, FitSpec};
 use percept_core::{Decoder, Target};
 
@@ -82,7 +82,7 @@ fn kfold_scores_and_choice_match_brute_force_in_both_regimes() {
         let (x, _, y) = problem(n, p, l, 2.0, 7 + p as u64);
         let (xs, ys) = prepared(&x, &y, n, p, l);
         let alphas = log_grid(-2.0, 4.0, 13);
-        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::KFold(5), per_target: false, target_chunk: 2 };
+        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::KFold(5), per_target: false, target_chunk: 2, ..Default::default() };
         let r = ridge_on(&xs, &ys, &opts);
         // scikit-learn's KFold(5): contiguous folds, the first n % 5 one larger.
         let mut folds = Vec::new();
@@ -115,7 +115,7 @@ fn leave_one_out_shortcut_matches_refitting_n_times() {
         let (x, _, y) = problem(n, p, l, 1.0, 3 + p as u64);
         let (xs, ys) = prepared(&x, &y, n, p, l);
         let alphas = log_grid(-1.0, 3.0, 9);
-        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::LeaveOneOut, per_target: false, target_chunk: 8 };
+        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::LeaveOneOut, per_target: false, target_chunk: 8, ..Default::default() };
         let r = ridge_on(&xs, &ys, &opts);
         // Leave-one-out scores by refitting without each trial in turn (y already centred).
         let folds: Vec<(Vec<usize>, Vec<usize>)> = (0..n).map(|i| ((0..n).filter(|&k| k != i).collect(), vec![i])).collect();
@@ -134,7 +134,7 @@ fn recovers_a_known_map_and_the_decoder_reproduces_it() {
         region: "early_visual".into(),
         target: Target::Z,
         target_shape: vec![3, 4],
-        ridge: RidgeOptions { alphas: log_grid(-3.0, 3.0, 7), cv: Cv::KFold(5), per_target: true, target_chunk: 5 },
+        ridge: RidgeOptions { alphas: log_grid(-3.0, 3.0, 7), cv: Cv::KFold(5), per_target: true, target_chunk: 5, ..Default::default() },
         rank: None,
     };
     let f = fit(&x, n, p, &y, &spec, &Silent).unwrap();
@@ -177,7 +177,7 @@ fn per_target_alphas_follow_the_noise() {
         [s, 0.02 * s + 5.0 * e[i]]
     }).collect();
     let (xs, ys) = prepared(&x, &y, n, p, 2);
-    let opts = RidgeOptions { alphas: log_grid(-3.0, 5.0, 17), cv: Cv::KFold(5), per_target: true, target_chunk: 1 };
+    let opts = RidgeOptions { alphas: log_grid(-3.0, 5.0, 17), cv: Cv::KFold(5), per_target: true, target_chunk: 1, ..Default::default() };
     let r = ridge_on(&xs, &ys, &opts);
     assert!(r.alpha[1] > 100.0 * r.alpha[0], "alphas {:?}", r.alpha);
 }
@@ -189,7 +189,7 @@ fn low_rank_export_is_exact_for_a_low_rank_map() {
     let a = rand(p * k, 22, 1.0);
     let b = rand(k * l, 23, 1.0);
     let y: Vec<f32> = (0..n).flat_map(|i| (0..l).map(move |t| (i, t))).map(|(i, t)| (0..k).map(|c| (0..p).map(|j| x[i * p + j] * a[j * k + c]).sum::<f32>() * b[c * l + t]).sum()).collect();
-    let mk = |rank| FitSpec { region: "v".into(), target: Target::C, target_shape: vec![l], ridge: RidgeOptions { alphas: vec![1e-3], cv: Cv::KFold(3), per_target: false, target_chunk: 64 }, rank };
+    let mk = |rank| FitSpec { region: "v".into(), target: Target::C, target_shape: vec![l], ridge: RidgeOptions { alphas: vec![1e-3], cv: Cv::KFold(3), per_target: false, target_chunk: 64, ..Default::default() }, rank };
     let dense = fit(&x, n, p, &y, &mk(None), &Silent).unwrap();
     let low = fit(&x, n, p, &y, &mk(Some(k)), &Silent).unwrap();
     let percept::fit::DecoderWeights::Dense(wd) = &dense.file.weights else { panic!() };
@@ -226,4 +226,69 @@ fn bad_input_is_named() {
     assert!(e.contains("18 values, expected 10 trials x 2"), "{e}");
     let e = fit(&x, n, p, &y, &FitSpec { ridge: RidgeOptions { cv: Cv::KFold(20), ..RidgeOptions::takagi() }, ..spec.clone() }, &bar).unwrap_err().to_string();
     assert!(e.contains("20-fold"), "{e}");
+}
+
+/// `x (n, p)`, `y (n, l)` with `y = x w + noise`, `w` of variance `tau2`, noise of variance 1/3
+/// (uniform values): the best ridge alpha is near `noise variance / tau2`.
+fn prior_data(n: usize, p: usize, l: usize, tau2: f32, seed: u64) -> (Mat<f32>, Mat<f32>) {
+    let xs = rand(n * p, seed, 3f32.sqrt());
+    let ws = rand(p * l, seed + 1, (3.0 * tau2).sqrt());
+    let es = rand(n * l, seed + 2, 1.0);
+    let x = Mat::from_fn(n, p, |i, j| xs[i * p + j]);
+    let y = Mat::from_fn(n, l, |i, t| (0..p).map(|j| xs[i * p + j] * ws[j * l + t]).sum::<f32>() + es[i * l + t]);
+    (x, y)
+}
+
+#[test]
+fn the_default_grid_finds_an_alpha_between_decades() {
+    // Data whose best alpha (~3e3 here) lies between two decades.
+    let (x, y) = prior_data(300, 60, 12, 1.0 / 25000.0, 41);
+    let fine = RidgeOptions { alphas: log_grid(1.0, 6.0, 201), ..Default::default() };
+    let best_fine = ridge::fit(x.as_ref(), y.as_ref(), &fine, &Silent).unwrap().alpha[0];
+    let frac = best_fine.log10().fract();
+    assert!((0.2..0.8).contains(&frac), "the data's best alpha {best_fine:e} should lie between decades");
+    let chosen = ridge::fit(x.as_ref(), y.as_ref(), &RidgeOptions::default(), &Silent).unwrap().alpha[0];
+    let ratio = (chosen / best_fine).max(best_fine / chosen);
+    assert!(ratio <= 1.5, "default grid chose {chosen:e}, the fine grid {best_fine:e} (x{ratio:.2})");
+    // A decade grid lands further away: the fine default matters.
+    let decades = RidgeOptions { alphas: log_grid(-2.0, 7.0, 10), ..Default::default() };
+    let coarse = ridge::fit(x.as_ref(), y.as_ref(), &decades, &Silent).unwrap().alpha[0];
+    assert!((coarse / best_fine).max(best_fine / coarse) > ratio, "decade grid {coarse:e}");
+}
+
+#[test]
+fn an_alpha_at_the_end_of_the_grid_warns() {
+    let (x, y) = prior_data(200, 40, 6, 1.0 / 9500.0, 7);
+    let (n, p, l) = (x.nrows(), x.ncols(), y.ncols());
+    let xv: Vec<f32> = (0..n).flat_map(|i| (0..p).map(move |j| (i, j))).map(|(i, j)| x[(i, j)]).collect();
+    let yv: Vec<f32> = (0..n).flat_map(|i| (0..l).map(move |j| (i, j))).map(|(i, j)| y[(i, j)]).collect();
+    let spec = |alphas: Vec<f64>| FitSpec { region: "v".into(), target: Target::C, target_shape: vec![l], ridge: RidgeOptions { alphas, ..Default::default() }, rank: None };
+    let low = spec(log_grid(-3.0, -1.0, 3));
+    let f = fit(&xv, n, p, &yv, &low, &Silent).unwrap();
+    let w = f.warning.clone().expect("an alpha at the top of the grid must warn");
+    assert!(w.contains("largest") && w.contains("upwards"), "{w}");
+    assert!(percept::fit::report(&f, &low, n, p, "test", 0.0).contains(&w));
+    let high = spec(log_grid(6.0, 8.0, 3));
+    let w = fit(&xv, n, p, &yv, &high, &Silent).unwrap().warning.expect("bottom of the grid");
+    assert!(w.contains("smallest") && w.contains("downwards"), "{w}");
+    assert!(fit(&xv, n, p, &yv, &spec(percept::fit::ridge::wide_grid()), &Silent).unwrap().warning.is_none());
+}
+
+#[test]
+fn correlation_and_error_are_reported_for_every_alpha() {
+    let (x, y) = prior_data(120, 30, 4, 1.0 / 100.0, 3);
+    for score in [Score::NegMse, Score::Correlation] {
+        let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 11), score, ..Default::default() };
+        let r = ridge::fit(x.as_ref(), y.as_ref(), &opts, &Silent).unwrap();
+        assert_eq!((r.cv_score.len(), r.cv_corr.len()), (11, 11));
+        let pick = |v: &[f64]| opts.alphas[(0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()];
+        let want = match score {
+            Score::NegMse => pick(&r.cv_score),
+            Score::Correlation => pick(&r.cv_corr),
+        };
+        assert_eq!(r.alpha[0], want, "{score:?}");
+        let i = opts.alphas.iter().position(|&a| a == want).unwrap();
+        let mean_r = r.cv_r.iter().map(|&v| v as f64).sum::<f64>() / r.cv_r.len() as f64;
+        assert!((mean_r - r.cv_corr[i]).abs() < 1e-4, "cv_r at the chosen alpha {mean_r} vs {}", r.cv_corr[i]);
+    }
 }

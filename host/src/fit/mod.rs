@@ -8,7 +8,7 @@ use faer::Mat;
 use percept_core::Target;
 
 pub use crate::io::decoder::{DecoderFile, DecoderWeights};
-pub use ridge::{Cv, RidgeOptions};
+pub use ridge::{Cv, RidgeOptions, Score};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -39,6 +39,10 @@ pub struct Fitted {
     pub alpha: Vec<f64>,
     /// Mean cross-validated score (negative MSE) per alpha tried.
     pub cv_score: Vec<f64>,
+    /// Mean cross-validated correlation per alpha tried.
+    pub cv_corr: Vec<f64>,
+    /// Set when the chosen alpha is at an end of the grid: what to widen.
+    pub warning: Option<String>,
 }
 
 /// Fits `targets (n, L)` from `voxels (n, V)`, both row-major.
@@ -95,6 +99,7 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         ("alphas".to_string(), alphas.join(",")),
         ("alpha".to_string(), if spec.ridge.per_target { "per target".into() } else { format!("{:e}", r.alpha[0]) }),
         ("cv".to_string(), match spec.ridge.cv { Cv::KFold(k) => format!("{k}-fold"), Cv::LeaveOneOut => "leave-one-out".into() }),
+        ("score".to_string(), match spec.ridge.score { Score::NegMse => "negative MSE".into(), Score::Correlation => "correlation".into() }),
         ("trials".to_string(), n.to_string()),
         ("cv_r_mean".to_string(), format!("{mean_r:.4}")),
         ("cv_r_median".to_string(), format!("{median_r:.4}")),
@@ -110,7 +115,8 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         voxel_std: std.iter().map(|&s| s as f32).collect(),
         settings,
     };
-    Ok(Fitted { file, cv_r: r.cv_r, alpha: r.alpha, cv_score: r.cv_score })
+    let warning = ridge::edge_warning(&spec.ridge.alphas, &r.alpha);
+    Ok(Fitted { file, cv_r: r.cv_r, alpha: r.alpha, cv_score: r.cv_score, cv_corr: r.cv_corr, warning })
 }
 
 /// Best rank-k factors of `w (V, L)` as the decoder stores them: `u (L, k)` (singular values
@@ -142,12 +148,19 @@ pub fn report(f: &Fitted, spec: &FitSpec, n: usize, v: usize, source: &str, seco
         Cv::KFold(k) => format!("{k}-fold (contiguous)"),
         Cv::LeaveOneOut => "leave-one-out (exact shortcut)".into(),
     };
-    let _ = writeln!(r, "- ridge, alpha by {cv} cross-validation, {}", if spec.ridge.per_target { "one alpha per target" } else { "one alpha for all targets" });
+    let score = match spec.ridge.score {
+        Score::NegMse => "the lowest prediction error (-MSE, himalaya's score)",
+        Score::Correlation => "the highest correlation of predictions with the targets",
+    };
+    let _ = writeln!(r, "- ridge, alpha by {cv} cross-validation for {score}, {}", if spec.ridge.per_target { "one alpha per target" } else { "one alpha for all targets" });
     let _ = writeln!(r, "- fitted in {seconds:.1} s\n");
-    let _ = writeln!(r, "| alpha | mean CV score (-MSE) |\n|---|---|");
-    for (a, s) in spec.ridge.alphas.iter().zip(&f.cv_score) {
+    if let Some(w) = &f.warning {
+        let _ = writeln!(r, "**Warning:** {w}.\n");
+    }
+    let _ = writeln!(r, "| alpha | mean CV score (-MSE) | mean CV correlation | |\n|---|---|---|---|");
+    for ((a, s), c) in spec.ridge.alphas.iter().zip(&f.cv_score).zip(&f.cv_corr) {
         let chosen = f.alpha.iter().filter(|&&x| x == *a).count();
-        let _ = writeln!(r, "| {a:e} | {s:.6} {} |", if chosen > 0 { format!("(chosen for {chosen} targets)") } else { String::new() });
+        let _ = writeln!(r, "| {a:e} | {s:.6} | {c:.4} | {} |", if chosen > 0 { format!("chosen for {chosen} targets") } else { String::new() });
     }
     let mean = f.cv_r.iter().sum::<f32>() / f.cv_r.len().max(1) as f32;
     let _ = writeln!(r, "\nCross-validated correlation of predicted and true targets: mean {mean:.3}, median {:.3}, 10th percentile {:.3}, 90th percentile {:.3}.", q(0.5), q(0.1), q(0.9));

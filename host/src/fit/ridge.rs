@@ -24,6 +24,17 @@ pub enum Cv {
     LeaveOneOut,
 }
 
+/// What cross-validation maximises when it chooses alpha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Score {
+    /// The negative mean squared error of the held-out predictions (himalaya's default).
+    #[default]
+    NegMse,
+    /// The correlation of the held-out predictions with the targets (less shrinkage: keeps
+    /// more of the differences between images).
+    Correlation,
+}
+
 /// Settings of a fit.
 #[derive(Debug, Clone)]
 pub struct RidgeOptions {
@@ -35,12 +46,51 @@ pub struct RidgeOptions {
     pub per_target: bool,
     /// Targets handled at once (bounds memory).
     pub target_chunk: usize,
+    /// What the choice of alpha maximises.
+    pub score: Score,
+}
+
+impl Default for RidgeOptions {
+    /// [`RidgeOptions::wide`].
+    fn default() -> Self {
+        Self::wide()
+    }
 }
 
 impl RidgeOptions {
     /// Takagi & Nishimoto's grid, 1e-6 ... 1 (wider grids suit many voxels), 5 folds.
     pub fn takagi() -> Self {
-        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096 }
+        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse }
+    }
+
+    /// The default: 1e-2 ... 1e7 at 5 alphas per decade (46; one decomposition per fold serves
+    /// them all), 5 folds, negative MSE.
+    pub fn wide() -> Self {
+        RidgeOptions { alphas: wide_grid(), ..Self::takagi() }
+    }
+}
+
+/// The default alpha grid: 1e-2 ... 1e7, 5 per decade.
+pub fn wide_grid() -> Vec<f64> {
+    log_grid(-2.0, 7.0, 46)
+}
+
+/// Where the chosen alphas sit in the grid: a warning naming the end and what to widen when
+/// any target's alpha is the smallest or the largest of `alphas` (None when all are inside).
+pub fn edge_warning(alphas: &[f64], chosen: &[f64]) -> Option<String> {
+    let lo = alphas.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = alphas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if alphas.len() < 2 {
+        return None;
+    }
+    let at_lo = chosen.iter().filter(|&&a| a == lo).count();
+    let at_hi = chosen.iter().filter(|&&a| a == hi).count();
+    let of = |k: usize| if chosen.len() == 1 || k == chosen.len() { String::new() } else { format!(" for {k} of {} targets", chosen.len()) };
+    match (at_lo > 0, at_hi > 0) {
+        (false, false) => None,
+        (true, false) => Some(format!("alpha {lo:e}{} is the smallest of the grid: the best alpha may be smaller; widen the grid downwards (e.g. --alphas with values below {lo:e})", of(at_lo))),
+        (false, true) => Some(format!("alpha {hi:e}{} is the largest of the grid: the best alpha may be larger; widen the grid upwards (e.g. --alphas with values above {hi:e})", of(at_hi))),
+        (true, true) => Some(format!("alphas at both ends of the grid were chosen ({lo:e} for {at_lo}, {hi:e} for {at_hi} targets): widen the grid both ways")),
     }
 }
 
@@ -62,6 +112,9 @@ pub struct RidgeFit {
     pub cv_r: Vec<f32>,
     /// `(n_alphas)`: cross-validated score (negative MSE) averaged over targets, per alpha.
     pub cv_score: Vec<f64>,
+    /// `(n_alphas)`: correlation of cross-validated predictions with the targets, averaged over
+    /// targets, per alpha.
+    pub cv_corr: Vec<f64>,
 }
 
 /// The decomposition of one training set; see the module docs.
@@ -247,31 +300,38 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         }
     }
 
+    // Correlation of the pooled cross-validated predictions, per alpha and target.
+    let (sy, syy): (Vec<f64>, Vec<f64>) = (0..l)
+        .map(|j| {
+            (0..n).fold((0.0, 0.0), |(s, ss), i| {
+                let v = yc[(i, j)] as f64;
+                (s + v, ss + v * v)
+            })
+        })
+        .unzip();
+    let nf = n as f64;
+    let corr = |a: usize, j: usize| {
+        let cov = stats.spy[a][j] - stats.sp[a][j] * sy[j] / nf;
+        let vp = stats.spp[a][j] - stats.sp[a][j].powi(2) / nf;
+        let vy = syy[j] - sy[j] * sy[j] / nf;
+        cov / (vp * vy).sqrt().max(1e-30)
+    };
+    let value = |a: usize, j: usize| match opts.score {
+        Score::NegMse => stats.score[a][j],
+        Score::Correlation => corr(a, j),
+    };
+
     // Choose alphas: mean score over folds, plus himalaya's slope towards larger alphas.
     let tie = |ai: usize| opts.alphas[ai].log10() * 1e-10;
     let best: Vec<usize> = if opts.per_target {
-        (0..l).map(|j| (0..na).max_by(|&a, &b| (stats.score[a][j] + tie(a)).total_cmp(&(stats.score[b][j] + tie(b)))).unwrap_or(0)).collect()
+        (0..l).map(|j| (0..na).max_by(|&a, &b| (value(a, j) + tie(a)).total_cmp(&(value(b, j) + tie(b)))).unwrap_or(0)).collect()
     } else {
-        let mean = |a: usize| stats.score[a].iter().sum::<f64>() / l.max(1) as f64 + tie(a);
+        let mean = |a: usize| (0..l).map(|j| value(a, j)).sum::<f64>() / l.max(1) as f64 + tie(a);
         let a = (0..na).max_by(|&a, &b| mean(a).total_cmp(&mean(b))).unwrap_or(0);
         vec![a; l]
     };
-
-    // Correlation of the pooled cross-validated predictions at the chosen alpha.
-    let cv_r: Vec<f32> = (0..l)
-        .map(|j| {
-            let a = best[j];
-            let (sy, syy) = (0..n).fold((0.0, 0.0), |(s, ss), i| {
-                let v = yc[(i, j)] as f64;
-                (s + v, ss + v * v)
-            });
-            let nf = n as f64;
-            let cov = stats.spy[a][j] - stats.sp[a][j] * sy / nf;
-            let vp = stats.spp[a][j] - stats.sp[a][j].powi(2) / nf;
-            let vy = syy - sy * sy / nf;
-            (cov / (vp * vy).sqrt().max(1e-30)) as f32
-        })
-        .collect();
+    let cv_r: Vec<f32> = (0..l).map(|j| corr(best[j], j) as f32).collect();
+    let cv_corr: Vec<f64> = (0..na).map(|a| (0..l).map(|j| corr(a, j)).sum::<f64>() / l.max(1) as f64).collect();
 
     // Refit on all trials with the chosen alphas.
     let wb = full.weight_basis(x);
@@ -297,5 +357,5 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         bar.inc(1);
     }
     let cv_score = (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect();
-    Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score })
+    Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr })
 }

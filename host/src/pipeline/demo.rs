@@ -116,7 +116,7 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
         region: region.to_string(),
         target: Target::Z,
         target_shape: vec![4, s.size / 8, s.size / 8],
-        ridge: RidgeOptions { alphas: crate::fit::ridge::log_grid(0.0, 6.0, 13), ..RidgeOptions::takagi() },
+        ridge: RidgeOptions::default(),
         rank: None,
     };
     let dec_dir = out.join("decoders");
@@ -197,7 +197,21 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
     let _ = writeln!(r, "- Seed {}; everything is in `subject/` (stimuli, voxels as .npy and NIfTI, settings).\n", s.seed);
     let _ = writeln!(r, "## Decoder\n");
     let mean_r = fitted.cv_r.iter().sum::<f32>() / fitted.cv_r.len().max(1) as f32;
-    let _ = writeln!(r, "Ridge from {} early visual voxels to z (4x{}x{}), alpha {:e} by 5-fold CV, fitted in {fit_seconds:.1} s; cross-validated correlation with the true latents: mean {mean_r:.3}. File: `decoders/early_visual_z.safetensors` (report beside it).\n", fitted.file.voxels, s.size / 8, s.size / 8, fitted.alpha[0]);
+    let grid = &RidgeOptions::default().alphas;
+    let _ = writeln!(
+        r,
+        "Ridge from {} early visual voxels to z (4x{}x{}), alpha chosen by 5-fold CV (lowest prediction error) from the default grid ({} alphas, {:e} ... {:e}): **alpha {:e}**; fitted in {fit_seconds:.1} s; cross-validated correlation with the true latents: mean {mean_r:.3}. File: `decoders/early_visual_z.safetensors` (report beside it, with the score of every alpha).\n",
+        fitted.file.voxels,
+        s.size / 8,
+        s.size / 8,
+        grid.len(),
+        grid[0],
+        grid[grid.len() - 1],
+        fitted.alpha[0]
+    );
+    if let Some(w) = &fitted.warning {
+        let _ = writeln!(r, "**Warning:** {w}.\n");
+    }
     let _ = writeln!(r, "## Scores on the {} held-out photos\n", rows[0].1.pixcorr.len());
     let _ = writeln!(r, "| | PixCorr | SSIM | 2-way pixel | 2-way latent |\n|---|---|---|---|---|");
     for (name, sc) in rows {

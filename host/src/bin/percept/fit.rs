@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use percept::fit::{Cv, RidgeOptions};
+use percept::fit::{Cv, RidgeOptions, Score};
 use percept::pipeline::{fit, Context};
 use percept_core::Target;
 
@@ -45,9 +45,13 @@ pub struct Args {
     /// What the targets are.
     #[arg(long, value_enum, default_value = "z")]
     target: TargetKind,
-    /// Alphas to try, comma-separated (default: 1e-6 ... 1, Takagi & Nishimoto's grid).
-    #[arg(long, value_delimiter = ',')]
-    alphas: Vec<f64>,
+    /// Alphas to try: comma-separated values, `wide` (1e-2 ... 1e7, 5 per decade) or `takagi`
+    /// (Takagi & Nishimoto's 1e-6 ... 1, one per decade).
+    #[arg(long, default_value = "wide", value_parser = parse_alphas)]
+    alphas: Alphas,
+    /// What the choice of alpha maximises.
+    #[arg(long, value_enum, default_value = "mse")]
+    score: ScoreKind,
     /// Cross-validation: a number of folds, or `loo` for the leave-one-out shortcut.
     #[arg(long, default_value = "5", value_parser = parse_cv)]
     cv: Cv,
@@ -60,6 +64,31 @@ pub struct Args {
     /// The decoder file to write (.safetensors); the report goes to <out>.md.
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// The alpha grid.
+#[derive(Clone)]
+struct Alphas(Vec<f64>);
+
+fn parse_alphas(s: &str) -> Result<Alphas, String> {
+    match s {
+        "wide" => Ok(Alphas(percept::fit::ridge::wide_grid())),
+        "takagi" => Ok(Alphas(RidgeOptions::takagi().alphas)),
+        list => list
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().ok().filter(|a| a.is_finite() && *a > 0.0).ok_or_else(|| format!("--alphas {list}: `{v}` is not a positive number (or give `wide` or `takagi`)")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Alphas),
+    }
+}
+
+/// What cross-validation maximises.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScoreKind {
+    /// The negative mean squared error of held-out predictions (himalaya's).
+    Mse,
+    /// The correlation of held-out predictions with the targets.
+    Correlation,
 }
 
 fn parse_cv(s: &str) -> Result<Cv, String> {
@@ -81,10 +110,11 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
         },
         (None, None) => anyhow::bail!("give the targets with --targets Y.npy or --stimuli LIST.csv"),
     };
-    let mut ridge = RidgeOptions { cv: a.cv, per_target: a.per_target, ..RidgeOptions::takagi() };
-    if !a.alphas.is_empty() {
-        ridge.alphas = a.alphas.clone();
-    }
+    let score = match a.score {
+        ScoreKind::Mse => Score::NegMse,
+        ScoreKind::Correlation => Score::Correlation,
+    };
+    let ridge = RidgeOptions { alphas: a.alphas.0.clone(), cv: a.cv, per_target: a.per_target, score, ..RidgeOptions::default() };
     let target = match a.target {
         TargetKind::Z => Target::Z,
         TargetKind::C => Target::C,
@@ -92,6 +122,9 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
     let o = fit::Options { voxels: a.voxels.source()?, targets, region: a.region.clone(), target, ridge, rank: a.rank, out, force: a.output.force };
     let outcome = fit::run(ctx, &o, &Bars::default())?;
     print!("{}", outcome.report);
+    if let Some(w) = &outcome.fitted.warning {
+        eprintln!("warning: {w}");
+    }
     println!("\nwrote {} and {}", outcome.written[0].display(), outcome.written[1].display());
     Ok(())
 }
