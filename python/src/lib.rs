@@ -146,7 +146,7 @@ struct Stage {
 }
 
 /// Calls `progress(stage, done, total)` (total 0: not known yet) at most every 0.1 s within a
-/// stage, and always when a stage begins and ends; the first exception the callable raises is
+/// stage, and always when a stage begins and ends (the end as `done == total > 0`); the first exception the callable raises is
 /// re-raised once the work is over.
 struct PyProgress {
     callback: Option<Py<PyAny>>,
@@ -206,7 +206,7 @@ impl Progress for PyProgress {
     }
     fn done(&self) {
         self.update(true, |s| {
-            s.len = s.len.max(s.done);
+            s.len = s.len.max(s.done).max(1);
             s.done = s.len;
         });
     }
@@ -659,18 +659,73 @@ fn save_image(py: Python<'_>, path: PathBuf, image: &Bound<'_, PyAny>, force: bo
 // ---------------------------------------------------------------------------------------------
 // Reconstruction and evaluation.
 
+/// A fresh private folder under the system's temporary folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> percept::Result<Self> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("percept-py-{}-{nanos}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).map_err(|source| percept::Error::Io { path: dir.clone(), source })?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The decoder file for the pipeline: its own path when loaded from one, else its bytes
+/// written into `tmp`.
+fn decoder_file(dec: &Decoder, tmp: &std::path::Path, name: &str) -> percept::Result<PathBuf> {
+    match &dec.path {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let p = tmp.join(name);
+            write_atomic(&p, dec.bytes(), true)?;
+            Ok(p)
+        }
+    }
+}
+
 /// Reconstructs images from `voxels (n, V)` with a z `decoder` (a `Decoder` or a decoder file):
 /// percept-core decodes the latents, TAESD renders them (`percept reconstruct` without
-/// `--stimuli` and `--sd`). Returns `(n, 8h, 8w, 3)` in [0, 1], or `(images, latents)` with
+/// `--stimuli`). Returns `(n, 8h, 8w, 3)` in [0, 1], or `(images, latents)` with
 /// `return_latents=True`.
+///
+/// With `sd` (a Stable Diffusion v1 folder or checkpoint), Takagi & Nishimoto's second stage
+/// follows as `percept reconstruct --sd` runs it: the z images come from SD's VAE, and img2img
+/// conditioned on c decoded by `decoder_c` from `voxels_c` gives `samples` images per trial of
+/// `size` x `size`; returns `(images, sd_images (n, samples, size, size, 3))` (and the latents
+/// last with `return_latents`). `uncond`: the unconditional context (an array (77, D) or a .npy;
+/// default the empty prompt through the model's text encoder). `out`: keep the folder the
+/// pipeline writes (PNGs, z.npy, grid.png) there instead of a temporary one.
 #[pyfunction]
-#[pyo3(signature = (decoder, voxels, taesd = None, return_latents = false, progress = None))]
+#[pyo3(signature = (decoder, voxels, taesd = None, return_latents = false, sd = None, decoder_c = None, voxels_c = None, uncond = None, samples = 1, size = 512, strength = 0.8, steps = 50, guidance = 5.0, scheduler = "ddim", seed = 0, out = None, force = false, progress = None))]
+#[allow(clippy::too_many_arguments)]
 fn reconstruct<'py>(
     py: Python<'py>,
     decoder: &Bound<'py, PyAny>,
     voxels: &Bound<'py, PyAny>,
     taesd: Option<PathBuf>,
     return_latents: bool,
+    sd: Option<PathBuf>,
+    decoder_c: Option<Bound<'py, PyAny>>,
+    voxels_c: Option<Bound<'py, PyAny>>,
+    uncond: Option<Bound<'py, PyAny>>,
+    samples: usize,
+    size: usize,
+    strength: f64,
+    steps: usize,
+    guidance: f32,
+    scheduler: &str,
+    seed: u64,
+    out: Option<PathBuf>,
+    force: bool,
     progress: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dec = decoder_arg(py, decoder)?;
@@ -685,22 +740,91 @@ fn reconstruct<'py>(
     let [4, h, w] = shape[..] else { return Err(value_error(format!("{}: decodes a target of shape {shape:?}, not an SD latent (4, h, w)", dec.name()))) };
     let dir = taesd_dir(taesd);
     let data = x.slice();
-    let (z, imgs) = run_detached(py, progress_of(progress)?, |bar| {
-        bar.begin("decoding", 0);
-        let z = dec.decode_rows(data, n)?;
-        bar.done();
-        bar.begin("rendering", 0);
-        let gpu = ctx().gpu()?;
-        let imgs = Taesd::load(gpu, &dir, DType::F32)?.decode_latents(gpu, &z, n, h, w)?;
-        bar.done();
-        Ok((z, imgs))
+    let Some(model) = sd else {
+        if decoder_c.is_some() || voxels_c.is_some() || out.is_some() {
+            return Err(value_error("decoder_c, voxels_c and out belong to the second stage: give sd (a Stable Diffusion model) too"));
+        }
+        let (z, imgs) = run_detached(py, progress_of(progress)?, |bar| {
+            bar.begin("decoding", 0);
+            let z = dec.decode_rows(data, n)?;
+            bar.done();
+            bar.begin("rendering", 0);
+            let gpu = ctx().gpu()?;
+            let imgs = Taesd::load(gpu, &dir, DType::F32)?.decode_latents(gpu, &z, n, h, w)?;
+            bar.done();
+            Ok((z, imgs))
+        })?;
+        let images = images_out(py, &imgs, false)?;
+        return if return_latents { Ok((images, array(py, &[n, 4, h, w], z)?).into_pyobject(py)?.into_any()) } else { Ok(images.into_any()) };
+    };
+    // The second stage, through the pipeline (files in a temporary folder).
+    let (Some(decoder_c), Some(voxels_c)) = (decoder_c, voxels_c) else { return Err(value_error("the second stage (sd) needs decoder_c and voxels_c")) };
+    let dec_c = decoder_arg(py, &decoder_c)?;
+    let dec_c = dec_c.get();
+    let xc = floats(&voxels_c, "voxels_c")?;
+    if xc.shape.len() != 2 || xc.shape[0] != n {
+        return Err(value_error(format!("voxels_c: shape {:?}; expected ({n}, voxels), the trials of the z voxels", xc.shape)));
+    }
+    let uncond = match uncond {
+        None => None,
+        Some(u) if u.extract::<PathBuf>().is_ok() => Some(Err(u.extract::<PathBuf>()?)),
+        Some(u) => Some(Ok(floats(&u, "uncond")?)),
+    };
+    let sampler = match scheduler {
+        "ddim" => percept::sd::Sampler::Ddim,
+        "pndm" => percept::sd::Sampler::Pndm,
+        s => return Err(value_error(format!("scheduler {s:?}: expected \"ddim\" or \"pndm\""))),
+    };
+    let sampling = percept::sd::Img2ImgOptions { strength, steps, guidance, sampler };
+    let xc_data = (xc.slice(), xc.shape.clone());
+    let uncond_data = match &uncond {
+        None => None,
+        Some(Err(p)) => Some(Err(p.clone())),
+        Some(Ok(f)) => Some(Ok((f.slice(), f.shape.clone()))),
+    };
+    let (z, imgs, sd_imgs) = run_detached(py, progress_of(progress)?, |bar| {
+        use percept::pipeline::reconstruct as rec;
+        let tmp = TempDir::new()?;
+        let out_dir = out.clone().unwrap_or_else(|| tmp.0.join("out"));
+        let npy = |name: &str, shape: &[usize], data: &[f32]| -> percept::Result<PathBuf> {
+            let p = tmp.0.join(name);
+            percept::io::npy::write(&p, shape, data, true)?;
+            Ok(p)
+        };
+        let xz = npy("voxels.npy", &[n, v], data)?;
+        let xcp = npy("voxels_c.npy", &xc_data.1, xc_data.0)?;
+        let uncond = match uncond_data {
+            None => None,
+            Some(Err(p)) => Some(p),
+            Some(Ok((d, s))) => Some(npy("uncond.npy", &s, d)?),
+        };
+        let o = rec::Options {
+            voxels: percept::io::voxels::VoxelSource::Npy(xz),
+            decoder: decoder_file(dec, &tmp.0, "decoder_z.safetensors")?,
+            stimuli: None,
+            taesd: dir.clone(),
+            sd: Some(rec::SdStage { model: model.clone(), decoder_c: decoder_file(dec_c, &tmp.0, "decoder_c.safetensors")?, voxels_c: xcp, uncond, samples, size, sampling, seed }),
+            out: out_dir.clone(),
+            force: force || out.is_none(),
+        };
+        let outcome = rec::run(ctx(), &o, bar)?;
+        let z = percept::io::npy::read(&out_dir.join("z.npy"))?.data;
+        let mut sd_imgs = Vec::with_capacity(n * samples);
+        for i in 0..n {
+            for j in 0..samples {
+                sd_imgs.push(Rgb::open(&out_dir.join(format!("trial_{i:05}_sd{j}.png")))?);
+            }
+        }
+        Ok((z, outcome.images, sd_imgs))
     })?;
     let images = images_out(py, &imgs, false)?;
+    let side = sd_imgs.first().map_or(size, |i| i.width);
+    let data: Vec<f32> = sd_imgs.iter().flat_map(|i| i.data.iter().copied()).collect();
+    let sd_images = array(py, &[n, samples, side, side, 3], data)?;
     if return_latents {
-        let z = array(py, &[n, 4, h, w], z)?;
-        Ok((images, z).into_pyobject(py)?.into_any())
+        Ok((images, sd_images, array(py, &[n, 4, h, w], z)?).into_pyobject(py)?.into_any())
     } else {
-        Ok(images.into_any())
+        Ok((images, sd_images).into_pyobject(py)?.into_any())
     }
 }
 

@@ -198,6 +198,36 @@ def test_reconstruct_and_evaluate_match_cli(tmp, subject, z_fit):
     assert scores["per_image"]["ssim"].shape == (len(pairs),)
 
 
+def test_reconstruct_with_sd_matches_cli(tmp):
+    """The second stage on the tiny SD fixture (random decoders: plumbing, not accuracy)."""
+    rng = np.random.default_rng(1)
+    n = 20
+    x = rng.uniform(-0.5, 0.5, (n, 12)).astype(np.float32)
+    dz = percept.fit(x, rng.uniform(-0.5, 0.5, (n, 4, 4, 4)).astype(np.float32))
+    dc = percept.fit(x, rng.uniform(-0.5, 0.5, (n, 77, 32)), target="c", region="higher_visual")
+    u = rng.uniform(-0.5, 0.5, (77, 32)).astype(np.float32)
+    dz.save(tmp / "dz.safetensors", force=True)
+    dc.save(tmp / "dc.safetensors", force=True)
+    np.save(tmp / "x3.npy", x[:3])
+    np.save(tmp / "u.npy", u)
+    model = ROOT / "tests/fixtures/sd_tiny"
+    out = tmp / "rec_sd"
+    run("reconstruct", "--voxels", tmp / "x3.npy", "--decoder", tmp / "dz.safetensors", "--sd", model,
+        "--decoder-c", tmp / "dc.safetensors", "--voxels-c", tmp / "x3.npy", "--uncond", tmp / "u.npy",
+        "--sd-size", "64", "--steps", "4", "--samples", "2", "--out", out, "--force")
+    images, sd_images, z = percept.reconstruct(dz, x[:3], sd=model, decoder_c=dc, voxels_c=x[:3], uncond=u,
+                                               size=64, steps=4, samples=2, return_latents=True)
+    assert images.shape == (3, 32, 32, 3) and sd_images.shape == (3, 2, 64, 64, 3)
+    np.testing.assert_allclose(z, np.load(out / "z.npy"), rtol=1e-6, atol=1e-6)
+    for i in range(3):
+        np.testing.assert_allclose(images[i], percept.load_image(out / f"trial_{i:05}.png"), atol=PIXEL / 2 + 1e-4)
+        for j in range(2):
+            np.testing.assert_allclose(sd_images[i, j], percept.load_image(out / f"trial_{i:05}_sd{j}.png"), atol=PIXEL + 1e-4)
+    assert not np.array_equal(sd_images[0, 0], sd_images[0, 1]), "two samples with different noise"
+    with pytest.raises(ValueError, match="decoder_c and voxels_c"):
+        percept.reconstruct(dz, x[:3], sd=model)
+
+
 def test_taesd_encode_decode_match_cli(tmp, subject):
     folder, s = subject
     image = folder / s["test"]["trials"][0]["image"]
