@@ -12,6 +12,8 @@ venv=$target/python-venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
+# maturin's build backend runs the `maturin` command: the venv's, found on PATH.
+export PATH=$venv/bin:$PATH
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.7,<2" "numpy>=1.21" pytest
 # The CLI the tests compare against.
 cargo build --release -p percept --bin percept

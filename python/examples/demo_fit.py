@@ -17,9 +17,10 @@ import percept
 
 
 def bar(stage, done, total):
-    """A plain progress line (any callable(stage, done, total) will do)."""
+    """A progress line redrawn in place (any callable(stage, done, total) will do); a stage's
+    end comes as done == total > 0."""
     end = "\n" if total and done >= total else "\r"
-    print(f"  {stage:<12} {done}/{total or '?'}", end=end, flush=True)
+    print(f"  {stage:<12} {done:>5}/{total or '?':<5}", end=end, flush=True)
 
 
 t0 = time.time()
