@@ -358,3 +358,16 @@ def test_progress_and_threads(z_fit):
     stop.set()
     t.join()
     assert len(ticks) > 1
+
+
+def test_simulate_writes_the_cli_folder(tmp, subject):
+    folder, s = subject
+    out = tmp / "subject_py"
+    again = percept.simulate(out=out, force=True, **SIM)
+    np.testing.assert_array_equal(again["test"]["voxels"]["higher_visual"], s["test"]["voxels"]["higher_visual"])
+    for f in ["settings.txt", "train.csv", "test.csv", "early_visual_train.npy", "higher_visual_test.npy"]:
+        assert (out / f).read_bytes() == (folder / f).read_bytes(), f
+    msg = cli_error("simulate", "--out", out, *SIM_ARGS)
+    with pytest.raises(percept.PerceptError) as e:
+        percept.simulate(out=out, **SIM)
+    assert str(e.value) == msg and "pass --force" in msg
