@@ -2,7 +2,7 @@
 //! state, averaged over each image's captions (identical caption sets are embedded once).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Context;
 use crate::error::{Error, Result};
@@ -63,19 +63,25 @@ fn caption_sets(c: &Captions) -> Result<Vec<Vec<String>>> {
     }
 }
 
-/// Runs the job; returns the shape written.
-pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Vec<usize>> {
-    ensure_writable(&o.out, o.force)?;
-    let (te, tok) = crate::paths::text_encoder(&o.model, o.tokenizer.as_deref());
+/// CLIP's text conditioning of each caption set, averaged over the set's captions (identical
+/// sets are embedded once): `(values (sets, 77, D) row-major, 77, D)`. `model` and
+/// `tokenizer` as in [`Options`]. Writes nothing.
+pub fn embed(ctx: &Context, model: &Path, tokenizer: Option<&Path>, sets: &[Vec<String>], progress: &dyn Progress) -> Result<(Vec<f32>, usize, usize)> {
+    if sets.is_empty() {
+        return Err(Error::Invalid("no captions to embed".into()));
+    }
+    if let Some(i) = sets.iter().position(|s| s.is_empty()) {
+        return Err(Error::Invalid(format!("caption set {i} has no captions")));
+    }
+    let (te, tok) = crate::paths::text_encoder(model, tokenizer);
     let tok = Tokenizer::load(&tok)?;
-    let sets = caption_sets(&o.captions)?;
     let gpu = ctx.gpu()?;
     let model = ClipTextModel::load(gpu, &te, DType::F16)?;
     let (l, h) = (MAX_LEN, model.config.hidden);
     let mut cache: HashMap<&[String], Vec<f32>> = HashMap::new();
     let mut out = Vec::with_capacity(sets.len() * l * h);
     progress.begin("embedding", sets.len() as u64);
-    for set in &sets {
+    for set in sets {
         if !cache.contains_key(set.as_slice()) {
             let ids: Vec<Vec<u32>> = set.iter().map(|c| tok.encode(c)).collect();
             let mut enc = gpu.encoder();
@@ -92,6 +98,14 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Vec<us
         progress.inc(1);
     }
     progress.done();
+    Ok((out, l, h))
+}
+
+/// Runs the job; returns the shape written.
+pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Vec<usize>> {
+    ensure_writable(&o.out, o.force)?;
+    let sets = caption_sets(&o.captions)?;
+    let (out, l, h) = embed(ctx, &o.model, o.tokenizer.as_deref(), &sets, progress)?;
     let shape = match o.captions {
         Captions::Inline(_) => vec![l, h],
         _ => vec![sets.len(), l, h],
