@@ -60,6 +60,7 @@ fn concurrent_creates_of_one_file_have_one_winner() {
         assert_eq!(std::fs::read(&path).unwrap(), vec![winners[0]; 4096], "round {round}: the file is not the winner's");
     }
     assert!(debris(&dir).is_empty(), "{:?}", debris(&dir));
+    assert!(percept::io::output::in_flight_now().iter().all(|p| !p.starts_with(&dir)));
 }
 
 #[test]
@@ -289,4 +290,31 @@ fn an_interrupt_leaves_no_temporary_or_lock_files() {
     // And the next run refuses the partial folder.
     let again = Command::new(percept_bin()).args(["simulate", "--out", out.to_str().unwrap()]).output().unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
+
+#[test]
+fn folder_jobs_refuse_while_another_run_writes_the_folder() {
+    let dir = tmp("busy");
+    let (x, y) = data(&dir, 3);
+    let dec = dir.join("dec.safetensors");
+    let out = Command::new(percept_bin()).args(["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", dec.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folder = dir.join("folder");
+    let held = lock(&folder).unwrap();
+    let out = Command::new(percept_bin()).args(["reconstruct", "--voxels", x.to_str().unwrap(), "--decoder", dec.to_str().unwrap(), "--out", folder.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("another percept run is writing") && err.contains("folder"), "{err}");
+    let settings = percept::sim::Settings::default();
+    let e = percept::pipeline::simulate::run(&settings, &folder, true, &percept::progress::Silent).unwrap_err();
+    assert!(matches!(e, Error::Busy { .. }), "{e}");
+    let e = percept::pipeline::demo::run(&percept::pipeline::Context::new(), &percept::pipeline::demo::Options::new(&folder, true), &percept::progress::Silent).unwrap_err();
+    assert!(matches!(e, Error::Busy { .. }), "{e}");
+    // And the fit of a decoder held by another run.
+    let held_dec = lock(&dec).unwrap();
+    let out = Command::new(percept_bin()).args(["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", dec.to_str().unwrap(), "--force"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("another percept run is writing") && err.contains("dec.safetensors"), "{err}");
+    drop((held, held_dec));
+    assert!(debris(&dir).is_empty(), "{:?}", debris(&dir));
+    assert!(!folder.exists(), "a refused run made the folder");
 }
