@@ -42,6 +42,31 @@ pub enum Error {
     /// An output file exists and overwriting it was not asked for.
     #[error("{} exists; pass --force to overwrite it", .0.display())]
     Exists(PathBuf),
+    /// Something other than a regular file is where an output goes: it is never replaced,
+    /// not even with --force.
+    #[error("{} is a {kind}; percept only ever replaces regular files, even with --force", path.display())]
+    NotRegular {
+        /// The output's name.
+        path: PathBuf,
+        /// What is there: "symbolic link", "folder", "FIFO", "device", ...
+        kind: &'static str,
+    },
+    /// A folder of outputs already holds files (perhaps of an interrupted run).
+    #[error("{} is not empty (it holds {holds}); pass --force to write into it", dir.display())]
+    NotEmpty {
+        /// The folder.
+        dir: PathBuf,
+        /// One of the names in it.
+        holds: String,
+    },
+    /// Another run holds the lock of an output.
+    #[error("another percept run is writing {}; try again when it has finished (its lock: {})", output.display(), lock.display())]
+    Busy {
+        /// The output.
+        output: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
     /// The GPU could not be opened or failed.
     #[error("GPU: {0}")]
     Gpu(String),

@@ -12,9 +12,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::io::image::Rgb;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::{mean, Scores};
-use crate::io::output::write_atomic;
+use crate::io::output::{ensure_fresh_dir, ensure_writable, lock, write_atomic};
 use crate::fit::{fit, FitSpec, RidgeOptions};
 use crate::gpu::DType;
 use crate::nn::taesd::Taesd;
@@ -75,11 +75,12 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     let (out, s) = (&o.out, &o.settings);
     let report_path = out.join("report.md");
     let grid_path = out.join("grid.png");
+    let _lock = lock(out)?;
     for p in [&report_path, &grid_path] {
-        if p.exists() && !o.force {
-            return Err(Error::Exists(p.clone()));
-        }
+        ensure_writable(p, o.force)?;
     }
+    // A folder with files but no report (an interrupted run) is refused too.
+    ensure_fresh_dir(out, o.force)?;
     let mut clock = Clock(Vec::new(), Instant::now());
     let gpu = ctx.gpu()?;
     let taesd = Taesd::load(gpu, &o.taesd, DType::F32)?;

@@ -9,7 +9,7 @@ use percept_core::Target;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::fit::{fit, report, FitSpec, Fitted, RidgeOptions};
-use crate::io::output::{ensure_writable, write_atomic};
+use crate::io::output::{ensure_writable, lock, write_all_atomic};
 use crate::io::voxels::VoxelSource;
 use crate::io::{npy, stimuli};
 use crate::progress::Progress;
@@ -101,6 +101,9 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     if report_path == o.out {
         return Err(Error::Invalid(format!("{}: the decoder file needs another extension than .md (its report is written to <out>.md)", o.out.display())));
     }
+    // The decoder and its report are one unit: written together under the lock of the
+    // decoder's name, so that two runs never leave the decoder of one and the report of the other.
+    let _lock = lock(&o.out)?;
     ensure_writable(&o.out, o.force)?;
     ensure_writable(&report_path, o.force)?;
     let vox = o.voxels.load()?;
@@ -111,7 +114,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     let fitted = fit(&vox.data, vox.trials, vox.voxels, &targets, &spec, progress)?;
     progress.done();
     let report = report(&fitted, &spec, vox.trials, vox.voxels, &vox.source, t0.elapsed().as_secs_f64());
-    fitted.file.save(&o.out, o.force)?;
-    write_atomic(&report_path, report.as_bytes(), o.force)?;
+    let bytes = fitted.file.to_bytes()?;
+    write_all_atomic(&[(&o.out, &bytes), (&report_path, report.as_bytes())], o.force)?;
     Ok(Outcome { fitted, report, written: [o.out.clone(), report_path] })
 }

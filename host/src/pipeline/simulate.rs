@@ -4,16 +4,20 @@
 use std::path::Path;
 
 use crate::error::Result;
+use crate::io::output::{ensure_fresh_dir, lock};
 use crate::progress::Progress;
 use crate::sim::{self, Settings, Subject};
 
-/// Simulates a subject with `settings` and saves it into `out`; refuses to replace an
-/// earlier subject unless `force`.
+/// Simulates a subject with `settings` and saves it into `out`; refuses to write into a folder
+/// that holds anything (an earlier subject, or the part an interrupted run wrote) unless
+/// `force`. Holds the lock of `out` throughout (another run on `out` fails at once).
 pub fn run(settings: &Settings, out: &Path, force: bool, progress: &dyn Progress) -> Result<Subject> {
+    let _lock = lock(out)?;
     let marker = out.join("settings.txt");
     if marker.exists() && !force {
         return Err(crate::Error::Exists(marker));
     }
+    ensure_fresh_dir(out, force)?;
     let photos = sim::shipped_photos()?;
     let subject = sim::simulate(settings, &photos, progress)?;
     progress.begin("saving", 0);

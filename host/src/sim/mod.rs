@@ -229,12 +229,14 @@ impl Subject {
     /// Writes the subject into `dir`: `stimuli/*.png`, `train.csv` and `test.csv` (one row per
     /// trial), `<region>_<split>.npy` (trials, voxels), `nifti/` (4D runs and region masks),
     /// `voxels.csv` (each voxel's area, field and SNR) and `settings.txt`.
-    /// Refuses to replace earlier outputs unless `force`.
+    /// Refuses to write into a folder that holds anything (an earlier subject, or the part an
+    /// interrupted save wrote) unless `force`.
     pub fn save(&self, dir: &Path, force: bool, bar: &dyn Progress) -> Result<()> {
         let marker = dir.join("settings.txt");
         if marker.exists() && !force {
             return Err(Error::Exists(marker));
         }
+        crate::io::output::ensure_fresh_dir(dir, force)?;
         let stim_dir = dir.join("stimuli");
         std::fs::create_dir_all(&stim_dir).map_err(io(&stim_dir))?;
         std::fs::create_dir_all(dir.join("nifti")).map_err(io(dir.join("nifti")))?;

@@ -71,6 +71,14 @@ fn main() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
+    // An interrupt (SIGINT, SIGTERM, SIGHUP) removes the temporary files and output locks in
+    // flight, so that it leaves only whole outputs behind.
+    if let Err(e) = ctrlc::set_handler(|| {
+        percept::io::output::cleanup_in_flight();
+        std::process::exit(130);
+    }) {
+        eprintln!("warning: cannot handle interrupts ({e}): an interrupted run may leave *.tmp and *.lock files");
+    }
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

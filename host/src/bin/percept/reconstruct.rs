@@ -73,6 +73,8 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
         out: a.output.out.clone(),
         force: a.output.force,
     };
+    // One run at a time writes a folder of reconstructions.
+    let _lock = percept::io::output::lock(&o.out)?;
     let outcome = reconstruct::run(ctx, &o, &Bars::default())?;
     println!("{}", outcome.summary);
     Ok(())
