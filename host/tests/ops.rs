@@ -5,7 +5,7 @@
 use crate::common;
 use common::*;
 use percept::gpu::{Gpu, Tensor};
-use percept::ops::linear;
+use percept::ops::{linear, Variant};
 
 fn round_f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()
@@ -37,7 +37,7 @@ fn lavapipe_gets_the_subgroup_kernels() {
     // lavapipe (what CI runs) it must, or those kernels would go unchecked without a word.
     let gpu = gpu();
     if gpu.info.name.contains("llvmpipe") && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none() {
-        assert!(gpu.subgroup8, "{} has no 8-lane subgroups with 64-bit integers: the *_sg kernels would not run", gpu.describe());
+        assert!(gpu.subgroup8_int64, "{} has no 8-lane subgroups with 64-bit integers: the *_sg kernels would not run", gpu.describe());
     }
 }
 
@@ -46,10 +46,9 @@ fn linear_kernel_variants_match_reference() {
     // Every kernel on this adapter, whatever `linear` would pick: the workgroup-tiled one, the
     // register-blocked CPU one, and (where subgroups are 8 lanes) the subgroupBroadcast one.
     // Shapes straddle its 32 x 32 tiles; M = 1 leaves 7 lanes loading a clamped row.
-    use linear::Variant;
     let gpu = gpu();
     let mut variants = vec![Variant::Tiled, Variant::Cpu];
-    if gpu.subgroup8 {
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     } else {
         eprintln!("no 8-lane subgroups on {}: the Subgroup kernel is not checked", gpu.describe());
@@ -117,7 +116,8 @@ fn activations_larger_than_a_binding_run_in_row_bands() {
     // per sample, 2 KiB rows) go through conv2d, upsample2x and group_norm in bands of rows,
     // as SD's VAE decoder at 512x512 does on lavapipe (256 MiB tensors, 128 MiB bindings).
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     use percept::ops::norm::{group_norm, group_norm_ref};
     use percept::ops::resample::{upsample2x, upsample2x_ref};
     let gpu = Gpu::new().unwrap();
@@ -193,7 +193,8 @@ fn shape_errors_name_the_op() {
 
 #[test]
 fn conv2d_matches_reference() {
-    use percept::ops::conv2d::{conv2d, conv2d_ref, conv2d_with, Act, ConvSpec, ConvWeight, Variant};
+    use percept::ops::conv2d::{conv2d, conv2d_ref, conv2d_with, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     use percept::gpu::DType;
     let gpu = gpu();
     let cases = [
@@ -214,7 +215,7 @@ fn conv2d_matches_reference() {
     ];
     // Every kernel this adapter can run (whatever conv2d would pick), on every case it takes.
     let mut variants = vec![Variant::Tiled, Variant::Cpu];
-    if gpu.subgroup8 {
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     }
     if gpu.shader_f16 {
@@ -247,7 +248,7 @@ fn conv2d_matches_reference() {
 
 #[test]
 fn elementwise_matches_reference() {
-    use percept::ops::conv2d::Act;
+    use percept::ops::Act;
     use percept::ops::elementwise::*;
     let gpu = gpu();
     assert!((gelu_ref(1.0) - 0.841_344_7).abs() < 1e-6 && (gelu_ref(-3.0) + 0.004_049_6).abs() < 1e-6, "erf reference");
@@ -367,8 +368,8 @@ fn attention_matches_reference() {
     use percept::ops::attention::*;
     let gpu = gpu();
     // (B, Lq, Lk, heads, D, causal): self, cross (context of another length), one big head.
-    let mut variants = vec![Variant::Scalar, Variant::Vec4];
-    if gpu.subgroup8 {
+    let mut variants = vec![Variant::Tiled, Variant::Cpu];
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     }
     // Also: causal with queries and keys not multiples of 8 (the Subgroup kernel's blocks),
@@ -385,7 +386,7 @@ fn attention_matches_reference() {
         let y = attention(&mut enc, &qt, &kt, &vt, h, causal).unwrap();
         drop(enc);
         assert_close(&format!("attention {:?}", (b, lq, lk, h, d, causal)), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
-        for &v in variants.iter().filter(|&&v| v == Variant::Scalar || d % 4 == 0) {
+        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || d % 4 == 0) {
             let mut enc = gpu.encoder();
             let y = attention_with(&mut enc, &qt, &kt, &vt, h, causal, v).unwrap();
             drop(enc);
@@ -414,7 +415,8 @@ fn gpu_variants_match_reference_too() {
     // The kernels meant for discrete GPUs (workgroup tiling), run here on whatever adapter
     // there is, so that both variants are checked on every machine.
     use percept::gpu::{AdapterKind, DType};
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     let mut gpu = Gpu::new().unwrap();
     gpu.kind = AdapterKind::Gpu;
     let (m, n, k) = (37, 45, 52);
@@ -453,7 +455,8 @@ fn gpu_variants_match_reference_too() {
 
     // f16 weights: where the adapter has SHADER_F16, conv2d and linear pick the kernels that
     // read them as WGSL f16 (the linear above did too).
-    assert_eq!(linear::variant(&gpu, n, k, 0, 0, true, true), if gpu.shader_f16 { linear::Variant::TiledF16 } else { linear::Variant::Tiled });
+    let w16 = Tensor::from_f32_as_f16(&gpu, &[n, k], &w).unwrap();
+    assert_eq!(linear::variant(&gpu, &w16, true), if gpu.shader_f16 { Variant::TiledF16 } else { Variant::Tiled });
     let (want, _) = conv2d_ref(&xs, [bb, h, wd, cin], &round_f16(&ws), [cout, cin, 3, 3], Some(&b[..cout]), spec);
     let cw = ConvWeight::from_torch(&gpu, &ws, [cout, cin, 3, 3], Some(&b[..cout]), DType::F16).unwrap();
     let mut enc = gpu.encoder();
@@ -466,7 +469,8 @@ fn gpu_variants_match_reference_too() {
 fn large_grids_cover_every_element() {
     // More workgroups than one dispatch dimension allows (65,535): the grid folds over y/z.
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     use percept::ops::elementwise::{unary, Unary};
     let gpu = gpu();
     let n = 65_536 * 4 * 64 + 5;

@@ -44,7 +44,7 @@ pub struct Gpu {
     pub shader_f16: bool,
     /// Whether SUBGROUP is enabled with subgroups of exactly 8 lanes, and SHADER_INT64, as the
     /// `*_sg` CPU kernels need.
-    pub subgroup8: bool,
+    pub subgroup8_int64: bool,
     binding_cap: std::sync::atomic::AtomicU64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
@@ -115,11 +115,11 @@ impl Gpu {
         // lanes is one subgroup (lavapipe with 256-bit vectors), and read buffers as u64 (half
         // the steps of lavapipe's per-lane load loop); PERCEPT_NO_SUBGROUPS=1 turns them off
         // (to compare, or on an adapter where they misbehave).
-        let subgroup8 = subgroups && int64 && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
-        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8, max_binding = limits.max_storage_buffer_binding_size, "GPU");
+        let subgroup8_int64 = subgroups && int64 && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
+        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8_int64, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
         let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());
-        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
+        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8_int64, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
     }
 
     /// One line naming the adapter, for `-v` and reports.

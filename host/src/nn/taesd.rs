@@ -8,7 +8,8 @@ use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::Weights;
-use crate::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+use crate::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+use crate::ops::Act;
 use crate::ops::elementwise::{binary, unary, unary_ref, Unary};
 use crate::ops::resample::{upsample2x, upsample2x_ref};
 

@@ -4,12 +4,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bands, ensure, grid_flat, groups, output};
+use super::{bands, ensure, grid_flat, groups, output, Act, Variant};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
-/// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
-pub use super::linear::Variant;
+/// The kernels `conv2d` has.
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::TiledF16, Variant::Cpu, Variant::Subgroup];
 
 const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
@@ -20,17 +20,6 @@ const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str
 const CPU_TILE: (usize, usize) = (8, 64);
 const SG_TILE: (usize, usize) = (32, 32);
 const GPU_TILE: (usize, usize) = (16, 16);
-
-/// Activation fused into an op's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    /// None.
-    None = 0,
-    /// max(x, 0)
-    Relu = 1,
-    /// x * sigmoid(x)
-    Silu = 2,
-}
 
 /// A convolution's weights on the GPU, repacked for the kernels.
 #[derive(Debug, Clone)]
@@ -141,23 +130,22 @@ struct Params {
 
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
-    let gpu = enc.gpu();
-    let v = match (gpu.kind, wt.cin_stored % 4 == 0, gpu.subgroup8) {
-        (AdapterKind::Cpu, true, true) => Variant::Subgroup,
-        (AdapterKind::Cpu, true, false) => Variant::Cpu,
-        _ if gpu.shader_f16 && wt.weight.dtype == DType::F16 => Variant::TiledF16,
-        _ => Variant::Tiled,
-    };
+    let v = variant(enc.gpu(), wt);
     conv2d_with(enc, x, wt, spec, v)
 }
 
+/// The kernel `conv2d` runs for these weights on this adapter.
+pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
+    // The CPU kernels read vec4s of input channels.
+    Variant::choose(gpu, wt.cin_stored % 4 == 0, true, wt.weight.dtype == DType::F16)
+}
+
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// Cin % 4 == 0, `Subgroup` an adapter with 8-lane subgroups, `TiledF16` SHADER_F16 and f16
-/// weights).
+/// Cin % 4 == 0, `TiledF16` f16 weights; adapter features as [`Variant::needs`]).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
-    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && wt.weight.dtype == DType::F16), "conv2d", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
+    variant.needs(enc.gpu(), "conv2d", VARIANTS)?;
+    ensure(variant != Variant::TiledF16 || wt.weight.dtype == DType::F16, "conv2d", || "the TiledF16 kernel needs f16 weights".into())?;
     ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     // Zero channels up to the stored weight's (whose extra weights are zero too).
     let padded;

@@ -3,8 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::conv2d::Act;
-use super::{ensure, grid_flat, output};
+use super::{ensure, grid_flat, output, Act};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
@@ -120,12 +119,14 @@ pub fn unary_ref(x: &[f32], f: Unary) -> Vec<f32> {
 /// Exact GELU in f64: `x/2 (1 + erf(x / sqrt 2))`.
 pub fn gelu_ref(v: f32) -> f32 {
     let x = v as f64;
-    (0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2))) as f32
+    (0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))) as f32
 }
 
-/// erf in f64 (Abramowitz & Stegun 7.1.28 refined by one Newton step is overkill; use the
-/// continued series: accurate to 1e-12 for |x| < 6).
-fn libm_erf(x: f64) -> f64 {
+/// The error function in f64, for the references (not libm's): its Maclaurin series
+/// `2/sqrt(pi) sum (-1)^n x^(2n+1) / (n! (2n+1))` for |x| < 2.5, else `1 - erfc(x)` with erfc
+/// from its continued fraction (Laplace's, evaluated by the modified Lentz method); accurate
+/// to about 1e-12 for |x| < 6.
+fn erf(x: f64) -> f64 {
     // Taylor series for small |x|, complementary continued fraction for large.
     let ax = x.abs();
     let r = if ax < 2.5 {

@@ -4,9 +4,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, groups, output};
+use super::{ensure, groups, output, Variant};
 use crate::error::Result;
-use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Encoder, Gpu, Shader, Tensor};
 
 const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
@@ -18,19 +18,8 @@ const CPU_TILE: (usize, usize) = (8, 64);
 /// The same in `linear_sg`.
 const SG_TILE: (usize, usize) = (32, 32);
 
-/// Which kernel runs a product: chosen by adapter and shape, overridable for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// Workgroup-memory tiles (GPUs, and any shape).
-    Tiled,
-    /// The same reading f16 weights as WGSL `f16` (adapters with SHADER_F16, f16 weights).
-    TiledF16,
-    /// Register-blocked, all lanes reading the same rows of x (CPU adapters).
-    Cpu,
-    /// Register-blocked, rows of x shared by subgroupBroadcast (CPU adapters with 8-lane
-    /// subgroups).
-    Subgroup,
-}
+/// The kernels `linear` and `matmul` have.
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::TiledF16, Variant::Cpu, Variant::Subgroup];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -89,30 +78,25 @@ struct Dims {
     y_batch: usize,
 }
 
-/// The kernel `linear`/`matmul` pick for this adapter and shape.
-pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, trans_b: bool, w_f16: bool) -> Variant {
-    // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4. The
-    // subgroup kernel stores pairs of outputs: N must be even.
-    if gpu.kind == AdapterKind::Cpu && trans_b && k % 4 == 0 && x_batch % 4 == 0 && w_batch % 4 == 0 {
-        if gpu.subgroup8 && n % 2 == 0 {
-            Variant::Subgroup
-        } else {
-            Variant::Cpu
-        }
-    } else if gpu.shader_f16 && w_f16 {
-        Variant::TiledF16
-    } else {
-        Variant::Tiled
-    }
+/// The kernel `linear` (`w (N, K)`, `trans_b`) or `matmul` (`b (B, K, N)`, or `(B, N, K)`
+/// with `trans_b`) runs for this weight on this adapter.
+pub fn variant(gpu: &Gpu, w: &Tensor, trans_b: bool) -> Variant {
+    // The CPU kernels read vec4s along K (W as (N, K) only): K, and with it the batch strides
+    // (M K and K N), must be multiples of 4. The subgroup kernel stores pairs of outputs: N
+    // must be even.
+    let r = w.shape.len();
+    let (n, k) = if r >= 2 { (w.shape[r - 2], w.shape[r - 1]) } else { (0, 0) };
+    Variant::choose(gpu, trans_b && r >= 2 && k % 4 == 0, n % 2 == 0, w.dtype == DType::F16)
 }
 
 /// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// K % 4 == 0, and `Subgroup` an even N and an adapter with 8-lane subgroups).
+/// K % 4 == 0, `Subgroup` an even N, `TiledF16` f16 weights; adapter features as
+/// [`Variant::needs`]).
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
-    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && w.dtype == DType::F16), "linear", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
+    variant.needs(enc.gpu(), "linear", VARIANTS)?;
+    ensure(variant != Variant::TiledF16 || w.dtype == DType::F16, "linear", || "the TiledF16 kernel needs f16 weights".into())?;
     ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(variant != Variant::Subgroup || n % 2 == 0, "linear", || format!("the Subgroup kernel stores pairs of outputs: N must be even, got {n}"))?;
     let m = x.numel() / k.max(1);
     let mut shape = x.shape.clone();
@@ -123,7 +107,7 @@ pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&
 }
 
 fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool) -> Result<()> {
-    let v = variant(enc.gpu(), d.n, d.k, d.x_batch, d.w_batch, trans_b, w.dtype == DType::F16);
+    let v = variant(enc.gpu(), w, trans_b);
     run_variant(enc, x, w, bias, y, d, trans_b, v)
 }
 
