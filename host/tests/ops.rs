@@ -5,6 +5,7 @@
 use crate::common;
 use common::*;
 use percept::gpu::{Gpu, Tensor};
+use percept::ops::reference::*;
 use percept::ops::{linear, Variant};
 
 fn round_f16(v: &[f32]) -> Vec<f32> {
@@ -19,7 +20,7 @@ fn linear_matches_reference() {
         let w = rand(n * k, 2, 0.5);
         let b = rand(n, 3, 1.0);
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, with_bias.then_some(&b[..]), m, n, k);
+        let want = linear_ref(&x, &wq, with_bias.then_some(&b[..]), m, n, k);
         let xt = Tensor::from_f32(gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(gpu, &[n, k], &w) } else { Tensor::from_f32(gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
@@ -64,7 +65,7 @@ fn linear_kernel_variants_match_reference() {
         let w = rand(n * k, 12, 0.5);
         let b = rand(n, 13, 1.0);
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, Some(&b), m, n, k);
+        let want = linear_ref(&x, &wq, Some(&b), m, n, k);
         let xt = Tensor::from_f32(gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(gpu, &[n, k], &w) } else { Tensor::from_f32(gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
@@ -99,7 +100,7 @@ fn linear_splits_weights_larger_than_a_binding() {
     let b = rand(n, 6, 1.0);
     for f16 in [false, true] {
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, Some(&b), m, n, k);
+        let want = linear_ref(&x, &wq, Some(&b), m, n, k);
         let xt = Tensor::from_f32(&gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(&gpu, &[n, k], &w) } else { Tensor::from_f32(&gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(&gpu, &[n], &b).unwrap();
@@ -116,10 +117,10 @@ fn activations_larger_than_a_binding_run_in_row_bands() {
     // per sample, 2 KiB rows) go through conv2d, upsample2x and group_norm in bands of rows,
     // as SD's VAE decoder at 512x512 does on lavapipe (256 MiB tensors, 128 MiB bindings).
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
     use percept::ops::Act;
-    use percept::ops::norm::{group_norm, group_norm_ref};
-    use percept::ops::resample::{upsample2x, upsample2x_ref};
+    use percept::ops::norm::group_norm;
+    use percept::ops::resample::upsample2x;
     let gpu = Gpu::new().unwrap();
     gpu.cap_binding(16384);
     let (b, h, w, c) = (2, 20, 32, 16);
@@ -169,7 +170,7 @@ fn batched_matmul_matches_reference() {
     for (batch, m, n, k, tb) in [(3, 17, 9, 12, false), (3, 17, 9, 12, true), (2, 40, 33, 8, true), (1, 1, 1, 1, false)] {
         let a = rand(batch * m * k, 7, 1.0);
         let b = rand(batch * n * k, 8, 1.0);
-        let want = linear::matmul_ref(&a, &b, batch, m, n, k, tb);
+        let want = matmul_ref(&a, &b, batch, m, n, k, tb);
         let at = Tensor::from_f32(gpu, &[batch, m, k], &a).unwrap();
         let bshape = if tb { [batch, n, k] } else { [batch, k, n] };
         let bt = Tensor::from_f32(gpu, &bshape, &b).unwrap();
@@ -193,7 +194,7 @@ fn shape_errors_name_the_op() {
 
 #[test]
 fn conv2d_matches_reference() {
-    use percept::ops::conv2d::{conv2d, conv2d_ref, conv2d_with, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_with, ConvSpec, ConvWeight};
     use percept::ops::Act;
     use percept::gpu::DType;
     let gpu = gpu();
@@ -415,7 +416,7 @@ fn gpu_variants_match_reference_too() {
     // The kernels meant for discrete GPUs (workgroup tiling), run here on whatever adapter
     // there is, so that both variants are checked on every machine.
     use percept::gpu::{AdapterKind, DType};
-    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
     use percept::ops::Act;
     let mut gpu = Gpu::new().unwrap();
     gpu.kind = AdapterKind::Gpu;
@@ -423,7 +424,7 @@ fn gpu_variants_match_reference_too() {
     let x = rand(m * k, 100, 1.0);
     let w = rand(n * k, 101, 0.5);
     let b = rand(n, 102, 1.0);
-    let want = linear::linear_ref(&x, &round_f16(&w), Some(&b), m, n, k);
+    let want = linear_ref(&x, &round_f16(&w), Some(&b), m, n, k);
     let mut enc = gpu.encoder();
     let y = linear::linear(&mut enc, &Tensor::from_f32(&gpu, &[m, k], &x).unwrap(), &Tensor::from_f32_as_f16(&gpu, &[n, k], &w).unwrap(), Some(&Tensor::from_f32(&gpu, &[n], &b).unwrap())).unwrap();
     drop(enc);
@@ -431,7 +432,7 @@ fn gpu_variants_match_reference_too() {
 
     // Attention: the scalar kernel (the vec4 one is what CPU adapters get for D % 4 == 0).
     {
-        use percept::ops::attention::{attention, attention_ref};
+        use percept::ops::attention::attention;
         let (b, lq, lk, h, d) = (2, 16, 77, 8, 40);
         let (q, k, v) = (rand(b * lq * h * d, 105, 1.0), rand(b * lk * h * d, 106, 1.0), rand(b * lk * h * d, 107, 1.0));
         let t = |x: &[f32], l: usize| Tensor::from_f32(&gpu, &[b, l, h * d], x).unwrap();
@@ -469,7 +470,7 @@ fn gpu_variants_match_reference_too() {
 fn large_grids_cover_every_element() {
     // More workgroups than one dispatch dimension allows (65,535): the grid folds over y/z.
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
     use percept::ops::Act;
     use percept::ops::elementwise::{unary, Unary};
     let gpu = gpu();

@@ -8,10 +8,12 @@ use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::Weights;
-use crate::ops::conv2d::{conv2d, conv2d_ref, ConvSpec, ConvWeight};
+use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
 use crate::ops::Act;
-use crate::ops::elementwise::{binary, unary, unary_ref, Unary};
-use crate::ops::resample::{upsample2x, upsample2x_ref};
+use crate::ops::elementwise::{binary, unary, Unary};
+use crate::ops::resample::upsample2x;
+#[cfg(any(test, feature = "reference"))]
+use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
 
 /// Latent channels of SD v1.
 pub const LATENT_CHANNELS: usize = 4;
@@ -87,6 +89,7 @@ fn decoder_layers() -> Vec<(usize, Layer)> {
 struct Loaded {
     layer: Layer,
     /// PyTorch-layout weights and biases of the layer's convs (1 or 3).
+    #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
     host: Vec<(Vec<f32>, [usize; 4], Option<Vec<f32>>)>,
     gpu: Vec<ConvWeight>,
 }
@@ -143,6 +146,7 @@ impl TaesdPart {
     }
 
     /// The same computation in plain loops on the CPU (f64 sums), for tests.
+    #[cfg(any(test, feature = "reference"))]
     pub fn forward_ref(&self, x: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
         let (mut x, mut s) = (x.to_vec(), shape);
         let conv = |x: &[f32], s: [usize; 4], h: &(Vec<f32>, [usize; 4], Option<Vec<f32>>), spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);

@@ -73,27 +73,3 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     }
     Ok(y)
 }
-
-/// CPU reference with the whole score matrix: shapes as [`attention`].
-pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, causal: bool) -> Vec<f32> {
-    let width = heads * d;
-    let scale = 1.0 / (d as f64).sqrt();
-    let mut o = vec![0.0; b * lq * width];
-    for n in 0..b {
-        for h in 0..heads {
-            for i in 0..lq {
-                let last = if causal { (i + 1).min(lk) } else { lk };
-                let s: Vec<f64> = (0..last)
-                    .map(|j| (0..d).map(|t| q[(n * lq + i) * width + h * d + t] as f64 * k[(n * lk + j) * width + h * d + t] as f64).sum::<f64>() * scale)
-                    .collect();
-                let m = s.iter().cloned().fold(f64::MIN, f64::max);
-                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for t in 0..d {
-                    o[(n * lq + i) * width + h * d + t] = (e.iter().enumerate().map(|(j, p)| p * v[(n * lk + j) * width + h * d + t] as f64).sum::<f64>() / z) as f32;
-                }
-            }
-        }
-    }
-    o
-}

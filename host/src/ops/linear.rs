@@ -176,36 +176,3 @@ fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tens
     }
     Ok(())
 }
-
-/// CPU reference: `y (M, N) = x (M, K) . w^T (N, K) + bias (N)`.
-pub fn linear_ref(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize) -> Vec<f32> {
-    let mut y = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0.0f64;
-            for t in 0..k {
-                s += x[i * k + t] as f64 * w[j * k + t] as f64;
-            }
-            y[i * n + j] = s as f32 + bias.map_or(0.0, |b| b[j]);
-        }
-    }
-    y
-}
-
-/// CPU reference: `c (B, M, N) = a (B, M, K) . b (B, K, N)`, or `. b^T` with `b (B, N, K)`.
-pub fn matmul_ref(a: &[f32], b: &[f32], batch: usize, m: usize, n: usize, k: usize, transpose_b: bool) -> Vec<f32> {
-    let mut c = vec![0.0; batch * m * n];
-    for z in 0..batch {
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = 0.0f64;
-                for t in 0..k {
-                    let bv = if transpose_b { b[z * n * k + j * k + t] } else { b[z * k * n + t * n + j] };
-                    s += a[z * m * k + i * k + t] as f64 * bv as f64;
-                }
-                c[z * m * n + i * n + j] = s as f32;
-            }
-        }
-    }
-    c
-}

@@ -7,6 +7,8 @@ pub mod conv2d;
 pub mod elementwise;
 pub mod linear;
 pub mod norm;
+#[cfg(any(test, feature = "reference"))]
+pub mod reference;
 pub mod resample;
 pub mod softmax;
 pub mod timestep;

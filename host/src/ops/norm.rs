@@ -73,38 +73,3 @@ pub fn layer_norm(enc: &mut Encoder<'_>, x: &Tensor, gamma: &Tensor, beta: &Tens
     enc.dispatch(&pipeline, &[x.binding(), gamma.binding(), beta.binding(), y.binding()], bytemuck::bytes_of(&params), grid_flat(rows, 1));
     Ok(y)
 }
-
-/// CPU reference: `x (B, P, C)` -> GroupNorm with G groups (biased variance).
-pub fn group_norm_ref(x: &[f32], b: usize, p: usize, c: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f32, silu: bool) -> Vec<f32> {
-    let cg = c / groups;
-    let mut y = vec![0.0; x.len()];
-    for n in 0..b {
-        for g in 0..groups {
-            let idx = |pix: usize, k: usize| (n * p + pix) * c + g * cg + k;
-            let cnt = (p * cg) as f64;
-            let mean: f64 = (0..p).flat_map(|pix| (0..cg).map(move |k| (pix, k))).map(|(pix, k)| x[idx(pix, k)] as f64).sum::<f64>() / cnt;
-            let var: f64 = (0..p).flat_map(|pix| (0..cg).map(move |k| (pix, k))).map(|(pix, k)| (x[idx(pix, k)] as f64 - mean).powi(2)).sum::<f64>() / cnt;
-            let inv = 1.0 / (var + eps as f64).sqrt();
-            for pix in 0..p {
-                for k in 0..cg {
-                    let ch = g * cg + k;
-                    let v = ((x[idx(pix, k)] as f64 - mean) * inv * gamma[ch] as f64 + beta[ch] as f64) as f32;
-                    y[idx(pix, k)] = if silu { v / (1.0 + (-v).exp()) } else { v };
-                }
-            }
-        }
-    }
-    y
-}
-
-/// CPU reference: `x (R, C)` -> LayerNorm per row.
-pub fn layer_norm_ref(x: &[f32], c: usize, gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
-    x.chunks(c)
-        .flat_map(|row| {
-            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
-            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / c as f64;
-            let inv = 1.0 / (var + eps as f64).sqrt();
-            row.iter().enumerate().map(move |(i, &v)| ((v as f64 - mean) * inv * gamma[i] as f64 + beta[i] as f64) as f32).collect::<Vec<_>>()
-        })
-        .collect()
-}

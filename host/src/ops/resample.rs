@@ -61,29 +61,3 @@ pub fn concat(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     enc.dispatch(&pipeline, &[a.binding(), b.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
 }
-
-/// CPU reference: `x (B, H, W, C) -> (B, 2H, 2W, C)`.
-pub fn upsample2x_ref(x: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {
-    let mut y = vec![0.0; b * 4 * h * w * c];
-    for n in 0..b {
-        for oy in 0..2 * h {
-            for ox in 0..2 * w {
-                for k in 0..c {
-                    y[((n * 2 * h + oy) * 2 * w + ox) * c + k] = x[((n * h + oy / 2) * w + ox / 2) * c + k];
-                }
-            }
-        }
-    }
-    y
-}
-
-/// CPU reference: `(P, Ca) ++ (P, Cb) -> (P, Ca + Cb)`.
-pub fn concat_ref(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let p = a.len() / ca.max(1);
-    let mut y = Vec::with_capacity(a.len() + b.len());
-    for i in 0..p {
-        y.extend_from_slice(&a[i * ca..(i + 1) * ca]);
-        y.extend_from_slice(&b[i * cb..(i + 1) * cb]);
-    }
-    y
-}

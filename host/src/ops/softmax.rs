@@ -28,15 +28,3 @@ pub fn softmax(enc: &mut Encoder<'_>, x: &Tensor, scale: f32) -> Result<Tensor> 
     enc.dispatch(&pipeline, &[x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(rows, 1));
     Ok(y)
 }
-
-/// CPU reference: `x (R, N)` -> softmax of each row of `scale * x`.
-pub fn softmax_ref(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
-    x.chunks(n)
-        .flat_map(|row| {
-            let m = row.iter().map(|&v| (v * scale) as f64).fold(f64::MIN, f64::max);
-            let e: Vec<f64> = row.iter().map(|&v| ((v * scale) as f64 - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(move |v| (v / s) as f32)
-        })
-        .collect()
-}

@@ -31,19 +31,3 @@ pub fn timestep_embedding(enc: &mut Encoder<'_>, t: &Tensor, dim: usize, flip_si
     enc.dispatch(&pipeline, &[t.binding(), y.binding()], bytemuck::bytes_of(&p), [groups(b * dim, 64), 1, 1]);
     Ok(y)
 }
-
-/// CPU reference: `t (B)` -> `(B, dim)`.
-pub fn timestep_embedding_ref(t: &[f32], dim: usize, flip_sin_to_cos: bool, shift: f32) -> Vec<f32> {
-    let half = dim / 2;
-    let mut y = vec![0.0; t.len() * dim];
-    for (b, &tv) in t.iter().enumerate() {
-        for j in 0..half {
-            let f = (-(10000f64.ln()) * j as f64 / (half as f64 - shift as f64)).exp();
-            let a = tv as f64 * f;
-            let (first, second) = if flip_sin_to_cos { (a.cos(), a.sin()) } else { (a.sin(), a.cos()) };
-            y[b * dim + j] = first as f32;
-            y[b * dim + half + j] = second as f32;
-        }
-    }
-    y
-}
