@@ -17,13 +17,23 @@ pub enum AdapterKind {
     Gpu,
 }
 
-/// A WGSL source file, compiled once per process.
+/// A WGSL kernel, composed of whole files of shaders/ and compiled once per process: shared
+/// parts from shaders/common/ first (enable directives, when needed, in the first part, as
+/// WGSL wants them before any declaration), then the kernel file. Plain concatenation: no
+/// templating; WGSL's module-scope declarations may come in any order.
 #[derive(Debug, Clone, Copy)]
 pub struct Shader {
-    /// File name in shaders/, for messages and the cache key.
+    /// The kernel's file name in shaders/, for messages and the cache key.
     pub name: &'static str,
-    /// The WGSL text (`include_str!`).
-    pub source: &'static str,
+    /// The WGSL text of the parts, in order (`include_str!`), the kernel file last.
+    pub parts: &'static [&'static str],
+}
+
+impl Shader {
+    /// The composed WGSL text.
+    pub fn source(&self) -> String {
+        self.parts.join("\n")
+    }
 }
 
 type PipelineKey = (&'static str, &'static str, String);
@@ -160,7 +170,7 @@ impl Gpu {
                 // uniform or constant limit, so it is turned off; buffer bounds checks stay.
                 let mut checks = wgpu::ShaderRuntimeChecks::checked();
                 checks.force_loop_bounding = false;
-                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source.into()) };
+                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source().into()) };
                 // SAFETY: the only check turned off is loop bounding, whose precondition (no
                 // infinite loops) holds for the shaders in shaders/, the only ones compiled here.
                 let m = Arc::new(unsafe { self.device.create_shader_module_trusted(desc, checks) });

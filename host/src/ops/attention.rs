@@ -8,9 +8,9 @@ use super::{ensure, groups, output, Variant};
 use crate::error::Result;
 use crate::gpu::{Encoder, Gpu, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "attention.wgsl", source: include_str!("../../../shaders/attention.wgsl") };
+const SHADER: Shader = shader!(["attention_params.wgsl"], "attention.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "attention_sg.wgsl", source: include_str!("../../../shaders/attention_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["attention_params.wgsl", "u64.wgsl"], "attention_sg.wgsl");
 
 /// The kernels `attention` has: `Tiled` (one invocation per query, scalar loads; GPUs, any
 /// head size), `Cpu` (the same with vec4 loads and keys four at a time; CPU adapters), and

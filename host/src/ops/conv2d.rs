@@ -11,11 +11,11 @@ use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 /// The kernels `conv2d` has.
 const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::TiledF16, Variant::Cpu, Variant::Subgroup];
 
-const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+const SHADER: Shader = shader!(["conv2d_params.wgsl", "packed.wgsl", "im2col.wgsl"], "conv2d.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "conv2d_sg.wgsl", source: include_str!("../../../shaders/conv2d_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["conv2d_params.wgsl", "u64.wgsl", "sg_operands.wgsl"], "conv2d_sg.wgsl");
 /// Needs SHADER_F16, so apart from conv2d.wgsl.
-const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str!("../../../shaders/conv2d_f16.wgsl") };
+const SHADER_F16: Shader = shader!(["enable_f16.wgsl", "conv2d_params.wgsl", "im2col.wgsl"], "conv2d_f16.wgsl");
 /// (output pixels, output channels) per workgroup of `conv_cpu`, `conv_sg`, `conv_tiled`.
 const CPU_TILE: (usize, usize) = (8, 64);
 const SG_TILE: (usize, usize) = (32, 32);

@@ -7,7 +7,7 @@ use super::{ensure, grid_flat, output, Act};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "elementwise.wgsl", source: include_str!("../../../shaders/elementwise.wgsl") };
+const SHADER: Shader = shader!(["flat4.wgsl"], "elementwise.wgsl");
 
 /// A unary function.
 #[derive(Debug, Clone, Copy, PartialEq)]

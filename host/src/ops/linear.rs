@@ -8,11 +8,11 @@ use super::{ensure, groups, output, Variant};
 use crate::error::Result;
 use crate::gpu::{DType, Encoder, Gpu, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
+const SHADER: Shader = shader!(["linear_params.wgsl", "packed.wgsl"], "linear.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "linear_sg.wgsl", source: include_str!("../../../shaders/linear_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["linear_params.wgsl", "u64.wgsl", "sg_operands.wgsl"], "linear_sg.wgsl");
 /// Needs SHADER_F16, so apart from linear.wgsl.
-const SHADER_F16: Shader = Shader { name: "linear_f16.wgsl", source: include_str!("../../../shaders/linear_f16.wgsl") };
+const SHADER_F16: Shader = shader!(["enable_f16.wgsl", "linear_params.wgsl"], "linear_f16.wgsl");
 /// Output rows per workgroup and columns per workgroup in `linear_cpu`.
 const CPU_TILE: (usize, usize) = (8, 64);
 /// The same in `linear_sg`.

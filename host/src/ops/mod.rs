@@ -2,6 +2,17 @@
 //! mirrors the WGSL struct field for field), the dispatch size, and a plain-loop CPU reference
 //! with a shape comment that the tests compare against.
 
+/// A [`Shader`](crate::gpu::Shader) of whole files of shaders/, in order: the parts from
+/// shaders/common/, then the kernel file, which names it.
+macro_rules! shader {
+    ([$($part:literal),*], $kernel:literal) => {
+        $crate::gpu::Shader {
+            name: $kernel,
+            parts: &[$(include_str!(concat!("../../../shaders/common/", $part)),)* include_str!(concat!("../../../shaders/", $kernel))],
+        }
+    };
+}
+
 pub mod attention;
 pub mod conv2d;
 pub mod elementwise;

@@ -7,7 +7,7 @@ use super::{bands, ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "norm.wgsl", source: include_str!("../../../shaders/norm.wgsl") };
+const SHADER: Shader = shader!([], "norm.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -6,7 +6,7 @@ use super::{bands, ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "resample.wgsl", source: include_str!("../../../shaders/resample.wgsl") };
+const SHADER: Shader = shader!(["flat4.wgsl"], "resample.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -6,7 +6,7 @@ use super::{ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "softmax.wgsl", source: include_str!("../../../shaders/softmax.wgsl") };
+const SHADER: Shader = shader!([], "softmax.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

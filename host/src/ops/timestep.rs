@@ -7,7 +7,7 @@ use super::{ensure, groups, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "timestep.wgsl", source: include_str!("../../../shaders/timestep.wgsl") };
+const SHADER: Shader = shader!([], "timestep.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
