@@ -14,8 +14,8 @@ struct Params {
     act: u32,      // binary: 0 none, 1 ReLU, 2 SiLU
     scale: f32,    // unary scale; tanh clamp bound
     span: u32,     // binary: elements of a per sample when b is per sample, else 0
+    _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;

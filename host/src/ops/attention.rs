@@ -28,8 +28,15 @@ struct Params {
     d: u32,
     scale: f32,
     causal: u32,
-    _pad: [u32; 2],
+    _pad0: u32,
+    _pad1: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { lq, lk, heads, d, scale, causal, _pad0, _pad1 });
 
 /// `q (B, Lq, H*D)`, `k`, `v (B, Lk, H*D)` -> `(B, Lq, H*D)`, scale `1/sqrt(D)`; `causal`
 /// masks keys after the query (CLIP text encoder).
@@ -54,7 +61,7 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     ensure(heads > 0 && width % heads == 0 && width / heads <= D_MAX, "attention", || format!("width {width} does not split into {heads} heads of at most {D_MAX}"))?;
     let d = width / heads;
     let y = output(enc, &q.shape)?;
-    let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad: [0; 2] };
+    let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad0: 0, _pad1: 0 };
     variant.needs(enc.gpu(), "attention", VARIANTS)?;
     ensure(variant == Variant::Tiled || d % 4 == 0, "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
     let bindings = [q.binding(), k.binding(), v.binding(), y.binding()];

@@ -125,8 +125,15 @@ struct Params {
     pad_left: u32,
     act: u32,
     has_bias: u32,
-    _pad: [u32; 2],
+    _pad0: u32,
+    _pad1: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG, SHADER_F16];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { batch, h, w, cin, ho, wo, cout, kh, kw, stride, pad_top, pad_left, act, has_bias, _pad0, _pad1 });
 
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
@@ -191,7 +198,8 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
         pad_left: spec.pad_x.0 as u32,
         act: spec.act as u32,
         has_bias: wt.bias.is_some() as u32,
-        _pad: [0; 2],
+        _pad0: 0,
+        _pad1: 0,
     };
     let bias = wt.bias.as_ref().unwrap_or(x);
     let grid = |rows: usize| {

@@ -35,8 +35,15 @@ struct Params {
     act: u32,
     scale: f32,
     span: u32,
-    _pad: [u32; 2],
+    _pad0: u32,
+    _pad1: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { n, op, b_len, act, scale, span, _pad0, _pad1 });
 
 /// `y = f(x)`, any shape.
 pub fn unary(enc: &mut Encoder<'_>, x: &Tensor, f: Unary) -> Result<Tensor> {
@@ -50,7 +57,7 @@ pub fn unary(enc: &mut Encoder<'_>, x: &Tensor, f: Unary) -> Result<Tensor> {
         Unary::QuickGelu => (5, 1.0),
     };
     let n = x.numel();
-    let p = Params { n: n as u32, op, b_len: 1, act: 0, scale, span: 0, _pad: [0; 2] };
+    let p = Params { n: n as u32, op, b_len: 1, act: 0, scale, span: 0, _pad0: 0, _pad1: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "unary", 3, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
@@ -77,7 +84,7 @@ pub fn add_per_sample(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<T
 fn dispatch_binary(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, mul: bool, act: Act, b_len: usize, span: usize) -> Result<Tensor> {
     let n = a.numel();
     let y = output(enc, &a.shape)?;
-    let p = Params { n: n as u32, op: mul as u32, b_len: b_len as u32, act: act as u32, scale: 1.0, span: span as u32, _pad: [0; 2] };
+    let p = Params { n: n as u32, op: mul as u32, b_len: b_len as u32, act: act as u32, scale: 1.0, span: span as u32, _pad0: 0, _pad1: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "binary", 3, &[])?;
     enc.dispatch(&pipeline, &[a.binding(), b.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
@@ -96,7 +103,7 @@ pub fn geglu(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     *shape.last_mut().expect("non-empty") = two_f / 2;
     let y = output(enc, &shape)?;
     let n = y.numel();
-    let p = Params { n: n as u32, op: 0, b_len: (two_f / 2) as u32, act: 0, scale: 1.0, span: 0, _pad: [0; 2] };
+    let p = Params { n: n as u32, op: 0, b_len: (two_f / 2) as u32, act: 0, scale: 1.0, span: 0, _pad0: 0, _pad1: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "geglu", 3, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)

@@ -38,6 +38,12 @@ struct Meta {
     _pad: u32,
 }
 
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG, SHADER_F16];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Meta { batch, m, n, k, x_batch, w_batch, y_batch, has_bias, w_offset, n_offset, n_total, _pad });
+
 /// `x (.., K) -> y (.., N)` with `w (N, K)` and optional `bias (N)`.
 pub fn linear(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     ensure(w.shape.len() == 2, "linear", || format!("weight must be (N, K), got {:?}", w.shape))?;

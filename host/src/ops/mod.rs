@@ -13,6 +13,20 @@ macro_rules! shader {
     };
 }
 
+/// The size and the fields' names and offsets of a `#[repr(C)]` meta struct, from
+/// `offset_of!` (a test compares them with the WGSL struct at @group(1) @binding(0)); the
+/// pattern makes the list of fields exhaustive.
+#[cfg(test)]
+macro_rules! layout {
+    ($ty:ident { $($field:ident),* $(,)? }) => {{
+        #[allow(dead_code)]
+        fn exhaustive(p: &$ty) {
+            let $ty { $($field: _),* } = p;
+        }
+        $crate::ops::Layout { size: core::mem::size_of::<$ty>(), fields: &[$((stringify!($field), core::mem::offset_of!($ty, $field))),*] }
+    }};
+}
+
 pub mod attention;
 pub mod conv2d;
 pub mod elementwise;
@@ -23,6 +37,18 @@ pub mod reference;
 pub mod resample;
 pub mod softmax;
 pub mod timestep;
+#[cfg(test)]
+mod tests;
+
+/// A meta struct's layout ([`layout!`]).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// `size_of`.
+    pub size: usize,
+    /// Names and `offset_of`s, in order.
+    pub fields: &'static [(&'static str, usize)],
+}
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterKind, Encoder, Gpu, Tensor};

@@ -21,8 +21,16 @@ struct Params {
     band: u32,
     bands: u32,
     total: u32,
-    _pad: [u32; 3],
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { rows, p, c, groups, eps, silu, band, bands, total, _pad0, _pad1, _pad2 });
 
 /// GroupNorm: `x (B, .., C)` NHWC (all middle dimensions are pixels), `gamma`, `beta (C)`.
 pub fn group_norm(enc: &mut Encoder<'_>, x: &Tensor, groups: usize, gamma: &Tensor, beta: &Tensor, eps: f32, silu: bool) -> Result<Tensor> {
@@ -32,7 +40,7 @@ pub fn group_norm(enc: &mut Encoder<'_>, x: &Tensor, groups: usize, gamma: &Tens
     ensure(gamma.numel() == c && beta.numel() == c, "group_norm", || format!("scale {:?} / shift {:?} for {c} channels", gamma.shape, beta.shape))?;
     let p = x.numel() / (b * c).max(1);
     let y = output(enc, &x.shape)?;
-    let params = Params { rows: b as u32, p: p as u32, c: c as u32, groups: groups as u32, eps, silu: silu as u32, band: 0, bands: 0, total: 0, _pad: [0; 3] };
+    let params = Params { rows: b as u32, p: p as u32, c: c as u32, groups: groups as u32, eps, silu: silu as u32, band: 0, bands: 0, total: 0, _pad0: 0, _pad1: 0, _pad2: 0 };
     if !bands::needed(enc.gpu(), "group_norm", &[x, &y])? {
         let pipeline = enc.gpu().pipeline(SHADER, "group_norm", 4, &[])?;
         enc.dispatch(&pipeline, &[x.binding(), gamma.binding(), beta.binding(), y.binding()], bytemuck::bytes_of(&params), [groups as u32, b as u32, 1]);
@@ -68,7 +76,7 @@ pub fn layer_norm(enc: &mut Encoder<'_>, x: &Tensor, gamma: &Tensor, beta: &Tens
     ensure(c > 0 && gamma.numel() == c && beta.numel() == c, "layer_norm", || format!("input {:?} with scale {:?} / shift {:?}", x.shape, gamma.shape, beta.shape))?;
     let rows = x.numel() / c;
     let y = output(enc, &x.shape)?;
-    let params = Params { rows: rows as u32, p: 0, c: c as u32, groups: 1, eps, silu: 0, band: 0, bands: 0, total: 0, _pad: [0; 3] };
+    let params = Params { rows: rows as u32, p: 0, c: c as u32, groups: 1, eps, silu: 0, band: 0, bands: 0, total: 0, _pad0: 0, _pad1: 0, _pad2: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "layer_norm", 4, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), gamma.binding(), beta.binding(), y.binding()], bytemuck::bytes_of(&params), grid_flat(rows, 1));
     Ok(y)

@@ -16,8 +16,16 @@ struct Params {
     w: u32,
     c: u32,
     cb: u32,
-    _pad: [u32; 3],
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { n, h, w, c, cb, _pad0, _pad1, _pad2 });
 
 /// `x (B, H, W, C) -> (B, 2H, 2W, C)`, nearest neighbour.
 pub fn upsample2x(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
@@ -27,7 +35,7 @@ pub fn upsample2x(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     let pipeline = enc.gpu().pipeline(SHADER, "upsample2x", 3, &[])?;
     let run = |enc: &mut Encoder<'_>, x: &Tensor, y: &Tensor| {
         let n = y.numel();
-        let p = Params { n: n as u32, h: x.shape[1] as u32, w: w as u32, c: c as u32, cb: 0, _pad: [0; 3] };
+        let p = Params { n: n as u32, h: x.shape[1] as u32, w: w as u32, c: c as u32, cb: 0, _pad0: 0, _pad1: 0, _pad2: 0 };
         enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     };
     if !bands::needed(enc.gpu(), "upsample2x", &[x, &y])? {
@@ -56,7 +64,7 @@ pub fn concat(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     shape[ra - 1] = ca + cb;
     let y = output(enc, &shape)?;
     let n = y.numel();
-    let p = Params { n: n as u32, h: 0, w: 0, c: ca as u32, cb: cb as u32, _pad: [0; 3] };
+    let p = Params { n: n as u32, h: 0, w: 0, c: ca as u32, cb: cb as u32, _pad0: 0, _pad1: 0, _pad2: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "concat", 3, &[])?;
     enc.dispatch(&pipeline, &[a.binding(), b.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)

@@ -17,6 +17,12 @@ struct Params {
     _pad: u32,
 }
 
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { rows, n, scale, _pad });
+
 /// `y = softmax(scale * x)` along the last dimension of `x (.., N)`.
 pub fn softmax(enc: &mut Encoder<'_>, x: &Tensor, scale: f32) -> Result<Tensor> {
     let n = *x.shape.last().unwrap_or(&0);
