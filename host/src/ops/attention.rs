@@ -48,8 +48,8 @@ pub fn attention(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor, head
 /// The kernel `attention` runs for these queries and heads on this adapter.
 pub fn variant(gpu: &Gpu, q: &Tensor, heads: usize) -> Variant {
     // The CPU kernels read vec4s along the head.
-    let d = if heads > 0 { q.shape.last().copied().unwrap_or(0) / heads } else { 0 };
-    Variant::choose(gpu, d % 4 == 0, true, false)
+    let d = q.shape.last().copied().unwrap_or(0).checked_div(heads).unwrap_or(0);
+    Variant::choose(gpu, d.is_multiple_of(4), true, false)
 }
 
 /// `attention` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
@@ -63,7 +63,7 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     let y = output(enc, &q.shape)?;
     let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad0: 0, _pad1: 0 };
     variant.needs(enc.gpu(), "attention", VARIANTS)?;
-    ensure(variant == Variant::Tiled || d % 4 == 0, "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
+    ensure(variant == Variant::Tiled || d.is_multiple_of(4), "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
     let bindings = [q.binding(), k.binding(), v.binding(), y.binding()];
     match variant {
         Variant::Subgroup => {

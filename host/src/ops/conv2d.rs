@@ -144,7 +144,7 @@ pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec
 /// The kernel `conv2d` runs for these weights on this adapter.
 pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
     // The CPU kernels read vec4s of input channels.
-    Variant::choose(gpu, wt.cin_stored % 4 == 0, true, wt.weight.dtype == DType::F16)
+    Variant::choose(gpu, wt.cin_stored.is_multiple_of(4), true, wt.weight.dtype == DType::F16)
 }
 
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
@@ -152,7 +152,7 @@ pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
     variant.needs(enc.gpu(), "conv2d", VARIANTS)?;
     ensure(variant != Variant::TiledF16 || wt.weight.dtype == DType::F16, "conv2d", || "the TiledF16 kernel needs f16 weights".into())?;
-    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
+    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored.is_multiple_of(4), "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     // Zero channels up to the stored weight's (whose extra weights are zero too).
     let padded;

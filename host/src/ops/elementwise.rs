@@ -98,7 +98,7 @@ pub fn add(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// GEGLU: `x (.., 2F) -> (.., F)`, first half times GELU of the second half (diffusers' order).
 pub fn geglu(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     let two_f = *x.shape.last().unwrap_or(&0);
-    ensure(two_f % 2 == 0 && two_f > 0, "geglu", || format!("last dimension of {:?} must be even", x.shape))?;
+    ensure(two_f.is_multiple_of(2) && two_f > 0, "geglu", || format!("last dimension of {:?} must be even", x.shape))?;
     let mut shape = x.shape.clone();
     *shape.last_mut().expect("non-empty") = two_f / 2;
     let y = output(enc, &shape)?;

@@ -92,7 +92,7 @@ pub fn variant(gpu: &Gpu, w: &Tensor, trans_b: bool) -> Variant {
     // must be even.
     let r = w.shape.len();
     let (n, k) = if r >= 2 { (w.shape[r - 2], w.shape[r - 1]) } else { (0, 0) };
-    Variant::choose(gpu, trans_b && r >= 2 && k % 4 == 0, n % 2 == 0, w.dtype == DType::F16)
+    Variant::choose(gpu, trans_b && r >= 2 && k.is_multiple_of(4), n.is_multiple_of(2), w.dtype == DType::F16)
 }
 
 /// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need

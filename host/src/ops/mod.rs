@@ -164,7 +164,7 @@ pub(crate) mod bands {
         for t in tensors {
             ensure(t.shape.len() == 4, op, || format!("tensor {:?} exceeds one binding ({max} bytes) and is not NHWC, so it cannot be cut into row bands", t.shape))?;
             let row = row_bytes(t);
-            ensure(row % align == 0 && t.offset % align == 0, op, || {
+            ensure(row.is_multiple_of(align) && t.offset.is_multiple_of(align), op, || {
                 format!("tensor {:?} exceeds one binding ({max} bytes) and its rows ({row} bytes) are not multiples of the {align}-byte binding alignment", t.shape)
             })?;
         }

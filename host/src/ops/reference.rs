@@ -88,6 +88,7 @@ pub fn conv2d_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: Op
 
 
 /// CPU reference with the whole score matrix: shapes as [`attention`](super::attention::attention).
+#[allow(clippy::too_many_arguments)]
 pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, causal: bool) -> Vec<f32> {
     let width = heads * d;
     let scale = 1.0 / (d as f64).sqrt();
@@ -207,6 +208,7 @@ pub fn geglu_ref(x: &[f32], f: usize) -> Vec<f32> {
 
 
 /// CPU reference: `x (B, P, C)` -> GroupNorm with G groups (biased variance).
+#[allow(clippy::too_many_arguments)]
 pub fn group_norm_ref(x: &[f32], b: usize, p: usize, c: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f32, silu: bool) -> Vec<f32> {
     let cg = c / groups;
     let mut y = vec![0.0; x.len()];
