@@ -1,6 +1,10 @@
 //! One Rust op per WGSL kernel: shape checks, the meta uniform (a `#[repr(C)]` struct that
-//! mirrors the WGSL struct field for field), the dispatch size, and a plain-loop CPU reference
-//! with a shape comment that the tests compare against.
+//! mirrors the WGSL struct field for field, checked by a test), and the dispatch size. Ops with
+//! several kernels (`linear`, `conv2d`, `attention`) share one contract: [`Variant`] names the
+//! kernel, [`Variant::needs`] checks the adapter features, each op's `variant` makes the
+//! automatic choice and its `*_with` runs a given one. Shaders are whole files of shaders/
+//! concatenated (`shader!`: shaders/common/ parts, then the kernel file). The plain-loop CPU
+//! references, with shape comments, are in `reference` (tests and the `reference` feature).
 
 /// A [`Shader`](crate::gpu::Shader) of whole files of shaders/, in order: the parts from
 /// shaders/common/, then the kernel file, which names it.
