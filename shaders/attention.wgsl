@@ -4,23 +4,13 @@
 // One invocation per (query, head, batch) walks the keys once with an online softmax
 // (running maximum and sum), so memory is O(D) per query whatever Lk is. The context may
 // have another length than the queries (cross-attention). D <= 512.
-
-struct Params {
-    lq: u32,
-    lk: u32,
-    heads: u32,
-    d: u32,
-    scale: f32,
-    causal: u32,   // 1: query i sees keys j <= i (CLIP's text encoder)
-    _pad0: u32,
-    _pad1: u32,
-}
+//
+// Composed after common/attention_params.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
 
 const D_MAX: u32 = 512u;
 

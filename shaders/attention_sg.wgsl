@@ -11,17 +11,8 @@
 // running-maximum correction per block. Two entry points: attention_sg (any head size) and
 // attention_sg_short (at most 48 wide). The head size is a pipeline constant (D4 = D / 4, at
 // most 128), so that the loops over it have a known trip count.
-
-struct Params {
-    lq: u32,
-    lk: u32,
-    heads: u32,
-    d: u32,
-    scale: f32,
-    causal: u32,   // 1: query i sees keys j <= i (CLIP's text encoder)
-    _pad0: u32,
-    _pad1: u32,
-}
+//
+// Composed after common/attention_params.wgsl, common/u64.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 override D4: u32 = 10u;
 
@@ -29,12 +20,6 @@ override D4: u32 = 10u;
 @group(0) @binding(1) var<storage, read> k4: array<vec2<u64>>;
 @group(0) @binding(2) var<storage, read> v4: array<vec2<u64>>;
 @group(0) @binding(3) var<storage, read_write> o4: array<vec4<f32>>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-// The two f32 in the low and high halves of v.
-fn f2(v: u64) -> vec2<f32> {
-    return vec2<f32>(bitcast<f32>(u32(v & 0xfffffffflu)), bitcast<f32>(u32(v >> 32u)));
-}
 
 // Elements 4g .. 4g + 4 of the keys, of the values.
 fn key(g: u32) -> vec4<f32> {

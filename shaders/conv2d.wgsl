@@ -11,61 +11,13 @@
 // Variants needing adapter features live in their own files (this one must compile without
 // them): conv2d_sg.wgsl (SUBGROUP, SHADER_INT64; CPU adapters) and conv2d_f16.wgsl (SHADER_F16;
 // the tiled kernel reading f16 weights as WGSL f16).
-
-struct Params {
-    batch: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    ho: u32,
-    wo: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-override W_F16: bool = false;
+//
+// Composed after common/conv2d_params.wgsl, common/packed.wgsl, common/im2col.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-fn x_at(i: u32) -> f32 {
-    return x[i >> 2u][i & 3u];
-}
-
-fn w_at(i: u32) -> f32 {
-    if W_F16 {
-        let pair = unpack2x16float(w[i >> 2u][(i >> 1u) & 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(w[i >> 1u][i & 1u]);
-}
-
-fn w4(g: u32) -> vec4<f32> {
-    if W_F16 {
-        let v = w[g];
-        return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
-    }
-    return vec4<f32>(bitcast<vec2<f32>>(w[2u * g]), bitcast<vec2<f32>>(w[2u * g + 1u]));
-}
-
-fn activate(v: f32) -> f32 {
-    switch params.act {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return v / (1.0 + exp(-v)); }
-        default: { return v; }
-    }
-}
 
 fn store(m: u32, n: u32, v: f32) {
     var out = v;
@@ -138,23 +90,6 @@ fn conv_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 const T: u32 = 16u;
 var<workgroup> xs: array<array<f32, 16>, 16>;
 var<workgroup> ws: array<array<f32, 16>, 16>;
-
-// Input element for output pixel m and column k of the implicit im2col matrix (0 in padding).
-fn im2col(m: u32, k: u32) -> f32 {
-    let ci = k % params.cin;
-    let tap = k / params.cin;
-    let kx = tap % params.kw;
-    let ky = tap / params.kw;
-    let ox = m % params.wo;
-    let oy = (m / params.wo) % params.ho;
-    let b = m / (params.wo * params.ho);
-    let iy = i32(oy * params.stride + ky) - i32(params.pad_top);
-    let ix = i32(ox * params.stride + kx) - i32(params.pad_left);
-    if iy < 0 || ix < 0 || iy >= i32(params.h) || ix >= i32(params.w) {
-        return 0.0;
-    }
-    return x_at(((b * params.h + u32(iy)) * params.w + u32(ix)) * params.cin + ci);
-}
 
 @compute @workgroup_size(16, 16, 1)
 fn conv_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {

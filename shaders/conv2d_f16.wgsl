@@ -3,59 +3,13 @@
 // u32 and picks a half; that path stays for adapters without the feature). The weight tile is
 // kept in workgroup memory as f16; products and sums are f32. Same Params and bindings as
 // conv2d.wgsl: NHWC activations, weights (Cout, kh, kw, Cin), any Cin.
-
-enable f16;
-
-struct Params {
-    batch: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    ho: u32,
-    wo: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+//
+// Composed after common/enable_f16.wgsl, common/conv2d_params.wgsl, common/im2col.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<f16>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-fn activate(v: f32) -> f32 {
-    switch params.act {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return v / (1.0 + exp(-v)); }
-        default: { return v; }
-    }
-}
-
-// Input element for output pixel m and column k of the implicit im2col matrix (0 in padding).
-fn im2col(m: u32, k: u32) -> f32 {
-    let ci = k % params.cin;
-    let tap = k / params.cin;
-    let kx = tap % params.kw;
-    let ky = tap / params.kw;
-    let ox = m % params.wo;
-    let oy = (m / params.wo) % params.ho;
-    let b = m / (params.wo * params.ho);
-    let iy = i32(oy * params.stride + ky) - i32(params.pad_top);
-    let ix = i32(ox * params.stride + kx) - i32(params.pad_left);
-    if iy < 0 || ix < 0 || iy >= i32(params.h) || ix >= i32(params.w) {
-        return 0.0;
-    }
-    let i = ((b * params.h + u32(iy)) * params.w + u32(ix)) * params.cin + ci;
-    return x[i >> 2u][i & 3u];
-}
 
 const T: u32 = 16u;
 var<workgroup> xs: array<array<f32, 16>, 16>;

@@ -8,27 +8,9 @@
 // steps of 32-bit loads). A workgroup computes 32 output pixels x 32 output channels: lane l
 // owns channels n0 .. n0 + 4 (weights (Cout, kh, kw, Cin) read as vec4 along Cin) and loads
 // pixels m0 + l, m0 + 8 + l, m0 + 16 + l, m0 + 24 + l. Needs Cin % 4 == 0.
+//
+// Composed after common/conv2d_params.wgsl, common/u64.wgsl, common/sg_operands.wgsl (host/src/ops; Params, params and shared helpers are there).
 
-struct Params {
-    batch: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    ho: u32,
-    wo: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-override W_F16: bool = false;
 // The kernel size as pipeline constants (params.kh and params.kw must match): the tap loops
 // then have constant trip counts and are unrolled.
 override KH: u32 = 3u;
@@ -38,42 +20,6 @@ override KW: u32 = 3u;
 @group(0) @binding(1) var<storage, read> w: array<u64>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-// The two f32 in the low and high halves of v.
-fn f2(v: u64) -> vec2<f32> {
-    return vec2<f32>(bitcast<f32>(u32(v & 0xfffffffflu)), bitcast<f32>(u32(v >> 32u)));
-}
-
-// Channels 4g .. 4g + 4 of x (g counts groups of 4 channels over the whole tensor).
-fn x4(g: u32) -> vec4<f32> {
-    let v = x[g];
-    return vec4<f32>(f2(v.x), f2(v.y));
-}
-
-// Elements 4g .. 4g + 4 of the weights (f16: one u64 holds all four).
-fn w4(g: u32) -> vec4<f32> {
-    if W_F16 {
-        let v = w[g];
-        return vec4<f32>(unpack2x16float(u32(v & 0xfffffffflu)), unpack2x16float(u32(v >> 32u)));
-    }
-    return vec4<f32>(f2(w[2u * g]), f2(w[2u * g + 1u]));
-}
-
-fn activate(v: f32) -> f32 {
-    switch params.act {
-        case 1u: { return max(v, 0.0); }
-        case 2u: { return v / (1.0 + exp(-v)); }
-        default: { return v; }
-    }
-}
-
-// acc (4 output channels of one pixel) += that pixel's 4 input channels times the lane's 4
-// weight rows, given transposed: c_t holds input channel t of each row. Chained fma: in
-// lavapipe's SoA code, 16 multiply-adds and no horizontal work.
-fn mac4(acc: vec4<f32>, xv: vec4<f32>, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) -> vec4<f32> {
-    return fma(vec4<f32>(xv.w), c3, fma(vec4<f32>(xv.z), c2, fma(vec4<f32>(xv.y), c1, fma(vec4<f32>(xv.x), c0, acc))));
-}
 
 // Pixels i0 .. i0 + 8 of the block (accumulators r0 .. r7): lane l's pixel (xl) goes to every
 // lane in turn.

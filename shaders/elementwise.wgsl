@@ -4,6 +4,8 @@
 //   binary: y = act(a (+ or *) b[i % b_len])   b broadcast over leading dimensions; or, when
 //           span > 0, b (B, C) over a (B, .., C): b[(i / span) * b_len + i % b_len]
 //   geglu:  y[r, j] = x[r, j] * gelu(x[r, F + j])   x (R, 2F) -> y (R, F)
+//
+// Composed after common/flat4.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 struct Params {
     n: u32,        // elements of y
@@ -12,8 +14,8 @@ struct Params {
     act: u32,      // binary: 0 none, 1 ReLU, 2 SiLU
     scale: f32,    // unary scale; tanh clamp bound
     span: u32,     // binary: elements of a per sample when b is per sample, else 0
+    _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -44,11 +46,6 @@ fn act(v: f32, kind: u32) -> f32 {
         case 2u: { return silu(v); }
         default: { return v; }
     }
-}
-
-// Flat index of the first of this invocation's four elements (2D grid for large tensors).
-fn first(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return (gid.y * groups.x * 64u + gid.x) * 4u;
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -11,54 +11,15 @@
 // Variants needing adapter features live in their own files (this one must compile without
 // them): linear_sg.wgsl (SUBGROUP, SHADER_INT64; CPU adapters) and linear_f16.wgsl (SHADER_F16;
 // the tiled kernel reading f16 weights as WGSL f16).
+//
+// Composed after common/linear_params.wgsl, common/packed.wgsl (host/src/ops; Params, params and shared helpers are there).
 
-struct Params {
-    batch: u32,      // B
-    m: u32,          // rows of x
-    n: u32,          // outputs written by this dispatch
-    k: u32,          // inputs
-    x_batch: u32,    // elements between batches of x
-    w_batch: u32,    // elements between batches of W (0: one W for all batches)
-    y_batch: u32,    // elements between batches of y
-    has_bias: u32,
-    w_offset: u32,   // offset of W inside its binding, in elements (in vec4 groups for linear_cpu)
-    n_offset: u32,   // first output column of this dispatch (split weights)
-    n_total: u32,    // row length of y
-    _pad: u32,
-}
-
-override W_F16: bool = false;
 override TRANS_B: bool = true;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-// Scalar element i of x.
-fn x_at(i: u32) -> f32 {
-    return x[i >> 2u][i & 3u];
-}
-
-// Scalar element i of W.
-fn w_at(i: u32) -> f32 {
-    if W_F16 {
-        let word = w[i >> 2u][(i >> 1u) & 1u];
-        let pair = unpack2x16float(word);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(w[i >> 1u][i & 1u]);
-}
-
-// Elements 4g .. 4g + 4 of W.
-fn w4(g: u32) -> vec4<f32> {
-    if W_F16 {
-        let v = w[g];
-        return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));
-    }
-    return vec4<f32>(bitcast<vec2<f32>>(w[2u * g]), bitcast<vec2<f32>>(w[2u * g + 1u]));
-}
 
 fn store(b: u32, m: u32, n: u32, v: f32) {
     var out = v;

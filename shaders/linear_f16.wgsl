@@ -4,23 +4,8 @@
 // adapter, so that path stays for those without the feature). The weight tile is kept in
 // workgroup memory as f16 (half the space of linear.wgsl's); products and sums are f32.
 // Same Params and bindings as linear.wgsl, w_offset in elements.
-
-enable f16;
-
-struct Params {
-    batch: u32,      // B
-    m: u32,          // rows of x
-    n: u32,          // outputs written by this dispatch
-    k: u32,          // inputs
-    x_batch: u32,    // elements between batches of x
-    w_batch: u32,    // elements between batches of W (0: one W for all batches)
-    y_batch: u32,    // elements between batches of y
-    has_bias: u32,
-    w_offset: u32,   // offset of W inside its binding, in elements
-    n_offset: u32,   // first output column of this dispatch (split weights)
-    n_total: u32,    // row length of y
-    _pad: u32,
-}
+//
+// Composed after common/enable_f16.wgsl, common/linear_params.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 override TRANS_B: bool = true;
 
@@ -28,7 +13,6 @@ override TRANS_B: bool = true;
 @group(0) @binding(1) var<storage, read> w: array<f16>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
 
 const T: u32 = 16u;
 var<workgroup> xs: array<array<f32, 16>, 16>;

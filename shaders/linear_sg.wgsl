@@ -16,56 +16,13 @@
 // of x. Needs K % 4 == 0 and TRANS_B (W as (N, K)). Results are stored two at a time as u64
 // too (the stores are per-lane loops as well; 10% of a 4096x320x320 product with 32-bit
 // stores): needs an even row length, and even n_offset and y_batch.
-
-struct Params {
-    batch: u32,      // B
-    m: u32,          // rows of x
-    n: u32,          // outputs written by this dispatch
-    k: u32,          // inputs
-    x_batch: u32,    // elements between batches of x
-    w_batch: u32,    // elements between batches of W (0: one W for all batches)
-    y_batch: u32,    // elements between batches of y
-    has_bias: u32,
-    w_offset: u32,   // offset of W inside its binding, in vec4 groups
-    n_offset: u32,   // first output column of this dispatch (split weights)
-    n_total: u32,    // row length of y
-    _pad: u32,
-}
-
-override W_F16: bool = false;
+//
+// Composed after common/linear_params.wgsl, common/u64.wgsl, common/sg_operands.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 @group(0) @binding(0) var<storage, read> x: array<vec2<u64>>;
 @group(0) @binding(1) var<storage, read> w: array<u64>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<u64>;
-@group(1) @binding(0) var<uniform> params: Params;
-
-// The two f32 in the low and high halves of v.
-fn f2(v: u64) -> vec2<f32> {
-    return vec2<f32>(bitcast<f32>(u32(v & 0xfffffffflu)), bitcast<f32>(u32(v >> 32u)));
-}
-
-// Elements 4g .. 4g + 4 of x.
-fn x4(g: u32) -> vec4<f32> {
-    let v = x[g];
-    return vec4<f32>(f2(v.x), f2(v.y));
-}
-
-// Elements 4g .. 4g + 4 of W (f16: one u64 holds all four).
-fn w4(g: u32) -> vec4<f32> {
-    if W_F16 {
-        let v = w[g];
-        return vec4<f32>(unpack2x16float(u32(v & 0xfffffffflu)), unpack2x16float(u32(v >> 32u)));
-    }
-    return vec4<f32>(f2(w[2u * g]), f2(w[2u * g + 1u]));
-}
-
-// acc (4 output columns of one row) += that row of x (4 values along K) times the lane's 4
-// weight rows, given transposed: c_t holds element t of each row. Chained fma rather than
-// dot products: in lavapipe's SoA code this is 16 multiply-adds and no horizontal work.
-fn mac4(acc: vec4<f32>, xv: vec4<f32>, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) -> vec4<f32> {
-    return fma(vec4<f32>(xv.w), c3, fma(vec4<f32>(xv.z), c2, fma(vec4<f32>(xv.y), c1, fma(vec4<f32>(xv.x), c0, acc))));
-}
 
 const TM: u32 = 32u;   // rows per workgroup (4 per lane, shared)
 const TN: u32 = 4u;    // columns per lane

@@ -1,6 +1,8 @@
 // Layout ops on NHWC tensors.
 //   upsample2x: nearest-neighbour 2x, x (B, H, W, C) -> y (B, 2H, 2W, C)
 //   concat:     channel concat, a (P, Ca) ++ b (P, Cb) -> y (P, Ca + Cb) for P pixels
+//
+// Composed after common/flat4.wgsl (host/src/ops; Params, params and shared helpers are there).
 
 struct Params {
     n: u32,      // elements of y
@@ -17,10 +19,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(1) @binding(0) var<uniform> params: Params;
-
-fn first(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return (gid.y * groups.x * 64u + gid.x) * 4u;
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn upsample2x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

@@ -6,7 +6,7 @@ struct Params {
     batch: u32,
     dim: u32,
     flip: u32,
-    _pad: u32,
+    _pad0: u32,
     shift: f32,
     max_period: f32,
     _pad1: u32,

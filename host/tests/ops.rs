@@ -5,7 +5,8 @@
 use crate::common;
 use common::*;
 use percept::gpu::{Gpu, Tensor};
-use percept::ops::linear;
+use percept::ops::reference::*;
+use percept::ops::{linear, Variant};
 
 fn round_f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()
@@ -19,7 +20,7 @@ fn linear_matches_reference() {
         let w = rand(n * k, 2, 0.5);
         let b = rand(n, 3, 1.0);
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, with_bias.then_some(&b[..]), m, n, k);
+        let want = linear_ref(&x, &wq, with_bias.then_some(&b[..]), m, n, k);
         let xt = Tensor::from_f32(gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(gpu, &[n, k], &w) } else { Tensor::from_f32(gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
@@ -37,7 +38,7 @@ fn lavapipe_gets_the_subgroup_kernels() {
     // lavapipe (what CI runs) it must, or those kernels would go unchecked without a word.
     let gpu = gpu();
     if gpu.info.name.contains("llvmpipe") && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none() {
-        assert!(gpu.subgroup8, "{} has no 8-lane subgroups with 64-bit integers: the *_sg kernels would not run", gpu.describe());
+        assert!(gpu.subgroup8_int64, "{} has no 8-lane subgroups with 64-bit integers: the *_sg kernels would not run", gpu.describe());
     }
 }
 
@@ -46,10 +47,9 @@ fn linear_kernel_variants_match_reference() {
     // Every kernel on this adapter, whatever `linear` would pick: the workgroup-tiled one, the
     // register-blocked CPU one, and (where subgroups are 8 lanes) the subgroupBroadcast one.
     // Shapes straddle its 32 x 32 tiles; M = 1 leaves 7 lanes loading a clamped row.
-    use linear::Variant;
     let gpu = gpu();
     let mut variants = vec![Variant::Tiled, Variant::Cpu];
-    if gpu.subgroup8 {
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     } else {
         eprintln!("no 8-lane subgroups on {}: the Subgroup kernel is not checked", gpu.describe());
@@ -65,7 +65,7 @@ fn linear_kernel_variants_match_reference() {
         let w = rand(n * k, 12, 0.5);
         let b = rand(n, 13, 1.0);
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, Some(&b), m, n, k);
+        let want = linear_ref(&x, &wq, Some(&b), m, n, k);
         let xt = Tensor::from_f32(gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(gpu, &[n, k], &w) } else { Tensor::from_f32(gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
@@ -100,7 +100,7 @@ fn linear_splits_weights_larger_than_a_binding() {
     let b = rand(n, 6, 1.0);
     for f16 in [false, true] {
         let wq = if f16 { round_f16(&w) } else { w.clone() };
-        let want = linear::linear_ref(&x, &wq, Some(&b), m, n, k);
+        let want = linear_ref(&x, &wq, Some(&b), m, n, k);
         let xt = Tensor::from_f32(&gpu, &[m, k], &x).unwrap();
         let wt = if f16 { Tensor::from_f32_as_f16(&gpu, &[n, k], &w) } else { Tensor::from_f32(&gpu, &[n, k], &w) }.unwrap();
         let bt = Tensor::from_f32(&gpu, &[n], &b).unwrap();
@@ -117,9 +117,10 @@ fn activations_larger_than_a_binding_run_in_row_bands() {
     // per sample, 2 KiB rows) go through conv2d, upsample2x and group_norm in bands of rows,
     // as SD's VAE decoder at 512x512 does on lavapipe (256 MiB tensors, 128 MiB bindings).
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
-    use percept::ops::norm::{group_norm, group_norm_ref};
-    use percept::ops::resample::{upsample2x, upsample2x_ref};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+    use percept::ops::Act;
+    use percept::ops::norm::group_norm;
+    use percept::ops::resample::upsample2x;
     let gpu = Gpu::new().unwrap();
     gpu.cap_binding(16384);
     let (b, h, w, c) = (2, 20, 32, 16);
@@ -169,7 +170,7 @@ fn batched_matmul_matches_reference() {
     for (batch, m, n, k, tb) in [(3, 17, 9, 12, false), (3, 17, 9, 12, true), (2, 40, 33, 8, true), (1, 1, 1, 1, false)] {
         let a = rand(batch * m * k, 7, 1.0);
         let b = rand(batch * n * k, 8, 1.0);
-        let want = linear::matmul_ref(&a, &b, batch, m, n, k, tb);
+        let want = matmul_ref(&a, &b, batch, m, n, k, tb);
         let at = Tensor::from_f32(gpu, &[batch, m, k], &a).unwrap();
         let bshape = if tb { [batch, n, k] } else { [batch, k, n] };
         let bt = Tensor::from_f32(gpu, &bshape, &b).unwrap();
@@ -193,7 +194,8 @@ fn shape_errors_name_the_op() {
 
 #[test]
 fn conv2d_matches_reference() {
-    use percept::ops::conv2d::{conv2d, conv2d_ref, conv2d_with, Act, ConvSpec, ConvWeight, Variant};
+    use percept::ops::conv2d::{conv2d, conv2d_with, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     use percept::gpu::DType;
     let gpu = gpu();
     let cases = [
@@ -214,7 +216,7 @@ fn conv2d_matches_reference() {
     ];
     // Every kernel this adapter can run (whatever conv2d would pick), on every case it takes.
     let mut variants = vec![Variant::Tiled, Variant::Cpu];
-    if gpu.subgroup8 {
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     }
     if gpu.shader_f16 {
@@ -247,7 +249,7 @@ fn conv2d_matches_reference() {
 
 #[test]
 fn elementwise_matches_reference() {
-    use percept::ops::conv2d::Act;
+    use percept::ops::Act;
     use percept::ops::elementwise::*;
     let gpu = gpu();
     assert!((gelu_ref(1.0) - 0.841_344_7).abs() < 1e-6 && (gelu_ref(-3.0) + 0.004_049_6).abs() < 1e-6, "erf reference");
@@ -367,8 +369,8 @@ fn attention_matches_reference() {
     use percept::ops::attention::*;
     let gpu = gpu();
     // (B, Lq, Lk, heads, D, causal): self, cross (context of another length), one big head.
-    let mut variants = vec![Variant::Scalar, Variant::Vec4];
-    if gpu.subgroup8 {
+    let mut variants = vec![Variant::Tiled, Variant::Cpu];
+    if gpu.subgroup8_int64 {
         variants.push(Variant::Subgroup);
     }
     // Also: causal with queries and keys not multiples of 8 (the Subgroup kernel's blocks),
@@ -385,7 +387,7 @@ fn attention_matches_reference() {
         let y = attention(&mut enc, &qt, &kt, &vt, h, causal).unwrap();
         drop(enc);
         assert_close(&format!("attention {:?}", (b, lq, lk, h, d, causal)), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
-        for &v in variants.iter().filter(|&&v| v == Variant::Scalar || d % 4 == 0) {
+        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || d % 4 == 0) {
             let mut enc = gpu.encoder();
             let y = attention_with(&mut enc, &qt, &kt, &vt, h, causal, v).unwrap();
             drop(enc);
@@ -414,14 +416,15 @@ fn gpu_variants_match_reference_too() {
     // The kernels meant for discrete GPUs (workgroup tiling), run here on whatever adapter
     // there is, so that both variants are checked on every machine.
     use percept::gpu::{AdapterKind, DType};
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     let mut gpu = Gpu::new().unwrap();
     gpu.kind = AdapterKind::Gpu;
     let (m, n, k) = (37, 45, 52);
     let x = rand(m * k, 100, 1.0);
     let w = rand(n * k, 101, 0.5);
     let b = rand(n, 102, 1.0);
-    let want = linear::linear_ref(&x, &round_f16(&w), Some(&b), m, n, k);
+    let want = linear_ref(&x, &round_f16(&w), Some(&b), m, n, k);
     let mut enc = gpu.encoder();
     let y = linear::linear(&mut enc, &Tensor::from_f32(&gpu, &[m, k], &x).unwrap(), &Tensor::from_f32_as_f16(&gpu, &[n, k], &w).unwrap(), Some(&Tensor::from_f32(&gpu, &[n], &b).unwrap())).unwrap();
     drop(enc);
@@ -429,7 +432,7 @@ fn gpu_variants_match_reference_too() {
 
     // Attention: the scalar kernel (the vec4 one is what CPU adapters get for D % 4 == 0).
     {
-        use percept::ops::attention::{attention, attention_ref};
+        use percept::ops::attention::attention;
         let (b, lq, lk, h, d) = (2, 16, 77, 8, 40);
         let (q, k, v) = (rand(b * lq * h * d, 105, 1.0), rand(b * lk * h * d, 106, 1.0), rand(b * lk * h * d, 107, 1.0));
         let t = |x: &[f32], l: usize| Tensor::from_f32(&gpu, &[b, l, h * d], x).unwrap();
@@ -453,7 +456,8 @@ fn gpu_variants_match_reference_too() {
 
     // f16 weights: where the adapter has SHADER_F16, conv2d and linear pick the kernels that
     // read them as WGSL f16 (the linear above did too).
-    assert_eq!(linear::variant(&gpu, n, k, 0, 0, true, true), if gpu.shader_f16 { linear::Variant::TiledF16 } else { linear::Variant::Tiled });
+    let w16 = Tensor::from_f32_as_f16(&gpu, &[n, k], &w).unwrap();
+    assert_eq!(linear::variant(&gpu, &w16, true), if gpu.shader_f16 { Variant::TiledF16 } else { Variant::Tiled });
     let (want, _) = conv2d_ref(&xs, [bb, h, wd, cin], &round_f16(&ws), [cout, cin, 3, 3], Some(&b[..cout]), spec);
     let cw = ConvWeight::from_torch(&gpu, &ws, [cout, cin, 3, 3], Some(&b[..cout]), DType::F16).unwrap();
     let mut enc = gpu.encoder();
@@ -466,7 +470,8 @@ fn gpu_variants_match_reference_too() {
 fn large_grids_cover_every_element() {
     // More workgroups than one dispatch dimension allows (65,535): the grid folds over y/z.
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+    use percept::ops::Act;
     use percept::ops::elementwise::{unary, Unary};
     let gpu = gpu();
     let n = 65_536 * 4 * 64 + 5;

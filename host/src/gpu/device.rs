@@ -17,13 +17,23 @@ pub enum AdapterKind {
     Gpu,
 }
 
-/// A WGSL source file, compiled once per process.
+/// A WGSL kernel, composed of whole files of shaders/ and compiled once per process: shared
+/// parts from shaders/common/ first (enable directives, when needed, in the first part, as
+/// WGSL wants them before any declaration), then the kernel file. Plain concatenation: no
+/// templating; WGSL's module-scope declarations may come in any order.
 #[derive(Debug, Clone, Copy)]
 pub struct Shader {
-    /// File name in shaders/, for messages and the cache key.
+    /// The kernel's file name in shaders/, for messages and the cache key.
     pub name: &'static str,
-    /// The WGSL text (`include_str!`).
-    pub source: &'static str,
+    /// The WGSL text of the parts, in order (`include_str!`), the kernel file last.
+    pub parts: &'static [&'static str],
+}
+
+impl Shader {
+    /// The composed WGSL text.
+    pub fn source(&self) -> String {
+        self.parts.join("\n")
+    }
 }
 
 type PipelineKey = (&'static str, &'static str, String);
@@ -44,7 +54,7 @@ pub struct Gpu {
     pub shader_f16: bool,
     /// Whether SUBGROUP is enabled with subgroups of exactly 8 lanes, and SHADER_INT64, as the
     /// `*_sg` CPU kernels need.
-    pub subgroup8: bool,
+    pub subgroup8_int64: bool,
     binding_cap: std::sync::atomic::AtomicU64,
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
@@ -115,11 +125,11 @@ impl Gpu {
         // lanes is one subgroup (lavapipe with 256-bit vectors), and read buffers as u64 (half
         // the steps of lavapipe's per-lane load loop); PERCEPT_NO_SUBGROUPS=1 turns them off
         // (to compare, or on an adapter where they misbehave).
-        let subgroup8 = subgroups && int64 && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
-        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8, max_binding = limits.max_storage_buffer_binding_size, "GPU");
+        let subgroup8_int64 = subgroups && int64 && info.subgroup_min_size == 8 && info.subgroup_max_size == 8 && std::env::var_os("PERCEPT_NO_SUBGROUPS").is_none();
+        tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8_int64, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
         let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());
-        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
+        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8_int64, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
     }
 
     /// One line naming the adapter, for `-v` and reports.
@@ -160,7 +170,7 @@ impl Gpu {
                 // uniform or constant limit, so it is turned off; buffer bounds checks stay.
                 let mut checks = wgpu::ShaderRuntimeChecks::checked();
                 checks.force_loop_bounding = false;
-                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source.into()) };
+                let desc = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(shader.source().into()) };
                 // SAFETY: the only check turned off is loop bounding, whose precondition (no
                 // infinite loops) holds for the shaders in shaders/, the only ones compiled here.
                 let m = Arc::new(unsafe { self.device.create_shader_module_trusted(desc, checks) });

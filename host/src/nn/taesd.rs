@@ -8,9 +8,12 @@ use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::{Loader, Weights};
-use crate::ops::conv2d::{conv2d, conv2d_ref, Act, ConvSpec, ConvWeight};
-use crate::ops::elementwise::{binary, unary, unary_ref, Unary};
-use crate::ops::resample::{upsample2x, upsample2x_ref};
+use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::elementwise::{binary, unary, Unary};
+#[cfg(any(test, feature = "reference"))]
+use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
+use crate::ops::resample::upsample2x;
+use crate::ops::Act;
 
 /// Latent channels of SD v1.
 pub const LATENT_CHANNELS: usize = 4;
@@ -89,6 +92,7 @@ type HostConv = (Vec<f32>, [usize; 4], Option<Vec<f32>>);
 struct Loaded {
     layer: Layer,
     /// PyTorch-layout weights and biases of the layer's convs (1 or 3).
+    #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
     host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
 }
@@ -146,6 +150,7 @@ impl TaesdPart {
     }
 
     /// The same computation in plain loops on the CPU (f64 sums), for tests.
+    #[cfg(any(test, feature = "reference"))]
     pub fn forward_ref(&self, x: &[f32], shape: [usize; 4]) -> (Vec<f32>, [usize; 4]) {
         let (mut x, mut s) = (x.to_vec(), shape);
         let conv = |x: &[f32], s: [usize; 4], h: &HostConv, spec: ConvSpec| conv2d_ref(x, s, &h.0, h.1, h.2.as_deref(), spec);

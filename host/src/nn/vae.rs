@@ -13,7 +13,8 @@ use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::config::Json;
 use crate::nn::layers::{Attention, AttentionConfig, Conv, GroupNorm, ResnetBlock, ResnetConfig};
 use crate::nn::{record, Loader, Trace, Weights};
-use crate::ops::conv2d::{conv2d, Act, ConvSpec, ConvWeight};
+use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::Act;
 use crate::ops::elementwise::add;
 use crate::ops::resample::upsample2x;
 

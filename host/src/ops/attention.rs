@@ -4,25 +4,18 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, groups, output};
+use super::{ensure, groups, output, Variant};
 use crate::error::Result;
-use crate::gpu::{AdapterKind, Encoder, Shader, Tensor};
+use crate::gpu::{Encoder, Gpu, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "attention.wgsl", source: include_str!("../../../shaders/attention.wgsl") };
+const SHADER: Shader = shader!(["attention_params.wgsl"], "attention.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "attention_sg.wgsl", source: include_str!("../../../shaders/attention_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["attention_params.wgsl", "u64.wgsl"], "attention_sg.wgsl");
 
-/// Which kernel runs attention: chosen by adapter and head size, overridable for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// One invocation per query, scalar loads (GPUs, and any head size).
-    Scalar,
-    /// The same with vec4 loads and keys four at a time (CPU adapters, D % 4 == 0).
-    Vec4,
-    /// 8 queries per subgroup sharing each key and value by subgroupBroadcast (CPU adapters
-    /// with 8-lane subgroups, D % 4 == 0).
-    Subgroup,
-}
+/// The kernels `attention` has: `Tiled` (one invocation per query, scalar loads; GPUs, any
+/// head size), `Cpu` (the same with vec4 loads and keys four at a time; CPU adapters), and
+/// `Subgroup` (8 queries per subgroup sharing each key and value by subgroupBroadcast).
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::Cpu, Variant::Subgroup];
 /// Largest head size the kernel holds in private memory.
 pub const D_MAX: usize = 512;
 
@@ -35,24 +28,32 @@ struct Params {
     d: u32,
     scale: f32,
     causal: u32,
-    _pad: [u32; 2],
+    _pad0: u32,
+    _pad1: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { lq, lk, heads, d, scale, causal, _pad0, _pad1 });
 
 /// `q (B, Lq, H*D)`, `k`, `v (B, Lk, H*D)` -> `(B, Lq, H*D)`, scale `1/sqrt(D)`; `causal`
 /// masks keys after the query (CLIP text encoder).
 pub fn attention(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
-    let gpu = enc.gpu();
-    let d = if heads > 0 { q.shape.last().copied().unwrap_or(0) / heads } else { 0 };
-    let variant = match (gpu.kind, d % 4 == 0, gpu.subgroup8) {
-        (AdapterKind::Cpu, true, true) => Variant::Subgroup,
-        (AdapterKind::Cpu, true, false) => Variant::Vec4,
-        _ => Variant::Scalar,
-    };
+    let variant = variant(enc.gpu(), q, heads);
     attention_with(enc, q, k, v, heads, causal, variant)
 }
 
-/// `attention` with a given kernel (tests compare the variants; `Vec4` and `Subgroup` need
-/// D % 4 == 0, and `Subgroup` an adapter with 8-lane subgroups).
+/// The kernel `attention` runs for these queries and heads on this adapter.
+pub fn variant(gpu: &Gpu, q: &Tensor, heads: usize) -> Variant {
+    // The CPU kernels read vec4s along the head.
+    let d = q.shape.last().copied().unwrap_or(0).checked_div(heads).unwrap_or(0);
+    Variant::choose(gpu, d.is_multiple_of(4), true, false)
+}
+
+/// `attention` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
+/// D % 4 == 0; adapter features as [`Variant::needs`]).
 pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool, variant: Variant) -> Result<Tensor> {
     ensure(q.shape.len() == 3 && k.shape.len() == 3 && v.shape == k.shape, "attention", || format!("q {:?}, k {:?}, v {:?} must be (B, L, H*D) with k and v alike", q.shape, k.shape, v.shape))?;
     let (b, lq, width) = (q.shape[0], q.shape[1], q.shape[2]);
@@ -60,9 +61,9 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
     ensure(heads > 0 && width % heads == 0 && width / heads <= D_MAX, "attention", || format!("width {width} does not split into {heads} heads of at most {D_MAX}"))?;
     let d = width / heads;
     let y = output(enc, &q.shape)?;
-    let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad: [0; 2] };
-    ensure(variant == Variant::Scalar || d % 4 == 0, "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "attention", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
+    let p = Params { lq: lq as u32, lk: k.shape[1] as u32, heads: heads as u32, d: d as u32, scale: 1.0 / (d as f32).sqrt(), causal: causal as u32, _pad0: 0, _pad1: 0 };
+    variant.needs(enc.gpu(), "attention", VARIANTS)?;
+    ensure(variant == Variant::Tiled || d.is_multiple_of(4), "attention", || format!("the {variant:?} kernel needs a head size divisible by 4, got {d}"))?;
     let bindings = [q.binding(), k.binding(), v.binding(), y.binding()];
     match variant {
         Variant::Subgroup => {
@@ -71,35 +72,11 @@ pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor,
             let pipeline = enc.gpu().pipeline(SHADER_SG, entry, 4, &[("D4", (d / 4) as f64)])?;
             enc.dispatch(&pipeline, &bindings, bytemuck::bytes_of(&p), [groups(lq, 8), heads as u32, b as u32]);
         }
-        Variant::Vec4 | Variant::Scalar => {
-            let entry = if variant == Variant::Vec4 { "attention_v4" } else { "attention" };
+        _ => {
+            let entry = if variant == Variant::Cpu { "attention_v4" } else { "attention" };
             let pipeline = enc.gpu().pipeline(SHADER, entry, 4, &[])?;
             enc.dispatch(&pipeline, &bindings, bytemuck::bytes_of(&p), [groups(lq, 64), heads as u32, b as u32]);
         }
     }
     Ok(y)
-}
-
-/// CPU reference with the whole score matrix: shapes as [`attention`].
-pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, causal: bool) -> Vec<f32> {
-    let width = heads * d;
-    let scale = 1.0 / (d as f64).sqrt();
-    let mut o = vec![0.0; b * lq * width];
-    for n in 0..b {
-        for h in 0..heads {
-            for i in 0..lq {
-                let last = if causal { (i + 1).min(lk) } else { lk };
-                let s: Vec<f64> = (0..last)
-                    .map(|j| (0..d).map(|t| q[(n * lq + i) * width + h * d + t] as f64 * k[(n * lk + j) * width + h * d + t] as f64).sum::<f64>() * scale)
-                    .collect();
-                let m = s.iter().cloned().fold(f64::MIN, f64::max);
-                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-                let z: f64 = e.iter().sum();
-                for t in 0..d {
-                    o[(n * lq + i) * width + h * d + t] = (e.iter().enumerate().map(|(j, p)| p * v[(n * lk + j) * width + h * d + t] as f64).sum::<f64>() / z) as f32;
-                }
-            }
-        }
-    }
-    o
 }

@@ -4,33 +4,22 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bands, ensure, grid_flat, groups, output};
+use super::{bands, ensure, grid_flat, groups, output, Act, Variant};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
 
-/// Which kernel runs a convolution: chosen by adapter and shape, overridable for tests.
-pub use super::linear::Variant;
+/// The kernels `conv2d` has.
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::TiledF16, Variant::Cpu, Variant::Subgroup];
 
-const SHADER: Shader = Shader { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+const SHADER: Shader = shader!(["conv2d_params.wgsl", "packed.wgsl", "im2col.wgsl"], "conv2d.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "conv2d_sg.wgsl", source: include_str!("../../../shaders/conv2d_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["conv2d_params.wgsl", "u64.wgsl", "sg_operands.wgsl"], "conv2d_sg.wgsl");
 /// Needs SHADER_F16, so apart from conv2d.wgsl.
-const SHADER_F16: Shader = Shader { name: "conv2d_f16.wgsl", source: include_str!("../../../shaders/conv2d_f16.wgsl") };
+const SHADER_F16: Shader = shader!(["enable_f16.wgsl", "conv2d_params.wgsl", "im2col.wgsl"], "conv2d_f16.wgsl");
 /// (output pixels, output channels) per workgroup of `conv_cpu`, `conv_sg`, `conv_tiled`.
 const CPU_TILE: (usize, usize) = (8, 64);
 const SG_TILE: (usize, usize) = (32, 32);
 const GPU_TILE: (usize, usize) = (16, 16);
-
-/// Activation fused into an op's output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Act {
-    /// None.
-    None = 0,
-    /// max(x, 0)
-    Relu = 1,
-    /// x * sigmoid(x)
-    Silu = 2,
-}
 
 /// A convolution's weights on the GPU, repacked for the kernels.
 #[derive(Debug, Clone)]
@@ -136,28 +125,34 @@ struct Params {
     pad_left: u32,
     act: u32,
     has_bias: u32,
-    _pad: [u32; 2],
+    _pad0: u32,
+    _pad1: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG, SHADER_F16];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { batch, h, w, cin, ho, wo, cout, kh, kw, stride, pad_top, pad_left, act, has_bias, _pad0, _pad1 });
 
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
-    let gpu = enc.gpu();
-    let v = match (gpu.kind, wt.cin_stored % 4 == 0, gpu.subgroup8) {
-        (AdapterKind::Cpu, true, true) => Variant::Subgroup,
-        (AdapterKind::Cpu, true, false) => Variant::Cpu,
-        _ if gpu.shader_f16 && wt.weight.dtype == DType::F16 => Variant::TiledF16,
-        _ => Variant::Tiled,
-    };
+    let v = variant(enc.gpu(), wt);
     conv2d_with(enc, x, wt, spec, v)
 }
 
+/// The kernel `conv2d` runs for these weights on this adapter.
+pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
+    // The CPU kernels read vec4s of input channels.
+    Variant::choose(gpu, wt.cin_stored.is_multiple_of(4), true, wt.weight.dtype == DType::F16)
+}
+
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// Cin % 4 == 0, `Subgroup` an adapter with 8-lane subgroups, `TiledF16` SHADER_F16 and f16
-/// weights).
+/// Cin % 4 == 0, `TiledF16` f16 weights; adapter features as [`Variant::needs`]).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
-    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && wt.weight.dtype == DType::F16), "conv2d", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
-    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored % 4 == 0, "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "conv2d", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
+    variant.needs(enc.gpu(), "conv2d", VARIANTS)?;
+    ensure(variant != Variant::TiledF16 || wt.weight.dtype == DType::F16, "conv2d", || "the TiledF16 kernel needs f16 weights".into())?;
+    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored.is_multiple_of(4), "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
     // Zero channels up to the stored weight's (whose extra weights are zero too).
     let padded;
@@ -203,7 +198,8 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
         pad_left: spec.pad_x.0 as u32,
         act: spec.act as u32,
         has_bias: wt.bias.is_some() as u32,
-        _pad: [0; 2],
+        _pad0: 0,
+        _pad1: 0,
     };
     let bias = wt.bias.as_ref().unwrap_or(x);
     let grid = |rows: usize| {
@@ -232,42 +228,4 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
         }
     }
     Ok(y)
-}
-
-/// CPU reference. `x (B, H, W, Cin)`, `w (Cout, Cin, kh, kw)` (PyTorch layout), `bias (Cout)`
-/// -> `(B, Ho, Wo, Cout)`.
-pub fn conv2d_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: Option<&[f32]>, spec: ConvSpec) -> (Vec<f32>, [usize; 4]) {
-    let [b, h, wd, cin] = xs;
-    let [cout, _, kh, kw] = ws;
-    let ho = (h + spec.pad_y.0 + spec.pad_y.1 - kh) / spec.stride + 1;
-    let wo = (wd + spec.pad_x.0 + spec.pad_x.1 - kw) / spec.stride + 1;
-    let mut y = vec![0.0; b * ho * wo * cout];
-    for n in 0..b {
-        for oy in 0..ho {
-            for ox in 0..wo {
-                for o in 0..cout {
-                    let mut s = bias.map_or(0.0, |bb| bb[o] as f64);
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let iy = (oy * spec.stride + ky) as isize - spec.pad_y.0 as isize;
-                            let ix = (ox * spec.stride + kx) as isize - spec.pad_x.0 as isize;
-                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                continue;
-                            }
-                            for i in 0..cin {
-                                s += x[((n * h + iy as usize) * wd + ix as usize) * cin + i] as f64 * w[((o * cin + i) * kh + ky) * kw + kx] as f64;
-                            }
-                        }
-                    }
-                    let v = s as f32;
-                    y[((n * ho + oy) * wo + ox) * cout + o] = match spec.act {
-                        Act::None => v,
-                        Act::Relu => v.max(0.0),
-                        Act::Silu => v / (1.0 + (-v).exp()),
-                    };
-                }
-            }
-        }
-    }
-    (y, [b, ho, wo, cout])
 }

@@ -4,33 +4,22 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, groups, output};
+use super::{ensure, groups, output, Variant};
 use crate::error::Result;
-use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Encoder, Gpu, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "linear.wgsl", source: include_str!("../../../shaders/linear.wgsl") };
+const SHADER: Shader = shader!(["linear_params.wgsl", "packed.wgsl"], "linear.wgsl");
 /// The CPU variant for 8-lane subgroups (needs SUBGROUP and SHADER_INT64, hence its own file).
-const SHADER_SG: Shader = Shader { name: "linear_sg.wgsl", source: include_str!("../../../shaders/linear_sg.wgsl") };
+const SHADER_SG: Shader = shader!(["linear_params.wgsl", "u64.wgsl", "sg_operands.wgsl"], "linear_sg.wgsl");
 /// Needs SHADER_F16, so apart from linear.wgsl.
-const SHADER_F16: Shader = Shader { name: "linear_f16.wgsl", source: include_str!("../../../shaders/linear_f16.wgsl") };
+const SHADER_F16: Shader = shader!(["enable_f16.wgsl", "linear_params.wgsl"], "linear_f16.wgsl");
 /// Output rows per workgroup and columns per workgroup in `linear_cpu`.
 const CPU_TILE: (usize, usize) = (8, 64);
 /// The same in `linear_sg`.
 const SG_TILE: (usize, usize) = (32, 32);
 
-/// Which kernel runs a product: chosen by adapter and shape, overridable for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// Workgroup-memory tiles (GPUs, and any shape).
-    Tiled,
-    /// The same reading f16 weights as WGSL `f16` (adapters with SHADER_F16, f16 weights).
-    TiledF16,
-    /// Register-blocked, all lanes reading the same rows of x (CPU adapters).
-    Cpu,
-    /// Register-blocked, rows of x shared by subgroupBroadcast (CPU adapters with 8-lane
-    /// subgroups).
-    Subgroup,
-}
+/// The kernels `linear` and `matmul` have.
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::TiledF16, Variant::Cpu, Variant::Subgroup];
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -48,6 +37,12 @@ struct Meta {
     n_total: u32,
     _pad: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG, SHADER_F16];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Meta { batch, m, n, k, x_batch, w_batch, y_batch, has_bias, w_offset, n_offset, n_total, _pad });
 
 /// `x (.., K) -> y (.., N)` with `w (N, K)` and optional `bias (N)`.
 pub fn linear(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -89,30 +84,25 @@ struct Dims {
     y_batch: usize,
 }
 
-/// The kernel `linear`/`matmul` pick for this adapter and shape.
-pub fn variant(gpu: &Gpu, n: usize, k: usize, x_batch: usize, w_batch: usize, trans_b: bool, w_f16: bool) -> Variant {
-    // The CPU kernels read vec4s along K: K and the batch strides must be multiples of 4. The
-    // subgroup kernel stores pairs of outputs: N must be even.
-    if gpu.kind == AdapterKind::Cpu && trans_b && k % 4 == 0 && x_batch % 4 == 0 && w_batch % 4 == 0 {
-        if gpu.subgroup8 && n % 2 == 0 {
-            Variant::Subgroup
-        } else {
-            Variant::Cpu
-        }
-    } else if gpu.shader_f16 && w_f16 {
-        Variant::TiledF16
-    } else {
-        Variant::Tiled
-    }
+/// The kernel `linear` (`w (N, K)`, `trans_b`) or `matmul` (`b (B, K, N)`, or `(B, N, K)`
+/// with `trans_b`) runs for this weight on this adapter.
+pub fn variant(gpu: &Gpu, w: &Tensor, trans_b: bool) -> Variant {
+    // The CPU kernels read vec4s along K (W as (N, K) only): K, and with it the batch strides
+    // (M K and K N), must be multiples of 4. The subgroup kernel stores pairs of outputs: N
+    // must be even.
+    let r = w.shape.len();
+    let (n, k) = if r >= 2 { (w.shape[r - 2], w.shape[r - 1]) } else { (0, 0) };
+    Variant::choose(gpu, trans_b && r >= 2 && k.is_multiple_of(4), n.is_multiple_of(2), w.dtype == DType::F16)
 }
 
 /// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// K % 4 == 0, and `Subgroup` an even N and an adapter with 8-lane subgroups).
+/// K % 4 == 0, `Subgroup` an even N, `TiledF16` f16 weights; adapter features as
+/// [`Variant::needs`]).
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
-    ensure(variant != Variant::TiledF16 || (enc.gpu().shader_f16 && w.dtype == DType::F16), "linear", || "the TiledF16 kernel needs SHADER_F16 and f16 weights".into())?;
+    variant.needs(enc.gpu(), "linear", VARIANTS)?;
+    ensure(variant != Variant::TiledF16 || w.dtype == DType::F16, "linear", || "the TiledF16 kernel needs f16 weights".into())?;
     ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || k % 4 == 0, "linear", || format!("the {variant:?} kernel needs K % 4 == 0, got {k}"))?;
-    ensure(variant != Variant::Subgroup || enc.gpu().subgroup8, "linear", || "the Subgroup kernel needs 8-lane subgroups and 64-bit integers".into())?;
     ensure(variant != Variant::Subgroup || n % 2 == 0, "linear", || format!("the Subgroup kernel stores pairs of outputs: N must be even, got {n}"))?;
     let m = x.numel() / k.max(1);
     let mut shape = x.shape.clone();
@@ -123,7 +113,7 @@ pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&
 }
 
 fn run(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, y: &Tensor, d: Dims, trans_b: bool) -> Result<()> {
-    let v = variant(enc.gpu(), d.n, d.k, d.x_batch, d.w_batch, trans_b, w.dtype == DType::F16);
+    let v = variant(enc.gpu(), w, trans_b);
     run_variant(enc, x, w, bias, y, d, trans_b, v)
 }
 
@@ -191,37 +181,4 @@ fn run_variant(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tens
         n0 += rows;
     }
     Ok(())
-}
-
-/// CPU reference: `y (M, N) = x (M, K) . w^T (N, K) + bias (N)`.
-pub fn linear_ref(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize) -> Vec<f32> {
-    let mut y = vec![0.0; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0.0f64;
-            for t in 0..k {
-                s += x[i * k + t] as f64 * w[j * k + t] as f64;
-            }
-            y[i * n + j] = s as f32 + bias.map_or(0.0, |b| b[j]);
-        }
-    }
-    y
-}
-
-/// CPU reference: `c (B, M, N) = a (B, M, K) . b (B, K, N)`, or `. b^T` with `b (B, N, K)`.
-pub fn matmul_ref(a: &[f32], b: &[f32], batch: usize, m: usize, n: usize, k: usize, transpose_b: bool) -> Vec<f32> {
-    let mut c = vec![0.0; batch * m * n];
-    for z in 0..batch {
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = 0.0f64;
-                for t in 0..k {
-                    let bv = if transpose_b { b[z * n * k + j * k + t] } else { b[z * k * n + t * n + j] };
-                    s += a[z * m * k + i * k + t] as f64 * bv as f64;
-                }
-                c[z * m * n + i * n + j] = s as f32;
-            }
-        }
-    }
-    c
 }

@@ -6,7 +6,7 @@ use super::{bands, ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "resample.wgsl", source: include_str!("../../../shaders/resample.wgsl") };
+const SHADER: Shader = shader!(["flat4.wgsl"], "resample.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -16,8 +16,16 @@ struct Params {
     w: u32,
     c: u32,
     cb: u32,
-    _pad: [u32; 3],
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { n, h, w, c, cb, _pad0, _pad1, _pad2 });
 
 /// `x (B, H, W, C) -> (B, 2H, 2W, C)`, nearest neighbour.
 pub fn upsample2x(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
@@ -27,7 +35,7 @@ pub fn upsample2x(enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
     let pipeline = enc.gpu().pipeline(SHADER, "upsample2x", 3, &[])?;
     let run = |enc: &mut Encoder<'_>, x: &Tensor, y: &Tensor| {
         let n = y.numel();
-        let p = Params { n: n as u32, h: x.shape[1] as u32, w: w as u32, c: c as u32, cb: 0, _pad: [0; 3] };
+        let p = Params { n: n as u32, h: x.shape[1] as u32, w: w as u32, c: c as u32, cb: 0, _pad0: 0, _pad1: 0, _pad2: 0 };
         enc.dispatch(&pipeline, &[x.binding(), x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     };
     if !bands::needed(enc.gpu(), "upsample2x", &[x, &y])? {
@@ -56,34 +64,8 @@ pub fn concat(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     shape[ra - 1] = ca + cb;
     let y = output(enc, &shape)?;
     let n = y.numel();
-    let p = Params { n: n as u32, h: 0, w: 0, c: ca as u32, cb: cb as u32, _pad: [0; 3] };
+    let p = Params { n: n as u32, h: 0, w: 0, c: ca as u32, cb: cb as u32, _pad0: 0, _pad1: 0, _pad2: 0 };
     let pipeline = enc.gpu().pipeline(SHADER, "concat", 3, &[])?;
     enc.dispatch(&pipeline, &[a.binding(), b.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(n.div_ceil(4), 64));
     Ok(y)
-}
-
-/// CPU reference: `x (B, H, W, C) -> (B, 2H, 2W, C)`.
-pub fn upsample2x_ref(x: &[f32], [b, h, w, c]: [usize; 4]) -> Vec<f32> {
-    let mut y = vec![0.0; b * 4 * h * w * c];
-    for n in 0..b {
-        for oy in 0..2 * h {
-            for ox in 0..2 * w {
-                for k in 0..c {
-                    y[((n * 2 * h + oy) * 2 * w + ox) * c + k] = x[((n * h + oy / 2) * w + ox / 2) * c + k];
-                }
-            }
-        }
-    }
-    y
-}
-
-/// CPU reference: `(P, Ca) ++ (P, Cb) -> (P, Ca + Cb)`.
-pub fn concat_ref(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
-    let p = a.len() / ca.max(1);
-    let mut y = Vec::with_capacity(a.len() + b.len());
-    for i in 0..p {
-        y.extend_from_slice(&a[i * ca..(i + 1) * ca]);
-        y.extend_from_slice(&b[i * cb..(i + 1) * cb]);
-    }
-    y
 }

@@ -6,7 +6,7 @@ use super::{ensure, grid_flat, output};
 use crate::error::Result;
 use crate::gpu::{Encoder, Shader, Tensor};
 
-const SHADER: Shader = Shader { name: "softmax.wgsl", source: include_str!("../../../shaders/softmax.wgsl") };
+const SHADER: Shader = shader!([], "softmax.wgsl");
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -16,6 +16,12 @@ struct Params {
     scale: f32,
     _pad: u32,
 }
+
+/// The kernels' files and their uniform's layout, for the test against the WGSL.
+#[cfg(test)]
+pub(crate) const SHADERS: &[Shader] = &[SHADER];
+#[cfg(test)]
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { rows, n, scale, _pad });
 
 /// `y = softmax(scale * x)` along the last dimension of `x (.., N)`.
 pub fn softmax(enc: &mut Encoder<'_>, x: &Tensor, scale: f32) -> Result<Tensor> {
@@ -27,16 +33,4 @@ pub fn softmax(enc: &mut Encoder<'_>, x: &Tensor, scale: f32) -> Result<Tensor> 
     let pipeline = enc.gpu().pipeline(SHADER, "softmax", 2, &[])?;
     enc.dispatch(&pipeline, &[x.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(rows, 1));
     Ok(y)
-}
-
-/// CPU reference: `x (R, N)` -> softmax of each row of `scale * x`.
-pub fn softmax_ref(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
-    x.chunks(n)
-        .flat_map(|row| {
-            let m = row.iter().map(|&v| (v * scale) as f64).fold(f64::MIN, f64::max);
-            let e: Vec<f64> = row.iter().map(|&v| ((v * scale) as f64 - m).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(move |v| (v / s) as f32)
-        })
-        .collect()
 }

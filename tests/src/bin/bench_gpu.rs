@@ -12,8 +12,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use percept::gpu::{DType, Gpu, Tensor};
 use percept::nn::taesd::Taesd;
-use percept::ops::conv2d::{conv2d, conv2d_with, Act, ConvSpec, ConvWeight};
-use percept::ops::linear::{linear, linear_with, Variant};
+use percept::ops::conv2d::{conv2d, conv2d_with, ConvSpec, ConvWeight};
+use percept::ops::linear::{linear, linear_with};
+use percept::ops::{Act, Variant};
 use percept_tests::{publish, today, machine};
 use percept_tests::{repo_root, Rng};
 
@@ -115,7 +116,7 @@ fn main() -> Result<()> {
         machine(),
         gpu.describe(),
         gpu.kind,
-        gpu.subgroup8
+        gpu.subgroup8_int64
     );
     report += "The kernel `percept` picks on this adapter is the first two columns; the third is the register-blocked CPU kernel without subgroups (every lane loading the shared operand, the previous default), f16 weights, in the same run.\n\n";
     report += "| kernel | shape | percept f32 weights GFLOP/s, best (median) | percept f16 weights, best (median) | without subgroups, f16, best (median) | numpy GFLOP/s | PyTorch CPU GFLOP/s |\n|---|---|---|---|---|---|---|\n";
@@ -186,7 +187,7 @@ fn main() -> Result<()> {
         let plain = (gpu.kind == percept::gpu::AdapterKind::Cpu).then(|| {
             best(&gpu, 1, || {
                 let mut enc = gpu.encoder();
-                percept::ops::attention::attention_with(&mut enc, &q, &k, &v, heads, false, percept::ops::attention::Variant::Vec4).unwrap();
+                percept::ops::attention::attention_with(&mut enc, &q, &k, &v, heads, false, Variant::Cpu).unwrap();
             })
         });
         let torch = python(&format!(

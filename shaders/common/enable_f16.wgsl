@@ -1,0 +1,3 @@
+// First part of the kernels that need SHADER_F16: WGSL wants enable directives before any
+// declaration.
+enable f16;
