@@ -151,6 +151,12 @@ fn c_header_error_codes_match_core() {
         ("CHUNK_OUT_OF_RANGE", Error::ChunkOutOfRange { start: n, len: n, voxels: n }),
         ("CHUNK_OVERLAP", Error::ChunkOverlap { index: n }),
         ("INCOMPLETE", Error::Incomplete { first_missing: n }),
+        ("CHECKSUM_MISMATCH", Error::ChecksumMismatch { expected: 0, found: 0 }),
+        ("UNSUPPORTED_FORMAT_VERSION", Error::UnsupportedFormatVersion { newest: 0 }),
+        ("BOTH_WEIGHT_KINDS", Error::BothWeightKinds),
+        ("BAD_RANK", Error::BadRank { rank: n, limit: n }),
+        ("EMPTY_DECODER", Error::EmptyDecoder { name: s }),
+        ("STD_TOO_SMALL", Error::StdTooSmall { index: n }),
     ];
     let mut want: std::collections::BTreeMap<&str, u16> = errors.iter().map(|(k, e)| (*k, e.code())).collect();
     want.insert("NULL_POINTER", 1);
