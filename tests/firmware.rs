@@ -38,6 +38,8 @@ fn cortex_m4_decode_is_bit_identical_to_host() {
 
     let (dense, low, odd, x) = firmware_fixture();
     let want_dense = host_hash(&dense, &x);
+    let sum = format!("{:08x}", percept_core::checksum::of_data(&dense.to_bytes().unwrap()));
+    assert_eq!(field(&text, "checksum"), Some(sum.as_str()), "XXH32 on the M4 differs from the host's");
     assert_eq!(field(&text, "dense"), Some(want_dense.as_str()), "one-shot dense decode differs from the host's");
     assert_eq!(field(&text, "stream"), Some(want_dense.as_str()), "interleaved streaming differs from the host's one-shot");
     assert_eq!(field(&text, "inorder"), Some(want_dense.as_str()), "in-order streaming differs from the host's one-shot");
