@@ -210,8 +210,8 @@ impl LoadedDecoder {
     }
 }
 
-/// What the decoder file at `path` holds, one field a line: region, target, sizes, weights
-/// and the fitting settings in its metadata.
+/// What the decoder file at `path` holds, one field a line: region, target, sizes, weights,
+/// the checksum of its tensor data (verified on opening) and the fitting settings in its metadata.
 pub fn describe(path: &Path) -> Result<String> {
     use std::fmt::Write as _;
     let loaded = LoadedDecoder::open(path)?;
