@@ -38,6 +38,8 @@ fn cortex_m4_decode_is_bit_identical_to_host() {
 
     let (dense, low, odd, x) = firmware_fixture();
     let want_dense = host_hash(&dense, &x);
+    let sum = format!("{:08x}", percept_core::checksum::of_data(&dense.to_bytes().unwrap()));
+    assert_eq!(field(&text, "checksum"), Some(sum.as_str()), "XXH32 on the M4 differs from the host's");
     assert_eq!(field(&text, "dense"), Some(want_dense.as_str()), "one-shot dense decode differs from the host's");
     assert_eq!(field(&text, "stream"), Some(want_dense.as_str()), "interleaved streaming differs from the host's one-shot");
     assert_eq!(field(&text, "inorder"), Some(want_dense.as_str()), "in-order streaming differs from the host's one-shot");
@@ -151,6 +153,12 @@ fn c_header_error_codes_match_core() {
         ("CHUNK_OUT_OF_RANGE", Error::ChunkOutOfRange { start: n, len: n, voxels: n }),
         ("CHUNK_OVERLAP", Error::ChunkOverlap { index: n }),
         ("INCOMPLETE", Error::Incomplete { first_missing: n }),
+        ("CHECKSUM_MISMATCH", Error::ChecksumMismatch { expected: 0, found: 0 }),
+        ("UNSUPPORTED_FORMAT_VERSION", Error::UnsupportedFormatVersion { newest: 0 }),
+        ("BOTH_WEIGHT_KINDS", Error::BothWeightKinds),
+        ("BAD_RANK", Error::BadRank { rank: n, limit: n }),
+        ("EMPTY_DECODER", Error::EmptyDecoder { name: s }),
+        ("STD_TOO_SMALL", Error::StdTooSmall { index: n }),
     ];
     let mut want: std::collections::BTreeMap<&str, u16> = errors.iter().map(|(k, e)| (*k, e.code())).collect();
     want.insert("NULL_POINTER", 1);

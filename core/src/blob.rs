@@ -190,6 +190,11 @@ impl<'a> Blob<'a> {
         Ok(blob)
     }
 
+    /// The data section: every tensor's bytes, in file order (they tile it exactly).
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
     /// The tensor called `name`, if the blob has it.
     pub fn tensor(&self, name: &str) -> Result<Option<TensorView<'a>>> {
         let mut found = None;

@@ -6,11 +6,20 @@
 use heapless::Vec;
 
 use crate::blob::{Blob, Dtype, TensorView};
+use crate::checksum;
 use crate::error::{Error, Result};
 use crate::kernel::{self, le_f32, BLOCK};
 
 /// The value of the `format` metadata key of a decoder file.
 pub const FORMAT: &str = "percept-decoder";
+/// The `format_version` this build writes; it reads `1` (checksum optional) and `2`
+/// (checksum required). A file without `format_version` is read as version 1.
+pub const FORMAT_VERSION: &str = "2";
+/// The newest `format_version` this build reads.
+const NEWEST_VERSION: u32 = 2;
+/// The smallest `voxel_std` accepted. Anything smaller (and every subnormal) would turn an
+/// ordinary voxel deviation into a z-score near or past the f32 range.
+pub const MIN_STD: f32 = 1e-30;
 /// The most dimensions a target shape may have.
 pub const MAX_TARGET_RANK: usize = 4;
 
@@ -77,13 +86,30 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// Loads and checks a decoder from the bytes of its safetensors file. The bytes must stay
     /// where they are (flash, a memory map): the weights are read in place, never copied.
-    /// Every weight is checked to be finite, so loading reads the whole file once.
+    /// The tensor data is checked against the metadata `checksum` (required from format
+    /// version 2 on) and every weight is checked to be finite, so loading reads the data twice.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
         let blob = Blob::parse(bytes)?;
         match blob.metadata("format")? {
             Some(FORMAT) => {}
             Some(_) => return Err(Error::BadMetadata { key: "format" }),
             None => return Err(Error::MissingMetadata { key: "format" }),
+        }
+        let version = match blob.metadata("format_version")? {
+            None | Some("1") => 1,
+            Some("2") => 2,
+            Some(_) => return Err(Error::UnsupportedFormatVersion { newest: NEWEST_VERSION }),
+        };
+        match blob.metadata("checksum")? {
+            Some(text) => {
+                let expected = checksum::parse(text).ok_or(Error::BadMetadata { key: "checksum" })?;
+                let found = checksum::of_data(blob.data());
+                if found != expected {
+                    return Err(Error::ChecksumMismatch { expected, found });
+                }
+            }
+            None if version >= 2 => return Err(Error::MissingMetadata { key: "checksum" }),
+            None => {}
         }
         let region = blob.metadata("region")?.ok_or(Error::MissingMetadata { key: "region" })?;
         let target = match blob.metadata("target")? {
@@ -97,27 +123,41 @@ impl<'a> Decoder<'a> {
 
         let bias_t = required(&blob, "bias")?;
         let [outputs] = dims::<1>(&bias_t, "bias", Dtype::F32)?;
+        if outputs == 0 {
+            return Err(Error::EmptyDecoder { name: "bias" });
+        }
         let mean_t = required(&blob, "voxel_mean")?;
         let [voxels] = dims::<1>(&mean_t, "voxel_mean", Dtype::F32)?;
+        if voxels == 0 {
+            return Err(Error::EmptyDecoder { name: "voxel_mean" });
+        }
         let std_t = required(&blob, "voxel_std")?;
         let [std_len] = dims::<1>(&std_t, "voxel_std", Dtype::F32)?;
         same("voxel_std", 0, voxels, std_len)?;
 
-        let weights = if let Some(w_t) = blob.tensor("weight")? {
-            let [l, v] = dims::<2>(&w_t, "weight", Dtype::F16)?;
-            same("weight", 0, outputs, l)?;
-            same("weight", 1, voxels, v)?;
-            Weights::Dense { w: cast_u16(&w_t, "weight")? }
-        } else if let Some(u_t) = blob.tensor("weight_u")? {
-            let vt_t = required(&blob, "weight_vt")?;
-            let [l, rank] = dims::<2>(&u_t, "weight_u", Dtype::F16)?;
-            same("weight_u", 0, outputs, l)?;
-            let [r2, v] = dims::<2>(&vt_t, "weight_vt", Dtype::F16)?;
-            same("weight_vt", 0, rank, r2)?;
-            same("weight_vt", 1, voxels, v)?;
-            Weights::LowRank { u: cast_u16(&u_t, "weight_u")?, vt: cast_u16(&vt_t, "weight_vt")?, rank }
-        } else {
-            return Err(Error::MissingTensor { name: "weight" });
+        let weights = match (blob.tensor("weight")?, blob.tensor("weight_u")?, blob.tensor("weight_vt")?) {
+            (Some(w_t), None, None) => {
+                let [l, v] = dims::<2>(&w_t, "weight", Dtype::F16)?;
+                same("weight", 0, outputs, l)?;
+                same("weight", 1, voxels, v)?;
+                Weights::Dense { w: cast_u16(&w_t, "weight")? }
+            }
+            (Some(_), _, _) => return Err(Error::BothWeightKinds),
+            (None, Some(u_t), Some(vt_t)) => {
+                let [l, rank] = dims::<2>(&u_t, "weight_u", Dtype::F16)?;
+                same("weight_u", 0, outputs, l)?;
+                let [r2, v] = dims::<2>(&vt_t, "weight_vt", Dtype::F16)?;
+                same("weight_vt", 0, rank, r2)?;
+                same("weight_vt", 1, voxels, v)?;
+                let limit = outputs.min(voxels);
+                if rank == 0 || rank > limit {
+                    return Err(Error::BadRank { rank, limit });
+                }
+                Weights::LowRank { u: cast_u16(&u_t, "weight_u")?, vt: cast_u16(&vt_t, "weight_vt")?, rank }
+            }
+            (None, Some(_), None) => return Err(Error::MissingTensor { name: "weight_vt" }),
+            (None, None, Some(_)) => return Err(Error::MissingTensor { name: "weight_u" }),
+            (None, None, None) => return Err(Error::MissingTensor { name: "weight" }),
         };
 
         let product = target_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d as usize));
@@ -156,6 +196,9 @@ impl<'a> Decoder<'a> {
         finite_f32("voxel_std", self.std)?;
         if let Some(index) = self.std.iter().position(|&b| le_f32(b) <= 0.0) {
             return Err(Error::BadStd { index });
+        }
+        if let Some(index) = self.std.iter().position(|&b| le_f32(b) < MIN_STD) {
+            return Err(Error::StdTooSmall { index });
         }
         match self.weights {
             Weights::Dense { w } => finite_f16("weight", w),

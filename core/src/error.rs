@@ -202,6 +202,39 @@ pub enum Error {
         /// The first voxel that has not arrived.
         first_missing: usize,
     },
+    /// The tensor data does not have the checksum the metadata `checksum` records: the file
+    /// was corrupted after it was written (see [`crate::checksum`]).
+    ChecksumMismatch {
+        /// The checksum in the metadata.
+        expected: u32,
+        /// The checksum of the data in the blob.
+        found: u32,
+    },
+    /// The metadata `format_version` is not a version this build reads.
+    UnsupportedFormatVersion {
+        /// The newest version this build reads (it reads 1 up to this).
+        newest: u32,
+    },
+    /// The blob holds both a dense `weight` and low-rank `weight_u`/`weight_vt`.
+    BothWeightKinds,
+    /// A low-rank decoder's rank is 0 or larger than min(outputs, voxels).
+    BadRank {
+        /// The rank in the blob (columns of `weight_u`).
+        rank: usize,
+        /// min(outputs, voxels), the largest useful rank.
+        limit: usize,
+    },
+    /// The decoder has no voxels or no outputs.
+    EmptyDecoder {
+        /// The empty tensor: `voxel_mean` (no voxels) or `bias` (no outputs).
+        name: &'static str,
+    },
+    /// A voxel standard deviation is positive but below [`crate::MIN_STD`] (tiny or subnormal:
+    /// z-scores would overflow).
+    StdTooSmall {
+        /// The voxel.
+        index: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -237,6 +270,12 @@ impl fmt::Display for Error {
             ChunkOutOfRange { start, len, voxels } => write!(f, "chunk of {len} voxels at {start} reaches past the {voxels} voxels of the decoder"),
             ChunkOverlap { index } => write!(f, "voxel {index} was delivered twice"),
             Incomplete { first_missing } => write!(f, "volume incomplete: voxel {first_missing} has not arrived"),
+            ChecksumMismatch { expected, found } => write!(f, "tensor data has checksum xxh32:{found:08x} but metadata `checksum` says xxh32:{expected:08x} (file corrupted?)"),
+            UnsupportedFormatVersion { newest } => write!(f, "metadata `format_version` is not a version this build reads (1 to {newest}; written by a newer percept?)"),
+            BothWeightKinds => write!(f, "blob holds both dense `weight` and low-rank `weight_u`/`weight_vt`; a decoder has one or the other"),
+            BadRank { rank, limit } => write!(f, "low-rank tensors `weight_u`/`weight_vt` have rank {rank}; it must be 1 to min(outputs, voxels) = {limit}"),
+            EmptyDecoder { name } => write!(f, "tensor `{name}` is empty: a decoder needs at least one voxel and one output"),
+            StdTooSmall { index } => write!(f, "voxel_std of voxel {index} is below {:e} (tiny or subnormal)", crate::MIN_STD),
         }
     }
 }
@@ -276,6 +315,12 @@ impl Error {
             ChunkOutOfRange { .. } => 28,
             ChunkOverlap { .. } => 29,
             Incomplete { .. } => 30,
+            ChecksumMismatch { .. } => 31,
+            UnsupportedFormatVersion { .. } => 32,
+            BothWeightKinds => 33,
+            BadRank { .. } => 34,
+            EmptyDecoder { .. } => 35,
+            StdTooSmall { .. } => 36,
         }
     }
 }

@@ -4,13 +4,14 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod blob;
+pub mod checksum;
 mod decoder;
 mod error;
 mod fixed;
 pub mod kernel;
 
 pub use blob::{Blob, Dtype, TensorView};
-pub use decoder::{Accumulator, DecodeStats, Decoder, NonFinite, Target, FORMAT};
+pub use decoder::{Accumulator, DecodeStats, Decoder, NonFinite, Target, FORMAT, FORMAT_VERSION, MIN_STD};
 pub use error::{Error, Result};
 pub use fixed::{FixedDecoder, Scratch};
 

@@ -218,3 +218,176 @@ fn misaligned_weights_are_refused() {
     let buf = Buf::new(&[&[0u8][..], &bytes].concat());
     assert!(matches!(Decoder::from_bytes(&buf.bytes()[1..]), Err(Error::Misaligned { .. })));
 }
+
+#[test]
+fn format_versions_and_checksums() {
+    // Version 1 (or no version): the checksum is optional, but checked when present.
+    let mut m = META.to_vec();
+    m.push(("format_version", "1"));
+    let buf = Buf::new(&write(&parts(4, 2), &m));
+    assert!(Decoder::from_bytes(buf.bytes()).is_ok());
+    let buf = Buf::new(&write_v2(&parts(4, 2), META));
+    assert!(Decoder::from_bytes(buf.bytes()).is_ok());
+    let mut m = META.to_vec();
+    m.push(("format_version", "1"));
+    m.push(("checksum", "xxh32:00000000"));
+    let e = decoder_err(&parts(4, 2), &m);
+    let found = percept_core::checksum::of_data(&data_section(&parts(4, 2)));
+    assert_eq!(e, Error::ChecksumMismatch { expected: 0, found });
+    assert_eq!(e.to_string(), format!("tensor data has checksum xxh32:{found:08x} but metadata `checksum` says xxh32:00000000 (file corrupted?)"));
+    // Version 2 requires it.
+    let mut m = META.to_vec();
+    m.push(("format_version", "2"));
+    assert_eq!(decoder_err(&parts(4, 2), &m), Error::MissingMetadata { key: "checksum" });
+    m.push(("checksum", "crc32:00000000"));
+    assert_eq!(decoder_err(&parts(4, 2), &m), Error::BadMetadata { key: "checksum" });
+    // Unknown versions.
+    for v in ["3", "0", "2.0", ""] {
+        let mut m = META.to_vec();
+        m.push(("format_version", v));
+        let e = decoder_err(&parts(4, 2), &m);
+        assert_eq!(e, Error::UnsupportedFormatVersion { newest: 2 }, "version {v:?}");
+        assert!(e.to_string().contains("format_version"), "{e}");
+    }
+}
+
+#[test]
+fn structural_errors_are_distinct() {
+    let code = |e: &Error| e.code();
+    let mut seen = std::collections::BTreeSet::new();
+
+    // Dense and low-rank weights together.
+    let mut p = parts(4, 2);
+    p.push(f16s("weight_u", &[2, 1], &[0.5; 2]));
+    p.push(f16s("weight_vt", &[1, 4], &[0.5; 4]));
+    let e = decoder_err(&p, META);
+    assert_eq!(e, Error::BothWeightKinds);
+    assert!(e.to_string().contains("`weight`") && e.to_string().contains("`weight_u`"), "{e}");
+    seen.insert(code(&e));
+    let mut p = parts(4, 2);
+    p.push(f16s("weight_vt", &[1, 4], &[0.5; 4]));
+    assert_eq!(decoder_err(&p, META), Error::BothWeightKinds);
+
+    // Half a low-rank pair.
+    let mut p = parts(4, 2);
+    p[3] = f16s("weight_u", &[2, 1], &[0.5; 2]);
+    assert_eq!(decoder_err(&p, META), Error::MissingTensor { name: "weight_vt" });
+
+    // Rank 0, and rank above min(L, V).
+    let low = |r: usize, v: usize, l: usize| {
+        let mut p = parts(v, l);
+        p[3] = f16s("weight_u", &[l as u64, r as u64], &vec![0.5; l * r]);
+        p.push(f16s("weight_vt", &[r as u64, v as u64], &vec![0.5; r * v]));
+        p
+    };
+    let e = decoder_err(&low(0, 4, 2), META);
+    assert_eq!(e, Error::BadRank { rank: 0, limit: 2 });
+    assert!(e.to_string().contains("rank 0"), "{e}");
+    seen.insert(code(&e));
+    assert_eq!(decoder_err(&low(3, 4, 2), META), Error::BadRank { rank: 3, limit: 2 });
+    let mut m = META.to_vec();
+    m[3] = ("target_shape", "6");
+    assert_eq!(decoder_err(&low(5, 4, 6), &m), Error::BadRank { rank: 5, limit: 4 });
+    let buf = Buf::new(&write(&low(2, 4, 2), META));
+    assert_eq!(Decoder::from_bytes(buf.bytes()).unwrap().rank(), Some(2));
+
+    // No voxels, no outputs.
+    let e = decoder_err(&parts(0, 2), META);
+    assert_eq!(e, Error::EmptyDecoder { name: "voxel_mean" });
+    assert!(e.to_string().contains("`voxel_mean` is empty"), "{e}");
+    seen.insert(code(&e));
+    let mut m = META.to_vec();
+    m[3] = ("target_shape", "1");
+    assert_eq!(decoder_err(&parts(4, 0), &m), Error::EmptyDecoder { name: "bias" });
+
+    // Unknown version, checksum.
+    seen.insert(Error::UnsupportedFormatVersion { newest: 2 }.code());
+    seen.insert(Error::ChecksumMismatch { expected: 0, found: 0 }.code());
+    assert_eq!(seen.len(), 5);
+}
+
+#[test]
+fn parameter_values_are_checked() {
+    let with = |i: usize, t: T| {
+        let mut p = parts(4, 2);
+        p[i] = t;
+        decoder_err(&p, META)
+    };
+    // Tiny and subnormal stds, and the floor itself.
+    for (s, want) in [
+        (1e-45, Some(Error::StdTooSmall { index: 1 })),
+        (f32::MIN_POSITIVE / 2.0, Some(Error::StdTooSmall { index: 1 })),
+        (9e-31, Some(Error::StdTooSmall { index: 1 })),
+        (-1e-45, Some(Error::BadStd { index: 1 })),
+        (-0.0, Some(Error::BadStd { index: 1 })),
+        (f32::NAN, Some(Error::NonFiniteParameter { name: "voxel_std", index: 1 })),
+        (f32::INFINITY, Some(Error::NonFiniteParameter { name: "voxel_std", index: 1 })),
+        (percept_core::MIN_STD, None),
+    ] {
+        let mut p = parts(4, 2);
+        p[2] = f32s("voxel_std", &[4], &[1.0, s, 1.0, 1.0]);
+        let buf = Buf::new(&write(&p, META));
+        assert_eq!(Decoder::from_bytes(buf.bytes()).err(), want, "std {s:e}");
+    }
+    let e = with(2, f32s("voxel_std", &[4], &[1.0, 1.0, 1e-45, 1.0]));
+    assert!(e.to_string().contains("voxel 2") && e.to_string().contains("1e-30"), "{e}");
+    assert_ne!(e.code(), Error::BadStd { index: 0 }.code());
+    // Non-finite bias and mean name their tensor and element.
+    let e = with(0, f32s("bias", &[2], &[f32::NEG_INFINITY, 0.0]));
+    assert_eq!(e, Error::NonFiniteParameter { name: "bias", index: 0 });
+    assert!(e.to_string().contains("`bias`"), "{e}");
+    let e = with(1, f32s("voxel_mean", &[4], &[0.0, 0.0, 0.0, f32::NAN]));
+    assert_eq!(e, Error::NonFiniteParameter { name: "voxel_mean", index: 3 });
+    assert!(e.to_string().contains("`voxel_mean`"), "{e}");
+}
+
+#[test]
+fn every_single_data_byte_flip_is_detected() {
+    // Any change of any byte of tensor data in a version-2 file is caught by the checksum
+    // (before the values are looked at), dense and low-rank.
+    for rank in [None, Some(2)] {
+        let s = Spec { v: 10, l: 3, rank, seed: 5 };
+        let bytes = blob_v2(&s, &params(&s));
+        let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert!(Decoder::from_bytes(Buf::new(&bytes).bytes()).is_ok());
+        for i in header_end..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                let buf = Buf::new(&b);
+                let e = Decoder::from_bytes(buf.bytes()).unwrap_err();
+                assert!(matches!(e, Error::ChecksumMismatch { .. }), "byte {i} bit {bit}: {e:?}");
+            }
+        }
+    }
+}
+
+mod flips {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random corruptions (1 to 4 bytes of the data section changed anywhere) of random
+        /// version-2 decoders: always refused with ChecksumMismatch, never a panic.
+        #[test]
+        fn corrupted_data_is_refused(v in 1usize..300, l in 1usize..8, rank in prop::option::of(1usize..4), seed in any::<u64>(),
+                                     flips in prop::collection::vec((any::<usize>(), 1u8..=255), 1..5)) {
+            let rank = rank.map(|r| r.min(v).min(l));
+            let s = Spec { v, l, rank, seed };
+            let bytes = blob_v2(&s, &params(&s));
+            let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let mut b = bytes.clone();
+            let mut positions = std::collections::BTreeSet::new();
+            for (at, x) in flips {
+                let i = header_end + at % (bytes.len() - header_end);
+                if positions.insert(i) {
+                    b[i] ^= x;
+                }
+            }
+            let buf = Buf::new(&b);
+            let r = Decoder::from_bytes(buf.bytes());
+            prop_assert!(matches!(r, Err(Error::ChecksumMismatch { .. })), "{:?}", r.err());
+        }
+    }
+}

@@ -94,6 +94,59 @@ fn truncated_file_gives_a_named_error() {
     let path = tmp("trunc.safetensors");
     let bytes = file(4, &[3]).to_bytes().unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-    let e = LoadedDecoder::open(&path).unwrap_err().to_string();
+    let e = LoadedDecoder::open(&path).unwrap_err().chain();
     assert!(e.contains("trunc.safetensors") && e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn files_carry_a_checksum_that_the_core_checks() {
+    let path = tmp("sum.safetensors");
+    let f = file(5, &[3, 2]);
+    f.save(&path, true).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let blob = percept_core::Blob::parse(&bytes).unwrap();
+    assert_eq!(blob.metadata("format_version").unwrap(), Some(percept_core::FORMAT_VERSION));
+    let want = format!("xxh32:{:08x}", percept_core::checksum::of_data(blob.data()));
+    assert_eq!(blob.metadata("checksum").unwrap(), Some(want.as_str()));
+    let text = percept::io::decoder::describe(&path).unwrap();
+    assert!(text.contains(&format!("checksum      {want} (verified)")), "{text}");
+    // One flipped weight bit: refused at load, naming the file and the checksum.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0x10;
+    let path = tmp("flipped.safetensors");
+    std::fs::write(&path, &bad).unwrap();
+    let e = LoadedDecoder::open(&path).unwrap_err().chain();
+    assert!(e.contains("flipped.safetensors") && e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn what_the_core_refuses_is_not_written() {
+    let err = |f: &DecoderFile| f.to_bytes().unwrap_err().to_string();
+    let mut f = file(3, &[2]);
+    f.voxel_std[2] = 1e-45;
+    let e = err(&f);
+    assert!(e.contains("voxel 2") && e.contains("`voxel_std`"), "{e}");
+    let mut f = file(3, &[2]);
+    f.voxel_std[0] = f32::INFINITY;
+    assert!(err(&f).contains("voxel 0"));
+    let mut f = file(3, &[2]);
+    f.bias[1] = f32::NAN;
+    let e = err(&f);
+    assert!(e.contains("`bias`") && e.contains("element 1"), "{e}");
+    let mut f = file(3, &[2]);
+    f.voxel_mean[0] = f32::NEG_INFINITY;
+    assert!(err(&f).contains("`voxel_mean`"));
+    for rank in [0, 3] {
+        let mut f = file(3, &[2]);
+        f.weights = DecoderWeights::LowRank { u: vec![1.0; 2 * rank], vt: vec![0.5; rank * 3], rank };
+        let e = err(&f);
+        assert!(e.contains(&format!("rank {rank}")), "{e}");
+    }
+    let e = err(&file(0, &[2]));
+    assert!(e.contains("no voxels"), "{e}");
+    for shape in [&[][..], &[0, 2][..], &[1, 1, 1, 1, 2][..]] {
+        let e = err(&file(3, shape));
+        assert!(e.contains("target_shape"), "{e}");
+    }
 }

@@ -135,3 +135,32 @@ pub fn blob(s: &Spec, p: &Params) -> Vec<u8> {
     let shape = format!("{}", s.l);
     write(&ts, &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
 }
+
+/// The tensors' data section, as `write` lays it out.
+pub fn data_section(tensors: &[T]) -> Vec<u8> {
+    tensors.iter().flat_map(|t| t.data.iter().copied()).collect()
+}
+
+/// Writes a format-version-2 blob: `meta` plus `format_version = 2` and the checksum of the data.
+pub fn write_v2(tensors: &[T], meta: &[(&str, &str)]) -> Vec<u8> {
+    let sum = format!("xxh32:{:08x}", percept_core::checksum::of_data(&data_section(tensors)));
+    let mut m = meta.to_vec();
+    m.push(("format_version", "2"));
+    m.push(("checksum", &sum));
+    write(tensors, &m)
+}
+
+/// `blob` as the host writes it today: format version 2 with a checksum.
+pub fn blob_v2(s: &Spec, p: &Params) -> Vec<u8> {
+    let (v, l) = (s.v as u64, s.l as u64);
+    let mut ts = vec![f32s("bias", &[l], &p.bias), f32s("voxel_mean", &[v], &p.mean), f32s("voxel_std", &[v], &p.std)];
+    match s.rank {
+        None => ts.push(f16s("weight", &[l, v], &p.w)),
+        Some(k) => {
+            ts.push(f16s("weight_u", &[l, k as u64], &p.u));
+            ts.push(f16s("weight_vt", &[k as u64, v], &p.vt));
+        }
+    }
+    let shape = format!("{}", s.l);
+    write_v2(&ts, &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
+}

@@ -72,11 +72,18 @@ fn main() -> ! {
         *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }
 
-    // Dense, sizes fixed at build time.
-    let dense = match FixedDecoder::<V, L>::from_bytes(&DENSE.0) {
-        Ok(d) => d,
-        Err(e) => fail("dense decoder", e),
+    // Dense, sizes fixed at build time. Loading checks the checksum and every value.
+    let mut loaded = None;
+    let t_load = ticks(syst, || loaded = Some(FixedDecoder::<V, L>::from_bytes(&DENSE.0)));
+    let dense = match loaded {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => fail("dense decoder", e),
+        None => fail("dense decoder", percept_core::Error::TooShort { len: 0 }),
     };
+    // The checksum alone, over the whole file.
+    let mut sum = 0;
+    let t_checksum = ticks(syst, || sum = core::hint::black_box(percept_core::checksum::of_data(core::hint::black_box(&DENSE.0))));
+    hprintln!("checksum {:08x}", sum);
     let mut scratch = Scratch::<V>::new();
     let mut y = [0f32; L];
     let mut result = Ok(Default::default());
@@ -164,12 +171,15 @@ fn main() -> ! {
         asm!("1:", "subs {0}, {0}, #1", "bne 1b", inout(reg) n => _, options(nomem, nostack));
     });
     hprintln!(
-        "ticks dense_decode={} dense_macs={} odd_decode={} odd_macs={} last_chunk={} calibration={} calibration_instructions={}",
+        "ticks dense_decode={} dense_macs={} odd_decode={} odd_macs={} last_chunk={} load_dense={} checksum={} checksum_bytes={} calibration={} calibration_instructions={}",
         t_dense,
         V * L,
         t_odd,
         V3 * L3,
         t_last,
+        t_load,
+        t_checksum,
+        DENSE.0.len(),
         t_cal,
         2 * n
     );

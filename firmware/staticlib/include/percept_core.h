@@ -83,6 +83,12 @@ _Static_assert(_Alignof(percept_decoder) == PERCEPT_DECODER_ALIGN, "percept_deco
 #define PERCEPT_ERR_CHUNK_OUT_OF_RANGE   28  /* a streamed chunk reaches past the last voxel */
 #define PERCEPT_ERR_CHUNK_OVERLAP        29  /* a streamed voxel was delivered twice */
 #define PERCEPT_ERR_INCOMPLETE           30  /* a stream finished before every voxel arrived */
+#define PERCEPT_ERR_CHECKSUM_MISMATCH    31  /* tensor data differs from the metadata checksum (corrupted file) */
+#define PERCEPT_ERR_UNSUPPORTED_FORMAT_VERSION 32  /* format_version newer than this build reads */
+#define PERCEPT_ERR_BOTH_WEIGHT_KINDS    33  /* both dense and low-rank weights in one file */
+#define PERCEPT_ERR_BAD_RANK             34  /* low-rank rank is 0 or above min(outputs, voxels) */
+#define PERCEPT_ERR_EMPTY_DECODER        35  /* no voxels or no outputs */
+#define PERCEPT_ERR_STD_TOO_SMALL        36  /* a voxel standard deviation is below 1e-30 (tiny or subnormal) */
 
 /*
  * Loads and checks the decoder in `blob` (8-byte aligned, kept alive by the caller).

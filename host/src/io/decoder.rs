@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use half::f16;
 use memmap2::Mmap;
-use percept_core::{Decoder, Target, FORMAT};
+use percept_core::{checksum, Decoder, Target, FORMAT, FORMAT_VERSION, MIN_STD};
 use serde_json::{json, Map, Value};
 
 use super::output::write_atomic;
@@ -59,8 +59,16 @@ impl DecoderFile {
         self.target_shape.iter().product()
     }
 
+    /// Refuses what percept-core would refuse at load time, naming the tensor or field.
     fn check(&self) -> Result<()> {
         let (v, l) = (self.voxels, self.outputs());
+        let bad = |msg: String| Err(Error::Invalid(msg));
+        if self.target_shape.is_empty() || self.target_shape.len() > 4 || self.target_shape.contains(&0) || self.target_shape.iter().any(|&d| u32::try_from(d).is_err()) {
+            return bad(format!("decoder target_shape {:?} must have 1 to 4 dimensions, each from 1 to 2^32 - 1", self.target_shape));
+        }
+        if v == 0 {
+            return bad("decoder has no voxels (`voxel_mean` would be empty)".into());
+        }
         let len = |name: &str, got: usize, want: usize| {
             if got == want {
                 Ok(())
@@ -74,12 +82,20 @@ impl DecoderFile {
         match &self.weights {
             DecoderWeights::Dense(w) => len("weight", w.len(), l * v)?,
             DecoderWeights::LowRank { u, vt, rank } => {
+                if *rank == 0 || *rank > l.min(v) {
+                    return bad(format!("low-rank decoder (`weight_u`, `weight_vt`) has rank {rank}; it must be 1 to min(outputs {l}, voxels {v})"));
+                }
                 len("weight_u", u.len(), l * rank)?;
                 len("weight_vt", vt.len(), rank * v)?;
             }
         }
-        if let Some(i) = self.voxel_std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(Error::Invalid(format!("voxel {i} has standard deviation {} (must be positive)", self.voxel_std[i])));
+        for (name, xs) in [("bias", &self.bias), ("voxel_mean", &self.voxel_mean)] {
+            if let Some(i) = xs.iter().position(|x| !x.is_finite()) {
+                return bad(format!("decoder tensor `{name}` has the non-finite value {} at element {i}", xs[i]));
+            }
+        }
+        if let Some(i) = self.voxel_std.iter().position(|s| !(s.is_finite() && *s >= MIN_STD)) {
+            return bad(format!("voxel {i} has standard deviation {:e} in `voxel_std` (must be finite and at least {MIN_STD:e})", self.voxel_std[i]));
         }
         Ok(())
     }
@@ -120,10 +136,19 @@ impl DecoderFile {
                 format!("low_rank:{rank}")
             }
         };
+        // The data section (tensors in file order) and its checksum, then the header.
+        let mut data = Vec::with_capacity(tensors.iter().map(|t| t.3.len()).sum());
+        let mut entries = Vec::with_capacity(tensors.len());
+        for (name, dtype, shape, bytes) in tensors {
+            entries.push((name, json!({"dtype": dtype, "shape": shape, "data_offsets": [data.len(), data.len() + bytes.len()]})));
+            data.extend_from_slice(&bytes);
+        }
+        let sum = checksum::of_data(&data);
         let shape: Vec<String> = self.target_shape.iter().map(|d| d.to_string()).collect();
         let mut meta = Map::new();
         meta.insert("format".into(), json!(FORMAT));
-        meta.insert("format_version".into(), json!("1"));
+        meta.insert("format_version".into(), json!(FORMAT_VERSION));
+        meta.insert("checksum".into(), json!(format!("{}{sum:08x}", checksum::PREFIX)));
         meta.insert("region".into(), json!(self.region));
         meta.insert("target".into(), json!(match self.target { Target::Z => "z", Target::C => "c" }));
         meta.insert("target_shape".into(), json!(shape.join(",")));
@@ -133,21 +158,17 @@ impl DecoderFile {
         }
         let mut header = Map::new();
         header.insert("__metadata__".into(), Value::Object(meta));
-        let mut offset = 0usize;
-        for (name, dtype, shape, data) in &tensors {
-            header.insert((*name).into(), json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}));
-            offset += data.len();
+        for (name, entry) in entries {
+            header.insert(name.into(), entry);
         }
         let mut header = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::Invalid(format!("decoder header: {e}")))?;
         while (8 + header.len()) % 8 != 0 {
             header.push(b' ');
         }
-        let mut out = Vec::with_capacity(8 + header.len() + offset);
+        let mut out = Vec::with_capacity(8 + header.len() + data.len());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
         out.extend_from_slice(&header);
-        for (_, _, _, data) in &tensors {
-            out.extend_from_slice(data);
-        }
+        out.extend_from_slice(&data);
         Ok(out)
     }
 
@@ -189,8 +210,8 @@ impl LoadedDecoder {
     }
 }
 
-/// What the decoder file at `path` holds, one field a line: region, target, sizes, weights
-/// and the fitting settings in its metadata.
+/// What the decoder file at `path` holds, one field a line: region, target, sizes, weights,
+/// the checksum of its tensor data (verified on opening) and the fitting settings in its metadata.
 pub fn describe(path: &Path) -> Result<String> {
     use std::fmt::Write as _;
     let loaded = LoadedDecoder::open(path)?;
@@ -206,6 +227,11 @@ pub fn describe(path: &Path) -> Result<String> {
         None => { let _ = writeln!(r, "  weights       dense f16"); }
     }
     let blob = percept_core::Blob::parse(loaded.bytes()).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })?;
+    let checksum = match blob.metadata("checksum").map_err(|source| Error::Decoder { path: path.to_path_buf(), source })? {
+        Some(c) => format!("{c} (verified)"),
+        None => "none (format version 1 file, written before checksums)".into(),
+    };
+    let _ = writeln!(r, "  checksum      {checksum}");
     for key in ["kind", "format_version", "fit.alpha", "fit.cv", "fit.trials", "fit.cv_r_mean", "fit.cv_r_median", "fit.note"] {
         if let Some(v) = blob.metadata(key).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })? {
             let _ = writeln!(r, "  {key:<13} {v}");

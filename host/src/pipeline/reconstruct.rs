@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use percept_core::Target;
+
 use super::Context;
 use crate::error::{Error, Result};
 use crate::gpu::DType;
@@ -21,8 +23,18 @@ use crate::sd::{Img2ImgOptions, StableDiffusion};
 /// Decodes every row of `voxels (n, V)` with the decoder file at `path`:
 /// `(outputs (n, L), target shape)`.
 pub fn decode_voxels(path: &Path, voxels: &[f32], n: usize) -> Result<(Vec<f32>, Vec<usize>)> {
+    decode_voxels_as(path, voxels, n, None)
+}
+
+/// [`decode_voxels`], refusing a decoder that predicts another target than `want` (a c
+/// decoder given where the z decoder belongs, or the other way round).
+fn decode_voxels_as(path: &Path, voxels: &[f32], n: usize, want: Option<Target>) -> Result<(Vec<f32>, Vec<usize>)> {
     let loaded = LoadedDecoder::open(path)?;
     let dec = loaded.decoder()?;
+    if let Some(want) = want.filter(|&w| w != dec.target()) {
+        let name = |t: Target| match t { Target::Z => "z (the image latent)", Target::C => "c (the text conditioning)" };
+        return Err(Error::Invalid(format!("{}: is a decoder of {}, but a decoder of {} is expected here", path.display(), name(dec.target()), name(want))));
+    }
     let (v, l) = (dec.voxels(), dec.outputs());
     if voxels.len() != n * v {
         return Err(Error::Shape(format!("{}: decodes {v} voxels, but the data has {} values for {n} trials ({} per trial)", path.display(), voxels.len(), voxels.len() / n.max(1))));
@@ -159,7 +171,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     }
 
     let x = stimuli::average_rows(&vox.data, v, &groups);
-    let (z, shape) = decode_voxels(&o.decoder, &x, m)?;
+    let (z, shape) = decode_voxels_as(&o.decoder, &x, m, Some(Target::Z))?;
     let [4, h, w] = shape[..] else { return Err(Error::Shape(format!("{}: decodes a target of shape {shape:?}, not an SD latent (4, h, w)", o.decoder.display()))) };
     progress.begin("rendering", 0);
     let gpu = ctx.gpu()?;
@@ -238,7 +250,7 @@ fn second_stage(ctx: &Context, sd: &StableDiffusion, s: &SdStage, recon: &[Rgb],
     }
     let m = groups.len();
     let xc = stimuli::average_rows(&arr.data, arr.shape[1], groups);
-    let (c, cshape) = decode_voxels(&s.decoder_c, &xc, m)?;
+    let (c, cshape) = decode_voxels_as(&s.decoder_c, &xc, m, Some(Target::C))?;
     let d = sd.unet.config.cross_attention_dim;
     if cshape.len() != 2 || cshape[1] != d {
         return Err(Error::Shape(format!("{}: decodes c of shape {cshape:?}; the U-Net of {} wants (S, {d})", s.decoder_c.display(), s.model.display())));
