@@ -16,6 +16,11 @@ if [ ${#need[@]} -gt 0 ]; then
   ./scripts/apt-install.sh "${need[@]}"
 fi
 
+if ! cargo clippy --version >/dev/null 2>&1; then
+  echo "setup: adding clippy"
+  rustup component add clippy
+fi
+
 if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   echo "setup: adding the thumbv7em-none-eabihf target"
   rustup target add thumbv7em-none-eabihf

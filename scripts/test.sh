@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # percept's tests: installs what they need (scripts/setup.sh), then runs every test of the
-# workspace, including the Cortex-M4 firmware under QEMU and the GPU kernels on lavapipe.
+# workspace (including the Cortex-M4 firmware under QEMU, the C header and the GPU kernels on
+# lavapipe), clippy with warnings as errors, and the Python package's tests
+# (scripts/test-python.sh, in a virtual environment it makes itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo test --workspace --release "$@"
+cargo clippy --workspace --all-targets --release -- -D warnings
+./scripts/test-python.sh

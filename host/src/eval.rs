@@ -138,6 +138,9 @@ pub struct Scores {
     pub two_way_latent: Vec<f64>,
 }
 
+/// Feature vectors of the originals and of the reconstructions, for identification.
+pub type Latents<'a> = (&'a [Vec<f32>], &'a [Vec<f32>]);
+
 /// The mean of a list (NaN when empty).
 pub fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
@@ -146,7 +149,7 @@ pub fn mean(x: &[f64]) -> f64 {
 impl Scores {
     /// Scores `recon` against `truth` (same order). `latents`: the encoder's latents of the
     /// truths and of the reconstructions, for latent-space identification.
-    pub fn compute(truth: &[Rgb], recon: &[Rgb], latents: Option<(&[Vec<f32>], &[Vec<f32>])>) -> Result<Self> {
+    pub fn compute(truth: &[Rgb], recon: &[Rgb], latents: Option<Latents<'_>>) -> Result<Self> {
         if truth.len() != recon.len() {
             return Err(Error::Invalid(format!("{} images but {} reconstructions", truth.len(), recon.len())));
         }

@@ -47,6 +47,21 @@ impl Default for Img2ImgOptions {
     }
 }
 
+/// What img2img starts from and is conditioned on.
+#[derive(Debug, Clone, Copy)]
+pub struct Img2ImgInput<'a> {
+    /// The scaled init latent, NCHW `(1, C, h, w)` flattened.
+    pub init: &'a [f32],
+    /// `[C, h, w]`.
+    pub shape: [usize; 3],
+    /// The conditioning `(S, D)`.
+    pub cond: &'a [f32],
+    /// The unconditional context `(S, D)`, needed for guidance.
+    pub uncond: Option<&'a [f32]>,
+    /// Noise of the latent's shape.
+    pub noise: &'a [f32],
+}
+
 /// Stable Diffusion's U-Net and VAE.
 #[derive(Debug)]
 pub struct StableDiffusion {
@@ -83,13 +98,14 @@ impl StableDiffusion {
     /// Runs img2img from `init` (scaled latent, NCHW `(1, C, h, w)`) with `cond (S, D)` and,
     /// for guidance, `uncond (S, D)`; `noise` has the latent's shape. Returns the final
     /// (scaled) latent, NCHW. `bar` advances once per denoising step.
-    pub fn img2img(&self, gpu: &Gpu, init: &[f32], [c, h, w]: [usize; 3], cond: &[f32], uncond: Option<&[f32]>, noise: &[f32], o: &Img2ImgOptions, bar: &dyn Progress) -> Result<Vec<f32>> {
+    pub fn img2img(&self, gpu: &Gpu, input: &Img2ImgInput<'_>, o: &Img2ImgOptions, bar: &dyn Progress) -> Result<Vec<f32>> {
+        let Img2ImgInput { init, shape: [c, h, w], cond, uncond, noise } = *input;
         let d = self.unet.config.cross_attention_dim;
         let n = c * h * w;
         if init.len() != n || noise.len() != n {
             return Err(Error::Shape(format!("img2img: init latent has {} values and noise {}, expected {n} ({c}x{h}x{w})", init.len(), noise.len())));
         }
-        if cond.is_empty() || cond.len() % d != 0 {
+        if cond.is_empty() || !cond.len().is_multiple_of(d) {
             return Err(Error::Shape(format!("img2img: the conditioning has {} values, not a whole number of rows of {d}", cond.len())));
         }
         let s = cond.len() / d;

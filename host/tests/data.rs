@@ -99,7 +99,7 @@ fn npy_round_trip_and_errors() {
 /// A .npy file (version 1) with this header dict and data bytes.
 fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut h = dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

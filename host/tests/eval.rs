@@ -47,6 +47,6 @@ fn scores_resize_and_refuse_mismatched_lists() {
     assert!(s.pixcorr.iter().all(|&p| p > 0.999), "{:?}", s.pixcorr);
     assert_eq!(s.two_way_pixel, vec![1.0, 1.0]);
     assert!(s.two_way_latent.is_empty());
-    let err = Scores::compute(&[a.clone()], &[a, b], None).unwrap_err().to_string();
+    let err = Scores::compute(std::slice::from_ref(&a), &[a.clone(), b], None).unwrap_err().to_string();
     assert!(err.contains("1 images but 2"), "{err}");
 }

@@ -23,7 +23,7 @@ use percept::nn::vae::{Vae, VaeConfig};
 use percept::nn::{Loader, Weights};
 use percept::sched::pndm::Pndm;
 use percept::sched::Schedule;
-use percept::sd::{Img2ImgOptions, Sampler, StableDiffusion};
+use percept::sd::{Img2ImgInput, Img2ImgOptions, Sampler, StableDiffusion};
 
 fn dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/sd_tiny"))
@@ -118,7 +118,8 @@ fn img2img_matches_the_diffusers_pipeline() {
     let (init, noise, cond, uncond) = (raw("img2img.init"), raw("img2img.noise"), raw("img2img.cond"), raw("img2img.uncond"));
     let bar = common::Counted::default();
     let o = Img2ImgOptions { strength: 0.8, steps: 50, guidance: 5.0, sampler: Sampler::Ddim };
-    let latent = sd.img2img(gpu, &init, [4, 8, 16], &cond, Some(&uncond), &noise, &o, &bar).unwrap();
+    let input = Img2ImgInput { init: &init, shape: [4, 8, 16], cond: &cond, uncond: Some(&uncond), noise: &noise };
+    let latent = sd.img2img(gpu, &input, &o, &bar).unwrap();
     assert_eq!(bar.len.load(std::sync::atomic::Ordering::Relaxed), 40);
     assert_eq!(bar.pos.load(std::sync::atomic::Ordering::Relaxed), 40);
     let want = raw("img2img.latent");
@@ -130,7 +131,7 @@ fn img2img_matches_the_diffusers_pipeline() {
     let e = rel_err(&img.data, &want_img);
     assert!(e < 1e-4, "image: relative error {e:e}");
     // Without the unconditional context, guidance must be refused, not silently skipped.
-    let err = sd.img2img(gpu, &init, [4, 8, 16], &cond, None, &noise, &o, &bar).unwrap_err().to_string();
+    let err = sd.img2img(gpu, &Img2ImgInput { uncond: None, ..input }, &o, &bar).unwrap_err().to_string();
     assert!(err.contains("unconditional"), "{err}");
 }
 

@@ -75,7 +75,8 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         }
     }
     let std: Vec<f64> = sq.iter().map(|s| (s / n as f64).sqrt()).collect();
-    if let Some(j) = (0..v).find(|&j| !(std[j] > 1e-12 * (1.0 + mean[j].abs()))) {
+    // NaN counts as constant too: anything not clearly above the floor.
+    if let Some(j) = (0..v).find(|&j| std[j].partial_cmp(&(1e-12 * (1.0 + mean[j].abs()))) != Some(std::cmp::Ordering::Greater)) {
         return Err(Error::Invalid(format!("voxel {j} is constant over the {n} training trials (std 0); remove it from the mask")));
     }
     let x = Mat::from_fn(n, v, |i, j| ((voxels[i * v + j] as f64 - mean[j]) / std[j]) as f32);

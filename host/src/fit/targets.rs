@@ -38,7 +38,7 @@ fn cache_key(image: &Path, size: usize, weights: &Path) -> Result<String> {
 /// Latents of `images` at `size` x `size` (centre square): `(images, 4 * (size/8)^2)`.
 /// Images already encoded at this size with these weights are read from `cache`.
 pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize, cache: &Path, bar: &dyn Progress) -> Result<Vec<f32>> {
-    if size % 8 != 0 || size == 0 {
+    if !size.is_multiple_of(8) || size == 0 {
         return Err(Error::Invalid(format!("image size {size} is not a positive multiple of 8")));
     }
     std::fs::create_dir_all(cache).map_err(io(cache))?;

@@ -11,7 +11,7 @@ use crate::nn::taesd::{Taesd, LATENT_CHANNELS};
 /// TAESD's latent of the image's centred square resized to `size`: NCHW `(4, size/8, size/8)`
 /// flattened, on the scale of SD's latents times 0.18215.
 pub fn encode_image(ctx: &Context, weights: &Path, image: &Path, size: usize) -> Result<(Vec<f32>, [usize; 3])> {
-    if size % 8 != 0 || size == 0 {
+    if !size.is_multiple_of(8) || size == 0 {
         return Err(Error::Invalid(format!("image side {size} is not a positive multiple of 8")));
     }
     let img = Rgb::open_square(image, size)?;

@@ -12,7 +12,7 @@ use crate::io::output::ensure_writable;
 use crate::nn::clip::ClipTextModel;
 use crate::nn::tokenizer::Tokenizer;
 use crate::progress::Progress;
-use crate::sd::{Img2ImgOptions, StableDiffusion};
+use crate::sd::{Img2ImgInput, Img2ImgOptions, StableDiffusion};
 
 /// Where img2img starts.
 #[derive(Debug, Clone)]
@@ -116,7 +116,8 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<String
         None => crate::sched::gaussian(n, o.seed),
     };
     progress.begin("denoising", 0);
-    let latent = sd.img2img(gpu, &init, shape, &cond, uncond.as_deref(), &noise, &o.sampling, progress)?;
+    let input = Img2ImgInput { init: &init, shape, cond: &cond, uncond: uncond.as_deref(), noise: &noise };
+    let latent = sd.img2img(gpu, &input, &o.sampling, progress)?;
     progress.done();
     if png {
         sd.decode(gpu, &latent, shape)?.save_png(&o.out, o.force)?;

@@ -18,7 +18,7 @@ use crate::io::voxels::VoxelSource;
 use crate::io::{npy, stimuli};
 use crate::nn::taesd::Taesd;
 use crate::progress::{Progress, Silent};
-use crate::sd::{Img2ImgOptions, StableDiffusion};
+use crate::sd::{Img2ImgInput, Img2ImgOptions, StableDiffusion};
 
 /// Decodes every row of `voxels (n, V)` with the decoder file at `path`:
 /// `(outputs (n, L), target shape)`.
@@ -241,7 +241,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
 /// Decodes c from the higher visual voxels and runs img2img from each z image.
 fn second_stage(ctx: &Context, sd: &StableDiffusion, s: &SdStage, recon: &[Rgb], n: usize, groups: &[Vec<usize>], progress: &dyn Progress) -> Result<Vec<Vec<Rgb>>> {
     let gpu = ctx.gpu()?;
-    if s.size % 8 != 0 || s.size == 0 {
+    if !s.size.is_multiple_of(8) || s.size == 0 {
         return Err(Error::Invalid(format!("second stage: image side {} is not a positive multiple of 8", s.size)));
     }
     let arr = npy::read(&s.voxels_c)?;
@@ -271,7 +271,8 @@ fn second_stage(ctx: &Context, sd: &StableDiffusion, s: &SdStage, recon: &[Rgb],
         let mut imgs = Vec::with_capacity(s.samples);
         for j in 0..s.samples {
             let noise = crate::sched::gaussian(count, seed.wrapping_mul(1_000_003).wrapping_add(j as u64));
-            let latent = sd.img2img(gpu, &z, shape, &c[k * per..(k + 1) * per], uncond.as_deref(), &noise, &s.sampling, &Silent)?;
+            let input = Img2ImgInput { init: &z, shape, cond: &c[k * per..(k + 1) * per], uncond: uncond.as_deref(), noise: &noise };
+            let latent = sd.img2img(gpu, &input, &s.sampling, &Silent)?;
             imgs.push(sd.decode(gpu, &latent, shape)?);
             progress.inc(1);
         }

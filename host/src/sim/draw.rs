@@ -106,8 +106,11 @@ fn render(size: usize, bg: [f32; 3], fg: [f32; 3], inside: impl Fn(f32, f32) -> 
     Rgb { height: size, width: size, data }
 }
 
+/// A colour's name and RGB value.
+type Colour = (&'static str, [f32; 3]);
+
 /// Two different random colours (foreground, background).
-fn colours(rng: &mut ChaCha8Rng) -> ((&'static str, [f32; 3]), (&'static str, [f32; 3])) {
+fn colours(rng: &mut ChaCha8Rng) -> (Colour, Colour) {
     let f = rng.random_range(0..COLOURS.len());
     let mut b = rng.random_range(0..COLOURS.len() - 1);
     if b >= f {

@@ -132,7 +132,7 @@ pub struct Subject {
 /// Simulates a subject seeing `photos` (plus drawn stimuli).
 pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) -> Result<Subject> {
     let s = settings;
-    if s.size % 8 != 0 || s.size < 32 {
+    if !s.size.is_multiple_of(8) || s.size < 32 {
         return Err(Error::Invalid(format!("stimulus size {} must be a multiple of 8 and at least 32", s.size)));
     }
     if s.grid == 0 || s.grid > s.size {

@@ -57,7 +57,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     let model = ClipTextModel::load(&gpu, &dir, DType::F16)?;
     let tok = Tokenizer::load(&repo_root().join("weights/clip-tokenizer"))?;
-    let ids = vec![tok.encode("a photograph of an astronaut riding a horse"), tok.encode("")];
+    let ids = [tok.encode("a photograph of an astronaut riding a horse"), tok.encode("")];
     let mut times = Vec::new();
     for batch in [1usize, 2] {
         let mut best = f64::INFINITY;

@@ -17,7 +17,7 @@ use percept_tests::Rng;
 
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {
     match args.iter().position(|a| a == name) {
-        Some(i) => args.get(i + 1).context("missing value")?.parse().with_context(|| format!("{name}")),
+        Some(i) => args.get(i + 1).context("missing value")?.parse().with_context(|| name.to_string()),
         None => Ok(default),
     }
 }

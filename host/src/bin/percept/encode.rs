@@ -39,7 +39,7 @@ pub struct DecodeArgs {
 
 pub fn run_encode(a: EncodeArgs, ctx: &Context) -> Result<()> {
     let OutputArgs { out, force } = &a.output;
-    anyhow::ensure!(a.size % 8 == 0 && a.size > 0, "--size {} is not a positive multiple of 8", a.size);
+    anyhow::ensure!(a.size.is_multiple_of(8) && a.size > 0, "--size {} is not a positive multiple of 8", a.size);
     ensure_writable(out, *force)?;
     let weights = a.weights.unwrap_or_else(percept::paths::taesd);
     let (z, shape) = encode::encode_image(ctx, &weights, &a.image, a.size)?;
