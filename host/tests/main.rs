@@ -11,6 +11,7 @@ mod export;
 mod fit;
 mod layering;
 mod ops;
+mod pipeline;
 mod outputs;
 mod sched;
 mod sd;
