@@ -161,7 +161,7 @@ pub fn report(f: &Fitted, spec: &FitSpec, n: usize, v: usize, source: &str, seco
     let _ = writeln!(r, "| alpha | mean CV score (-MSE) | mean CV correlation | |\n|---|---|---|---|");
     for ((a, s), c) in spec.ridge.alphas.iter().zip(&f.cv_score).zip(&f.cv_corr) {
         let chosen = f.alpha.iter().filter(|&&x| x == *a).count();
-        let _ = writeln!(r, "| {a:e} | {s:.6} | {c:.4} | {} |", if chosen > 0 { format!("chosen for {chosen} targets") } else { String::new() });
+        let _ = writeln!(r, "| {} | {s:.6} | {c:.4} | {} |", ridge::alpha_label(*a), if chosen > 0 { format!("chosen for {chosen} targets") } else { String::new() });
     }
     let mean = f.cv_r.iter().sum::<f32>() / f.cv_r.len().max(1) as f32;
     let _ = writeln!(r, "\nCross-validated correlation of predicted and true targets: mean {mean:.3}, median {:.3}, 10th percentile {:.3}, 90th percentile {:.3}.", q(0.5), q(0.1), q(0.9));

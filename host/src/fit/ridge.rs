@@ -70,6 +70,15 @@ impl RidgeOptions {
     }
 }
 
+/// An alpha with three significant digits, `3.98e3`, `1e-2`.
+pub fn alpha_label(a: f64) -> String {
+    let s = format!("{a:.2e}");
+    match s.split_once('e') {
+        Some((m, e)) => format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.')),
+        None => s,
+    }
+}
+
 /// The default alpha grid: 1e-2 ... 1e7, 5 per decade.
 pub fn wide_grid() -> Vec<f64> {
     log_grid(-2.0, 7.0, 46)
@@ -88,9 +97,9 @@ pub fn edge_warning(alphas: &[f64], chosen: &[f64]) -> Option<String> {
     let of = |k: usize| if chosen.len() == 1 || k == chosen.len() { String::new() } else { format!(" for {k} of {} targets", chosen.len()) };
     match (at_lo > 0, at_hi > 0) {
         (false, false) => None,
-        (true, false) => Some(format!("alpha {lo:e}{} is the smallest of the grid: the best alpha may be smaller; widen the grid downwards (e.g. --alphas with values below {lo:e})", of(at_lo))),
-        (false, true) => Some(format!("alpha {hi:e}{} is the largest of the grid: the best alpha may be larger; widen the grid upwards (e.g. --alphas with values above {hi:e})", of(at_hi))),
-        (true, true) => Some(format!("alphas at both ends of the grid were chosen ({lo:e} for {at_lo}, {hi:e} for {at_hi} targets): widen the grid both ways")),
+        (true, false) => Some(format!("alpha {}{} is the smallest of the grid: the best alpha may be smaller; widen the grid downwards (e.g. --alphas with values below {})", alpha_label(lo), of(at_lo), alpha_label(lo))),
+        (false, true) => Some(format!("alpha {}{} is the largest of the grid: the best alpha may be larger; widen the grid upwards (e.g. --alphas with values above {})", alpha_label(hi), of(at_hi), alpha_label(hi))),
+        (true, true) => Some(format!("alphas at both ends of the grid were chosen ({} for {at_lo}, {} for {at_hi} targets): widen the grid both ways", alpha_label(lo), alpha_label(hi))),
     }
 }
 

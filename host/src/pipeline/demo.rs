@@ -15,6 +15,7 @@ use crate::io::image::Rgb;
 use crate::error::Result;
 use crate::eval::{mean, Scores};
 use crate::io::output::{ensure_fresh_dir, ensure_writable, lock, write_atomic};
+use crate::fit::ridge::alpha_label;
 use crate::fit::{fit, FitSpec, RidgeOptions};
 use crate::gpu::DType;
 use crate::nn::taesd::Taesd;
@@ -201,14 +202,14 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
     let grid = &RidgeOptions::default().alphas;
     let _ = writeln!(
         r,
-        "Ridge from {} early visual voxels to z (4x{}x{}), alpha chosen by 5-fold CV (lowest prediction error) from the default grid ({} alphas, {:e} ... {:e}): **alpha {:e}**; fitted in {fit_seconds:.1} s; cross-validated correlation with the true latents: mean {mean_r:.3}. File: `decoders/early_visual_z.safetensors` (report beside it, with the score of every alpha).\n",
+        "Ridge from {} early visual voxels to z (4x{}x{}), alpha chosen by 5-fold CV (lowest prediction error) from the default grid ({} alphas, {} ... {}): **alpha {}**; fitted in {fit_seconds:.1} s; cross-validated correlation with the true latents: mean {mean_r:.3}. File: `decoders/early_visual_z.safetensors` (report beside it, with the score of every alpha).\n",
         fitted.file.voxels,
         s.size / 8,
         s.size / 8,
         grid.len(),
-        grid[0],
-        grid[grid.len() - 1],
-        fitted.alpha[0]
+        alpha_label(grid[0]),
+        alpha_label(grid[grid.len() - 1]),
+        alpha_label(fitted.alpha[0])
     );
     if let Some(w) = &fitted.warning {
         let _ = writeln!(r, "**Warning:** {w}.\n");
