@@ -21,7 +21,7 @@ use percept::fit::{Cv, FitSpec, RidgeOptions};
 use percept::gpu::DType;
 use percept::io::image::Rgb;
 use percept::io::output::write_atomic;
-use percept::nn::taesd::{Taesd, BATCH, LATENT_CHANNELS};
+use percept::nn::taesd::{Taesd, LATENT_CHANNELS};
 use percept::pipeline::Context;
 use percept::progress::Progress;
 use percept_core::Target;
@@ -563,12 +563,7 @@ fn taesd_dir(weights: Option<PathBuf>) -> PathBuf {
 }
 
 fn encode_batches(taesd: &Taesd, gpu: &percept::gpu::Gpu, imgs: &[Rgb], bar: &dyn Progress) -> percept::Result<Vec<f32>> {
-    let mut z = Vec::new();
-    for b in imgs.chunks(BATCH) {
-        z.extend(taesd.encode_rgb(gpu, &b.iter().collect::<Vec<_>>())?);
-        bar.inc(b.len() as u64);
-    }
-    Ok(z)
+    taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), bar)
 }
 
 /// TAESD's latents of `images (n, H, W, 3)` in [0, 1] (H, W multiples of 8): `(n, 4, H/8, W/8)`

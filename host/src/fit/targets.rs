@@ -62,7 +62,7 @@ pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize,
     let taesd = Taesd::load(gpu, weights, DType::F32)?;
     for batch in todo.chunks(crate::nn::taesd::BATCH) {
         let rgbs = batch.iter().map(|(i, _)| Rgb::open_square(&images[*i], size)).collect::<Result<Vec<_>>>()?;
-        let z = taesd.encode_rgb(gpu, &rgbs.iter().collect::<Vec<_>>())?;
+        let z = taesd.encode_rgb(gpu, &rgbs.iter().collect::<Vec<_>>(), &crate::progress::Silent)?;
         for ((i, file), z) in batch.iter().zip(z.chunks(l)) {
             npy::write(file, &[4, size / 8, size / 8], z, true)?;
             out[i * l..(i + 1) * l].copy_from_slice(z);

@@ -8,6 +8,7 @@ use crate::io::npy;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::{Loader, Weights};
+use crate::progress::Progress;
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
 use crate::ops::elementwise::{binary, unary, Unary};
 #[cfg(any(test, feature = "reference"))]
@@ -206,19 +207,24 @@ impl Taesd {
     }
 
     /// TAESD latents of same-size images, `(images, 4, h/8, w/8)` flattened (NCHW, as .npy files
-    /// store them); one forward pass for all of them.
-    pub fn encode_rgb(&self, gpu: &Gpu, images: &[&Rgb]) -> Result<Vec<f32>> {
+    /// store them), in forward passes of [`BATCH`] images; `progress` advances per image.
+    pub fn encode_rgb(&self, gpu: &Gpu, images: &[&Rgb], progress: &dyn Progress) -> Result<Vec<f32>> {
         let Some(first) = images.first() else { return Ok(Vec::new()) };
         let (h, w) = (first.height, first.width);
         if let Some(bad) = images.iter().find(|i| i.height != h || i.width != w) {
-            return Err(Error::Shape(format!("images of a batch must have one size: {}x{} and {}x{}", w, h, bad.width, bad.height)));
+            return Err(Error::Shape(format!("images to encode must have one size: {}x{} and {}x{}", w, h, bad.width, bad.height)));
         }
-        let data: Vec<f32> = images.iter().flat_map(|i| i.data.iter().copied()).collect();
-        let x = Tensor::from_f32(gpu, &[images.len(), h, w, 3], &data)?;
-        let mut enc = gpu.encoder();
-        let z = self.encode(&mut enc, &x)?;
-        drop(enc);
-        Ok(npy::nhwc_to_nchw(&z.to_vec(gpu)?, [images.len(), h / 8, w / 8, 4]))
+        let mut out = Vec::with_capacity(images.len() * 4 * (h / 8) * (w / 8));
+        for batch in images.chunks(BATCH) {
+            let data: Vec<f32> = batch.iter().flat_map(|i| i.data.iter().copied()).collect();
+            let x = Tensor::from_f32(gpu, &[batch.len(), h, w, 3], &data)?;
+            let mut enc = gpu.encoder();
+            let z = self.encode(&mut enc, &x)?;
+            drop(enc);
+            out.extend(npy::nhwc_to_nchw(&z.to_vec(gpu)?, [batch.len(), h / 8, w / 8, 4]));
+            progress.inc(batch.len() as u64);
+        }
+        Ok(out)
     }
 
     /// Images from TAESD latents `(n, 4, h, w)` (NCHW, flattened): `n` images of `8h x 8w`.

@@ -19,7 +19,7 @@ use crate::fit::ridge::alpha_label;
 use crate::fit::{fit, FitSpec, RidgeOptions};
 use crate::gpu::DType;
 use crate::nn::taesd::Taesd;
-use crate::progress::Progress;
+use crate::progress::{Progress, Silent};
 use crate::sim::{self, Settings, Subject};
 
 /// What the demo does.
@@ -97,12 +97,8 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     // 2. Targets: the TAESD latent of every training stimulus; and of the test photos.
     let l = 4 * (s.size / 8) * (s.size / 8);
     b.begin("encoding", (subject.train_stimuli.len() + subject.test_stimuli.len()) as u64);
-    let mut latents = Vec::with_capacity((subject.train_stimuli.len() + subject.test_stimuli.len()) * l);
     let all: Vec<&Rgb> = subject.train_stimuli.iter().chain(&subject.test_stimuli).map(|st| &st.image).collect();
-    for batch in all.chunks(crate::nn::taesd::BATCH) {
-        latents.extend(taesd.encode_rgb(gpu, batch)?);
-        b.inc(batch.len() as u64);
-    }
+    let latents = taesd.encode_rgb(gpu, &all, b)?;
     b.done();
     let (train_z, test_z) = latents.split_at(subject.train_stimuli.len() * l);
     clock.lap("encode the stimuli with TAESD (targets)");
@@ -166,7 +162,7 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     let truth: Vec<Rgb> = subject.test_stimuli.iter().map(|st| st.image.clone()).collect();
     let truth_z: Vec<Vec<f32>> = test_z.chunks(l).map(<[f32]>::to_vec).collect();
     let score = |imgs: &[Rgb]| -> Result<Scores> {
-        let zs = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>())?;
+        let zs = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;
         let zs: Vec<Vec<f32>> = zs.chunks(l).map(<[f32]>::to_vec).collect();
         let r = Scores::compute(&truth, imgs, Some((&truth_z, &zs)));
         b.inc(1);

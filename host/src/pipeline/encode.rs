@@ -17,7 +17,7 @@ pub fn encode_image(ctx: &Context, weights: &Path, image: &Path, size: usize) ->
     let img = Rgb::open_square(image, size)?;
     let gpu = ctx.gpu()?;
     let taesd = Taesd::load(gpu, weights, DType::F32)?;
-    let z = taesd.encode_rgb(gpu, &[&img])?;
+    let z = taesd.encode_rgb(gpu, &[&img], &crate::progress::Silent)?;
     Ok((z, [LATENT_CHANNELS, size / 8, size / 8]))
 }
 

@@ -9,8 +9,8 @@ use crate::eval::{report, Scores};
 use crate::gpu::DType;
 use crate::io::image::Rgb;
 use crate::io::output::{ensure_writable, write_atomic};
-use crate::nn::taesd::{Taesd, BATCH};
-use crate::progress::Progress;
+use crate::nn::taesd::Taesd;
+use crate::progress::{Progress, Silent};
 
 /// What `eval` made.
 #[derive(Debug)]
@@ -69,12 +69,9 @@ pub fn run(ctx: &Context, dir: &Path, force: bool, progress: &dyn Progress) -> R
     let taesd = Taesd::load(gpu, &crate::paths::taesd(), DType::F32)?;
     let latents = |imgs: &[Rgb]| -> Result<Vec<Vec<f32>>> {
         let l = 4 * (imgs[0].width / 8) * (imgs[0].height / 8);
-        let mut out = Vec::new();
-        for b in imgs.chunks(BATCH) {
-            out.extend(taesd.encode_rgb(gpu, &b.iter().collect::<Vec<_>>())?.chunks(l).map(<[f32]>::to_vec));
-        }
+        let z = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;
         progress.inc(1);
-        Ok(out)
+        Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
     };
     let (lt, lr) = (latents(&truth)?, latents(&recon)?);
     let scores = Scores::compute(&truth, &recon, Some((&lt, &lr)))?;
