@@ -229,8 +229,8 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
 /// Decodes c from the higher visual voxels and runs img2img from each z image.
 fn second_stage(ctx: &Context, sd: &StableDiffusion, s: &SdStage, recon: &[Rgb], n: usize, groups: &[Vec<usize>], progress: &dyn Progress) -> Result<Vec<Vec<Rgb>>> {
     let gpu = ctx.gpu()?;
-    if s.size % 8 != 0 || s.size == 0 {
-        return Err(Error::Invalid(format!("second stage: image side {} is not a positive multiple of 8", s.size)));
+    if s.size % 8 != 0 || s.size == 0 || s.size > 2048 {
+        return Err(Error::Invalid(format!("second stage: image side {} is not a positive multiple of 8 up to 2048", s.size)));
     }
     let arr = npy::read(&s.voxels_c)?;
     if arr.shape.len() != 2 || arr.shape[0] != n {
