@@ -381,12 +381,12 @@ fn config_integers_are_range_checked() {
         v.to_string()
     };
     let huge = "18446744073709551615";
-    for (key, value) in [("layers_per_block", huge), ("layers_per_block", "0"), ("norm_num_groups", "0"), ("norm_num_groups", "7"), ("in_channels", "-1"), ("cross_attention_dim", "1e300"), ("block_out_channels", "[320, 0]"), ("block_out_channels", "[]"), ("attention_head_dim", "0")] {
+    for (key, value) in [("layers_per_block", huge), ("layers_per_block", "0"), ("norm_num_groups", "0"), ("norm_num_groups", "7"), ("in_channels", "-1"), ("cross_attention_dim", "1e300"), ("block_out_channels", "[320, 0]"), ("block_out_channels", "[]"), ("attention_head_dim", "0"), ("norm_eps", "-1")] {
         let p = write("bad/unet/config.json", &set(&unet, key, value));
         let e = percept::nn::unet::UnetConfig::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("config.json") && e.contains(key), "{key} = {value}: {e}");
     }
-    for (key, value) in [("layers_per_block", huge), ("latent_channels", "0"), ("block_out_channels", "[128, 99999999]")] {
+    for (key, value) in [("layers_per_block", huge), ("latent_channels", "0"), ("block_out_channels", "[128, 99999999]"), ("scaling_factor", "0"), ("scaling_factor", "\"x\"")] {
         let p = write("bad/vae/config.json", &set(&vae, key, value));
         let e = percept::nn::vae::VaeConfig::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("config.json") && e.contains(key), "{key} = {value}: {e}");

@@ -58,7 +58,7 @@ impl ClipConfig {
             layers: j.uint("num_hidden_layers", d.layers, 1..=128)?,
             max_positions: j.uint("max_position_embeddings", d.max_positions, 1..=4096)?,
             vocab: j.uint("vocab_size", d.vocab, 1..=1_000_000)?,
-            eps: j.float("layer_norm_eps", d.eps.into()),
+            eps: j.float("layer_norm_eps", d.eps.into(), 1e-12..=1.0)?,
         })
     }
 }

@@ -69,9 +69,16 @@ impl Json {
         self.v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
     }
 
-    /// A number, `default` when absent.
-    pub fn float(&self, k: &str, default: f64) -> f32 {
-        self.v.get(k).and_then(Value::as_f64).unwrap_or(default) as f32
+    /// A number in `range`, `default` when absent (or null); the error names the file, the
+    /// key and the allowed range.
+    pub fn float(&self, k: &str, default: f64, range: RangeInclusive<f64>) -> Result<f32> {
+        match self.v.get(k).filter(|x| !x.is_null()) {
+            Some(x) => match x.as_f64() {
+                Some(v) if range.contains(&v) => Ok(v as f32),
+                _ => Err(self.bad(format!("`{k}` = {x}: must be a number from {:e} to {:e}", range.start(), range.end()))),
+            },
+            None => Ok(default as f32),
+        }
     }
 
     /// A boolean, `default` when absent.

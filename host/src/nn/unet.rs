@@ -106,9 +106,9 @@ impl UnetConfig {
             cross_attention_dim: j.uint("cross_attention_dim", d.cross_attention_dim, 1..=8192)?,
             heads,
             norm_num_groups,
-            norm_eps: j.float("norm_eps", d.norm_eps.into()),
+            norm_eps: j.float("norm_eps", d.norm_eps.into(), 1e-12..=1.0)?,
             flip_sin_to_cos: j.flag("flip_sin_to_cos", d.flip_sin_to_cos),
-            freq_shift: j.float("freq_shift", d.freq_shift.into()),
+            freq_shift: j.float("freq_shift", d.freq_shift.into(), -1e4..=1e4)?,
         })
     }
 

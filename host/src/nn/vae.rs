@@ -65,7 +65,7 @@ impl VaeConfig {
             block_out_channels: blocks,
             layers_per_block: j.uint("layers_per_block", d.layers_per_block, 1..=16)?,
             norm_num_groups,
-            scaling_factor: j.float("scaling_factor", d.scaling_factor.into()),
+            scaling_factor: j.float("scaling_factor", d.scaling_factor.into(), 1e-6..=1e6)?,
         })
     }
 
