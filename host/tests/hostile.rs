@@ -451,6 +451,11 @@ fn no_abort_under_a_memory_limit() {
     limited(&["encode", s(&wide), "--out", s(out), "--force", "--size", "64"], &["wide.png"]);
     let lat = npy(&d.join("lat.npy"), &[4, 8, 8], &[0.1; 256]);
     let (taesd, _) = taesd_with_nan(&d, "taesd_decoder.safetensors");
-    limited(&["decode", s(&lat), "--out", s(out), "--force", "--weights", s(&taesd)], &["taesd_decoder.safetensors"]);
+    // The GPU opens first: a driver that cannot start under the limit must fail cleanly too.
+    let args = ["decode", s(&lat), "--out", s(out), "--force", "--weights", s(&taesd)];
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg("ulimit -v 4000000; exec \"$0\" \"$@\"").arg(env!("CARGO_BIN_EXE_percept")).args(args);
+    let err = check(cmd.output().unwrap(), &args, &[]);
+    assert!(err.contains("taesd_decoder.safetensors") || err.contains("GPU"), "{err}");
     untouched(out);
 }

@@ -39,7 +39,7 @@ pub fn decode_voxels(path: &Path, voxels: &[f32], n: usize) -> Result<(Vec<f32>,
             return Err(Error::Invalid(format!("voxel {j} of trial {i} is {} (not finite); the voxels must be checked before decoding with {}", x[j], path.display())));
         }
         dec.decode(x, &mut scratch, y).map_err(|source| Error::Invalid(format!("{}: trial {i}: {source}", path.display())))?;
-        if let Some(k) = y.iter().position(|y| !(y.abs() <= MAX_LATENT)) {
+        if let Some(k) = y.iter().position(|y| !y.is_finite() || y.abs() > MAX_LATENT) {
             return Err(Error::Invalid(format!("{}: trial {i}: decoded value {k} is {} (NaN, infinite or beyond {MAX_LATENT:e}); the decoder's weights are broken", path.display(), y[k])));
         }
     }
