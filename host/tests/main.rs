@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod export;
 mod fit;
+mod hostile;
 mod layering;
 mod ops;
 mod pipeline;

@@ -48,6 +48,15 @@ pub struct Fitted {
 /// Fits `targets (n, L)` from `voxels (n, V)`, both row-major.
 pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, bar: &dyn Progress) -> Result<Fitted> {
     let l: usize = spec.target_shape.iter().product();
+    if v == 0 {
+        return Err(Error::Shape(format!("voxels: {n} trials x 0 voxels; at least one voxel is needed")));
+    }
+    if l == 0 {
+        return Err(Error::Shape(format!("targets: shape {:?} per trial has no value (a dimension is 0)", spec.target_shape)));
+    }
+    if n < 2 {
+        return Err(Error::Shape(format!("voxels: {n} trials; at least 2 are needed to fit")));
+    }
     if voxels.len() != n * v {
         return Err(Error::Shape(format!("voxels: {} values for {n} trials x {v} voxels", voxels.len())));
     }

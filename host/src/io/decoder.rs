@@ -190,6 +190,9 @@ pub struct LoadedDecoder {
 impl LoadedDecoder {
     /// Maps the file and checks it once.
     pub fn open(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Err(crate::Error::Invalid(format!("{}: is a directory, not a decoder file", path.display())));
+        }
         let file = fs::File::open(path).map_err(io(path))?;
         // SAFETY: the map is read-only; percept never writes decoder files in place (they are
         // replaced by rename), so the mapped bytes do not change under us.

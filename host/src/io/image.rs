@@ -4,7 +4,51 @@ use std::path::Path;
 
 use image::{imageops::FilterType, RgbImage};
 
-use crate::error::{format, Result};
+use crate::error::{format, io, Error, Result};
+
+/// The largest width or height of an image read (larger ones are refused before decoding).
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// The largest side images are resized to.
+pub const MAX_SIDE: usize = 4096;
+/// The most bytes a decoder may allocate for one image.
+const MAX_ALLOC: u64 = 512 << 20;
+
+/// Reads a PNG or JPEG as 8-bit RGB. The header's size is checked against
+/// [`MAX_IMAGE_SIDE`] and the decoder's allocations are bounded before any pixel is decoded;
+/// a truncated or corrupt file is an error naming it (never a partly grey image).
+pub fn open_rgb8(path: &Path) -> Result<RgbImage> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    if meta.is_dir() {
+        return Err(Error::Invalid(format!("{}: is a directory, not an image", path.display())));
+    }
+    if meta.len() > MAX_ALLOC {
+        return Err(Error::Invalid(format!("{}: {} bytes; images of more than {MAX_ALLOC} bytes are refused", path.display(), meta.len())));
+    }
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(io(path))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
+        return Err(Error::Invalid(format!("{}: truncated JPEG (no end-of-image marker after the last scan)", path.display())));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(format(path, "cannot read the image"))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::Invalid(format!("{}: image of {}x{} pixels is empty", path.display(), img.width(), img.height())));
+    }
+    Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker (FF D9). The JPEG
+/// decoder fills a truncated scan with grey and reports no error; inside entropy-coded data
+/// 0xFF is always followed by 0x00 or a restart marker, so the last start-of-scan (FF DA)
+/// is the real one and an EOI after it means the data are complete.
+pub fn jpeg_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_sos.is_some_and(|s| bytes[s..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
 
 /// An RGB image in [0, 1]: `data (H, W, 3)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,13 +64,16 @@ pub struct Rgb {
 impl Rgb {
     /// Reads a PNG or JPEG.
     pub fn open(path: &Path) -> Result<Self> {
-        let img = image::open(path).map_err(format(path, "cannot read the image"))?;
-        Ok(Self::from_image(&img.to_rgb8()))
+        Ok(Self::from_image(&open_rgb8(path)?))
     }
 
     /// Reads an image, crops the largest centred square and resizes it to `size` x `size`.
+    /// `size` must be a positive multiple of 8 and at most [`MAX_SIDE`].
     pub fn open_square(path: &Path, size: usize) -> Result<Self> {
-        let img = image::open(path).map_err(format(path, "cannot read the image"))?.to_rgb8();
+        if size == 0 || size > MAX_SIDE {
+            return Err(Error::Invalid(format!("{}: cannot resize to {size}x{size}: the side must be between 1 and {MAX_SIDE}", path.display())));
+        }
+        let img = open_rgb8(path)?;
         Ok(Self::from_image(&square(&img, size)))
     }
 

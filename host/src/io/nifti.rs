@@ -5,13 +5,59 @@
 
 use std::path::Path;
 
-use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
 
 use crate::error::{format, Error, Result};
 
 type Volume = ndarray::ArrayD<f32>;
 
+/// The most values a volume may declare (its data are allocated as f32 after reading).
+pub const MAX_VALUES: u64 = 1 << 31;
+
+/// Reads and checks the header before any volume is read: the datatype is one percept reads
+/// (integers and floats, not complex or RGB), `dim[0]` is 1 to 7 and the used `dim[i]` are
+/// positive, the declared size is at most [`MAX_VALUES`] and, for an uncompressed `.nii`,
+/// fits in the file. Returns the dimensions.
+pub fn check_header(path: &Path) -> Result<Vec<usize>> {
+    let bad = |what: String| Error::Invalid(format!("{}: {what}", path.display()));
+    let meta = std::fs::metadata(path).map_err(crate::error::io(path))?;
+    if meta.is_dir() {
+        return Err(bad("is a directory, not a NIfTI file".into()));
+    }
+    let h = NiftiHeader::from_file(path).map_err(format(path, "cannot read the NIfTI header"))?;
+    let dt = h.data_type().map_err(|_| bad(format!("datatype code {} is not a NIfTI datatype", h.datatype)))?;
+    let size = match dt {
+        NiftiType::Uint8 | NiftiType::Int8 => 1,
+        NiftiType::Int16 | NiftiType::Uint16 => 2,
+        NiftiType::Int32 | NiftiType::Uint32 | NiftiType::Float32 => 4,
+        NiftiType::Int64 | NiftiType::Uint64 | NiftiType::Float64 => 8,
+        other => return Err(bad(format!("datatype {other:?} (code {}) is not supported; integer or float volumes are", h.datatype))),
+    };
+    let n = usize::from(h.dim[0]);
+    if n == 0 || n > 7 {
+        return Err(bad(format!("header field dim[0] = {n}: the number of dimensions must be 1 to 7")));
+    }
+    if let Some(i) = (1..=n).find(|&i| h.dim[i] == 0) {
+        return Err(bad(format!("header field dim[{i}] is 0 (dim = {:?}); every used dimension must be positive", &h.dim[..=n])));
+    }
+    let dims: Vec<usize> = h.dim[1..=n].iter().map(|&d| usize::from(d)).collect();
+    let values = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+    if values > MAX_VALUES {
+        return Err(bad(format!("header declares {dims:?} = {values} values; more than {MAX_VALUES} are refused")));
+    }
+    let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let single = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("nii"));
+    if single && !gz {
+        let need = (h.vox_offset.max(352.0) as u64).saturating_add(values * size);
+        if need > meta.len() {
+            return Err(bad(format!("header declares {dims:?} {dt:?} values from byte {}: {need} bytes, but the file has {}", h.vox_offset, meta.len())));
+        }
+    }
+    Ok(dims)
+}
+
 fn read(path: &Path) -> Result<Volume> {
+    check_header(path)?;
     let obj = ReaderOptions::new().read_file(path).map_err(format(path, "cannot read NIfTI"))?;
     obj.into_volume().into_ndarray::<f32>().map_err(format(path, "cannot read NIfTI data"))
 }
@@ -60,8 +106,12 @@ pub fn load_masked(files: &[impl AsRef<Path>], mask: &Path) -> Result<(Vec<f32>,
             return Err(Error::Invalid(format!("{}: volume is {:?} but the mask {} is {spatial:?}", f.display(), &shape[..3], mask.display())));
         }
         for k in 0..t {
-            for &[x, y, z] in &coords {
-                data.push(if shape.len() == 3 { vol[[x, y, z]] } else { vol[[x, y, z, k]] });
+            for (j, &[x, y, z]) in coords.iter().enumerate() {
+                let v = if shape.len() == 3 { vol[[x, y, z]] } else { vol[[x, y, z, k]] };
+                if !v.is_finite() {
+                    return Err(Error::Invalid(format!("{}: voxel ({x}, {y}, {z}) (voxel {j} of the mask) of trial {k} is {v} (not finite)", f.display())));
+                }
+                data.push(v);
             }
         }
         trials += t;

@@ -188,6 +188,9 @@ pub fn read_latent(path: &Path) -> Result<(Vec<f32>, [usize; 3])> {
         [c, h, w] | [1, c, h, w] => [c, h, w],
         _ => return Err(Error::Shape(format!("{}: shape {:?}; expected (C, h, w) or (1, C, h, w)", path.display(), a.shape))),
     };
+    if shape.contains(&0) {
+        return Err(Error::Shape(format!("{}: latent of shape {:?} is empty (a dimension is 0)", path.display(), a.shape)));
+    }
     ensure_finite(path, &a.data)?;
     Ok((a.data, shape))
 }
@@ -198,6 +201,9 @@ pub fn read_context(path: &Path, d: usize) -> Result<Vec<f32>> {
     let a = read(path)?;
     if !matches!(a.shape[..], [_, dd] | [1, _, dd] if dd == d) {
         return Err(Error::Shape(format!("{}: shape {:?}; expected (S, {d}) or (1, S, {d})", path.display(), a.shape)));
+    }
+    if a.data.is_empty() {
+        return Err(Error::Shape(format!("{}: context of shape {:?} is empty (a dimension is 0)", path.display(), a.shape)));
     }
     ensure_finite(path, &a.data)?;
     Ok(a.data)

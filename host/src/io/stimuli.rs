@@ -18,14 +18,24 @@ pub struct Trial {
 }
 
 /// Reads a stimulus list (RFC 4180 CSV: fields with commas or quotes are quoted).
+/// Quoted fields may not span lines.
 pub fn read(path: &Path) -> Result<Vec<Trial>> {
+    if path.is_dir() {
+        return Err(Error::Invalid(format!("{}: is a directory, not a stimulus list", path.display())));
+    }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let bad = |line: usize, what: String| Error::Invalid(format!("{}:{line}: {what}", path.display()));
+    if let Some(line) = quote_spanning_lines(&text) {
+        return Err(bad(line, "a quoted field opens on this line and is not closed on it (an unbalanced quote?)".into()));
+    }
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| bad(1, e.to_string()))?.clone();
     if header.iter().all(str::is_empty) {
         return Err(Error::Invalid(format!("{}: empty stimulus list", path.display())));
+    }
+    if let Some((i, c)) = header.iter().enumerate().find(|&(i, c)| !c.is_empty() && header.iter().take(i).any(|d| d == c)) {
+        return Err(bad(1, format!("column `{c}` appears twice (column {} and an earlier one)", i + 1)));
     }
     let image_col = header.iter().position(|c| c == "image").ok_or_else(|| Error::Invalid(format!("{}: no `image` column in the header `{}`", path.display(), header.iter().collect::<Vec<_>>().join(","))))?;
     let caption_col = header.iter().position(|c| c == "captions");
@@ -41,6 +51,49 @@ pub fn read(path: &Path) -> Result<Vec<Trial>> {
         trials.push(Trial { image: dir.join(image), captions });
     }
     Ok(trials)
+}
+
+/// The line (1-based) of the first quoted field that is not closed on the line it opens on,
+/// if any: the csv reader would take the newlines into the field and merge rows.
+pub fn quote_spanning_lines(text: &str) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum S {
+        Start,
+        Plain,
+        Quoted(usize),
+        Closed,
+    }
+    let mut s = S::Start;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (&s, c) {
+            (S::Quoted(open), '"') => {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                } else if *open != line {
+                    return Some(*open);
+                } else {
+                    s = S::Closed;
+                }
+            }
+            (S::Quoted(_), '\n') => line += 1,
+            (S::Quoted(_), _) => {}
+            (_, '\n') => {
+                line += 1;
+                s = S::Start;
+            }
+            (_, ',') => s = S::Start,
+            (S::Start, '"') => s = S::Quoted(line),
+            (S::Start, ' ' | '\t' | '\r') => {}
+            (S::Start | S::Closed, _) => s = S::Plain,
+            (S::Plain, _) => {}
+        }
+    }
+    match s {
+        S::Quoted(open) => Some(open),
+        _ => None,
+    }
 }
 
 /// Writes a stimulus list that [`read`] reads back: columns `image` (as given, usually

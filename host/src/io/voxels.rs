@@ -41,6 +41,10 @@ impl VoxelSource {
                 let [trials, voxels] = arr.shape[..] else {
                     return Err(Error::Invalid(format!("{}: voxels must be (trials, voxels), got shape {:?}", p.display(), arr.shape)));
                 };
+                if trials == 0 || voxels == 0 {
+                    return Err(Error::Invalid(format!("{}: voxels of shape {:?}: {} is 0", p.display(), arr.shape, if trials == 0 { "trials (dimension 0)" } else { "voxels (dimension 1)" })));
+                }
+                ensure_finite(p, &arr.data, voxels)?;
                 Ok(Voxels { data: arr.data, trials, voxels, source: p.display().to_string() })
             }
             VoxelSource::Nifti { files, mask } => {
@@ -48,6 +52,15 @@ impl VoxelSource {
                 Ok(Voxels { data, trials, voxels, source: format!("{} NIfTI file(s) masked by {}", files.len(), mask.display()) })
             }
         }
+    }
+}
+
+/// Fails naming the file, the trial and the voxel of the first value of `data (trials,
+/// voxels)` that is NaN or infinite.
+pub(crate) fn ensure_finite(path: &Path, data: &[f32], voxels: usize) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::Invalid(format!("{}: voxel {} of trial {} is {} (not finite)", path.display(), i % voxels.max(1), i / voxels.max(1), data[i]))),
+        None => Ok(()),
     }
 }
 

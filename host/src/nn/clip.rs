@@ -48,14 +48,17 @@ impl ClipConfig {
                 return Err(j.bad(format!("hidden_act {act} is not supported (quick_gelu is)")));
             }
         }
+        let hidden = j.uint("hidden_size", d.hidden, 1..=16384)?;
+        let heads = j.uint("num_attention_heads", d.heads, 1..=256)?;
+        j.divides("num_attention_heads", heads, "hidden_size", &[hidden])?;
         Ok(ClipConfig {
-            hidden: j.uint("hidden_size", d.hidden)?,
-            intermediate: j.uint("intermediate_size", d.intermediate)?,
-            heads: j.uint("num_attention_heads", d.heads)?,
-            layers: j.uint("num_hidden_layers", d.layers)?,
-            max_positions: j.uint("max_position_embeddings", d.max_positions)?,
-            vocab: j.uint("vocab_size", d.vocab)?,
-            eps: j.float("layer_norm_eps", d.eps.into()),
+            hidden,
+            intermediate: j.uint("intermediate_size", d.intermediate, 1..=65536)?,
+            heads,
+            layers: j.uint("num_hidden_layers", d.layers, 1..=128)?,
+            max_positions: j.uint("max_position_embeddings", d.max_positions, 1..=4096)?,
+            vocab: j.uint("vocab_size", d.vocab, 1..=1_000_000)?,
+            eps: j.float("layer_norm_eps", d.eps.into(), 1e-12..=1.0)?,
         })
     }
 }

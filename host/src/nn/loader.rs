@@ -99,9 +99,12 @@ impl<'g> Loader<'g> {
 /// `raw` as a `dtype` tensor of `shape` (f16 bytes go up unconverted).
 fn upload(gpu: &Gpu, shape: &[usize], raw: &Raw<'_>, dtype: DType) -> Result<Tensor> {
     match (dtype, raw.dtype) {
-        (DType::F16, Dtype::F16) => f16_bytes(gpu, shape, raw.bytes),
-        (DType::F16, _) => Tensor::from_f32_as_f16(gpu, shape, &raw.to_f32()),
-        (DType::F32, _) => Tensor::from_f32(gpu, shape, &raw.to_f32()),
+        (DType::F16, Dtype::F16) => {
+            raw.check_f16()?;
+            f16_bytes(gpu, shape, raw.bytes)
+        }
+        (DType::F16, _) => Tensor::from_f32_as_f16(gpu, shape, &raw.to_f32()?),
+        (DType::F32, _) => Tensor::from_f32(gpu, shape, &raw.to_f32()?),
     }
 }
 

@@ -69,7 +69,7 @@ impl UnetConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let j = Json::read(path)?;
         let d = Self::default();
-        let blocks = j.uints("block_out_channels")?;
+        let blocks = j.uints("block_out_channels", 2..=8, 1..=8192)?;
         let n = blocks.len();
         if n < 2 {
             return Err(j.bad(format!("block_out_channels {blocks:?}: at least two levels expected")));
@@ -87,23 +87,29 @@ impl UnetConfig {
         }
         // diffusers: num_attention_heads defaults to attention_head_dim, which SD v1 configs
         // (mis)use for the head count.
-        let heads_v = j.v.get("num_attention_heads").filter(|x| !x.is_null()).or_else(|| j.v.get("attention_head_dim")).cloned().unwrap_or(Value::from(8));
+        let heads_key = if j.v.get("num_attention_heads").is_some_and(|x| !x.is_null()) { "num_attention_heads" } else { "attention_head_dim" };
+        let heads_v = j.v.get(heads_key).cloned().unwrap_or(Value::from(8));
         let heads = match heads_v {
-            Value::Number(x) => vec![x.as_u64().unwrap_or(8) as usize; n],
-            Value::Array(a) if a.len() == n => a.iter().map(|x| x.as_u64().unwrap_or(0) as usize).collect(),
+            x @ Value::Number(_) => vec![j.in_range(heads_key, &x, &(1..=256))?; n],
+            Value::Array(a) if a.len() == n => a.iter().enumerate().map(|(i, x)| j.in_range(&format!("{heads_key}[{i}]"), x, &(1..=256))).collect::<Result<_>>()?,
             other => return Err(j.bad(format!("attention heads {other} do not match {n} levels"))),
         };
+        let norm_num_groups = j.uint("norm_num_groups", d.norm_num_groups, 1..=1024)?;
+        j.divides("norm_num_groups", norm_num_groups, "block_out_channels", &blocks)?;
+        for (h, c) in heads.iter().zip(&blocks) {
+            j.divides(heads_key, *h, "block_out_channels", &[*c])?;
+        }
         Ok(UnetConfig {
-            in_channels: j.uint("in_channels", d.in_channels)?,
-            out_channels: j.uint("out_channels", d.out_channels)?,
+            in_channels: j.uint("in_channels", d.in_channels, 1..=64)?,
+            out_channels: j.uint("out_channels", d.out_channels, 1..=64)?,
             block_out_channels: blocks,
-            layers_per_block: j.uint("layers_per_block", d.layers_per_block)?,
-            cross_attention_dim: j.uint("cross_attention_dim", d.cross_attention_dim)?,
+            layers_per_block: j.uint("layers_per_block", d.layers_per_block, 1..=16)?,
+            cross_attention_dim: j.uint("cross_attention_dim", d.cross_attention_dim, 1..=8192)?,
             heads,
-            norm_num_groups: j.uint("norm_num_groups", d.norm_num_groups)?,
-            norm_eps: j.float("norm_eps", d.norm_eps.into()),
+            norm_num_groups,
+            norm_eps: j.float("norm_eps", d.norm_eps.into(), 1e-12..=1.0)?,
             flip_sin_to_cos: j.flag("flip_sin_to_cos", d.flip_sin_to_cos),
-            freq_shift: j.float("freq_shift", d.freq_shift.into()),
+            freq_shift: j.float("freq_shift", d.freq_shift.into(), -1e4..=1e4)?,
         })
     }
 

@@ -49,7 +49,9 @@ impl VaeConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let j = Json::read(path)?;
         let d = Self::default();
-        let blocks = j.uints("block_out_channels")?;
+        let blocks = j.uints("block_out_channels", 1..=8, 1..=8192)?;
+        let norm_num_groups = j.uint("norm_num_groups", d.norm_num_groups, 1..=1024)?;
+        j.divides("norm_num_groups", norm_num_groups, "block_out_channels", &blocks)?;
         for (k, want) in [("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")] {
             if let Some(a) = j.strings(k) {
                 if a.len() != blocks.len() || a.iter().any(|s| s != want) {
@@ -58,13 +60,13 @@ impl VaeConfig {
             }
         }
         Ok(VaeConfig {
-            in_channels: j.uint("in_channels", d.in_channels)?,
-            out_channels: j.uint("out_channels", d.out_channels)?,
-            latent_channels: j.uint("latent_channels", d.latent_channels)?,
+            in_channels: j.uint("in_channels", d.in_channels, 1..=64)?,
+            out_channels: j.uint("out_channels", d.out_channels, 1..=64)?,
+            latent_channels: j.uint("latent_channels", d.latent_channels, 1..=64)?,
             block_out_channels: blocks,
-            layers_per_block: j.uint("layers_per_block", d.layers_per_block)?,
-            norm_num_groups: j.uint("norm_num_groups", d.norm_num_groups)?,
-            scaling_factor: j.float("scaling_factor", d.scaling_factor.into()),
+            layers_per_block: j.uint("layers_per_block", d.layers_per_block, 1..=16)?,
+            norm_num_groups,
+            scaling_factor: j.float("scaling_factor", d.scaling_factor.into(), 1e-6..=1e6)?,
         })
     }
 

@@ -36,6 +36,9 @@ impl Weights {
         let mut index = HashMap::new();
         for p in paths {
             let p = p.as_ref();
+            if p.is_dir() {
+                return Err(Error::Invalid(format!("{}: is a directory, not a safetensors file", p.display())));
+            }
             let file = std::fs::File::open(p).map_err(io(p))?;
             // SAFETY: read-only map of a weights file that percept never writes.
             let map = unsafe { Mmap::map(&file) }.map_err(io(p))?;
@@ -105,18 +108,18 @@ impl Weights {
         if !matches!(e.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
             return Err(Error::Invalid(format!("{}: tensor `{key}` has dtype {:?}; f32, f16 or bf16 expected", path.display(), e.dtype)));
         }
-        Ok(Raw { dtype: e.dtype, shape: &e.shape, bytes: &map[e.range.clone()] })
+        Ok(Raw { dtype: e.dtype, shape: &e.shape, bytes: &map[e.range.clone()], path, key })
     }
 
     /// The tensor as f32 (from f32, f16 or bf16), checked against `shape`.
     pub fn get(&self, shape: &[usize], name: &str) -> Result<Vec<f32>> {
-        Ok(self.raw(name, &[shape])?.to_f32())
+        self.raw(name, &[shape])?.to_f32()
     }
 
     /// The tensor as f32 with whatever shape it has.
     pub fn get_any(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let r = self.raw(name, &[])?;
-        Ok((r.to_f32(), r.shape.to_vec()))
+        Ok((r.to_f32()?, r.shape.to_vec()))
     }
 }
 
@@ -129,16 +132,38 @@ pub(crate) struct Raw<'a> {
     pub shape: &'a [usize],
     /// Its little-endian bytes.
     pub bytes: &'a [u8],
+    /// The file it is stored in.
+    pub path: &'a Path,
+    /// Its full key.
+    pub key: String,
 }
 
 impl Raw<'_> {
-    /// The values as f32 (exact from f16 and bf16).
-    pub fn to_f32(&self) -> Vec<f32> {
+    /// The values as f32 (exact from f16 and bf16); a NaN or infinite value is an error
+    /// naming the file, the key and the index (the GPU kernels would mask it).
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
         let b = self.bytes;
-        match self.dtype {
+        let v: Vec<f32> = match self.dtype {
             Dtype::F16 => b.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             Dtype::BF16 => b.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             _ => b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        };
+        match v.iter().position(|x| !x.is_finite()) {
+            Some(i) => Err(self.not_finite(i, v[i])),
+            None => Ok(v),
         }
+    }
+
+    /// Fails naming the first NaN or infinite value of an f16 tensor (checked on the bits:
+    /// exponent all ones), without converting it.
+    pub fn check_f16(&self) -> Result<()> {
+        match self.bytes.chunks_exact(2).position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00) {
+            Some(i) => Err(self.not_finite(i, half::f16::from_le_bytes([self.bytes[2 * i], self.bytes[2 * i + 1]]).to_f32())),
+            None => Ok(()),
+        }
+    }
+
+    fn not_finite(&self, i: usize, x: f32) -> Error {
+        Error::Invalid(format!("{}: tensor `{}` has a value that is not finite ({x}) at flat index {i}", self.path.display(), self.key))
     }
 }

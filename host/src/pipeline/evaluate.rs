@@ -57,8 +57,8 @@ pub fn run(ctx: &Context, dir: &Path, force: bool, progress: &dyn Progress) -> R
     let mut names = Vec::new();
     for (original, r) in &pairs {
         let img = Rgb::open(r)?;
-        if img.width % 8 != 0 || img.height != img.width {
-            return Err(Error::Shape(format!("{}: reconstructions must be square with a side that is a multiple of 8, got {}x{}", r.display(), img.width, img.height)));
+        if img.width % 8 != 0 || img.height != img.width || img.width > 2048 {
+            return Err(Error::Shape(format!("{}: reconstructions must be square with a side that is a multiple of 8 (at most 2048), got {}x{}", r.display(), img.width, img.height)));
         }
         truth.push(Rgb::open_square(original, img.width)?);
         recon.push(img);

@@ -70,8 +70,8 @@ fn load_targets(ctx: &Context, t: &Targets, vox: &crate::io::voxels::Voxels, pro
     match t {
         Targets::Array(p) => {
             let arr = npy::read(p)?;
-            if arr.shape.len() < 2 {
-                return Err(Error::Shape(format!("{}: targets must be (trials, ...), got shape {:?}", p.display(), arr.shape)));
+            if arr.shape.len() < 2 || arr.shape[1..].contains(&0) {
+                return Err(Error::Shape(format!("{}: targets must be (trials, ...) with no dimension 0, got shape {:?}", p.display(), arr.shape)));
             }
             vox.ensure_trials(p, arr.shape[0], "rows of targets")?;
             Ok((arr.data, arr.shape[1..].to_vec()))

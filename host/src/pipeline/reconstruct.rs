@@ -20,8 +20,13 @@ use crate::nn::taesd::Taesd;
 use crate::progress::{Progress, Silent};
 use crate::sd::{Img2ImgInput, Img2ImgOptions, StableDiffusion};
 
+/// The largest magnitude of a decoded value accepted (SD's scaled latents are within about
+/// 10, CLIP's hidden states within about 100; a decoder giving more is broken).
+pub const MAX_LATENT: f32 = 1e4;
+
 /// Decodes every row of `voxels (n, V)` with the decoder file at `path`:
-/// `(outputs (n, L), target shape)`.
+/// `(outputs (n, L), target shape)`; a NaN, infinite or absurd output is an error naming the
+/// decoder file and the trial.
 pub fn decode_voxels(path: &Path, voxels: &[f32], n: usize) -> Result<(Vec<f32>, Vec<usize>)> {
     decode_voxels_as(path, voxels, n, None)
 }
@@ -42,7 +47,13 @@ fn decode_voxels_as(path: &Path, voxels: &[f32], n: usize, want: Option<Target>)
     let mut scratch = vec![0f32; dec.scratch_len()];
     let mut out = vec![0f32; n * l];
     for (i, (x, y)) in voxels.chunks_exact(v).zip(out.chunks_exact_mut(l)).enumerate() {
+        if let Some(j) = x.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Invalid(format!("voxel {j} of trial {i} is {} (not finite); the voxels must be checked before decoding with {}", x[j], path.display())));
+        }
         dec.decode(x, &mut scratch, y).map_err(|source| Error::Invalid(format!("{}: trial {i}: {source}", path.display())))?;
+        if let Some(k) = y.iter().position(|y| !y.is_finite() || y.abs() > MAX_LATENT) {
+            return Err(Error::Invalid(format!("{}: trial {i}: decoded value {k} is {} (NaN, infinite or beyond {MAX_LATENT:e}); the decoder's weights are broken", path.display(), y[k])));
+        }
     }
     Ok((out, dec.target_shape().iter().map(|&d| d as usize).collect()))
 }
@@ -241,8 +252,8 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
 /// Decodes c from the higher visual voxels and runs img2img from each z image.
 fn second_stage(ctx: &Context, sd: &StableDiffusion, s: &SdStage, recon: &[Rgb], n: usize, groups: &[Vec<usize>], progress: &dyn Progress) -> Result<Vec<Vec<Rgb>>> {
     let gpu = ctx.gpu()?;
-    if !s.size.is_multiple_of(8) || s.size == 0 {
-        return Err(Error::Invalid(format!("second stage: image side {} is not a positive multiple of 8", s.size)));
+    if !s.size.is_multiple_of(8) || s.size == 0 || s.size > 2048 {
+        return Err(Error::Invalid(format!("second stage: image side {} is not a positive multiple of 8 up to 2048", s.size)));
     }
     let arr = npy::read(&s.voxels_c)?;
     if arr.shape.len() != 2 || arr.shape[0] != n {

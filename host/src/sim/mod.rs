@@ -129,11 +129,27 @@ pub struct Subject {
     pub test: Trials,
 }
 
+/// The largest stimulus side [`simulate`] makes.
+pub const MAX_SIZE: usize = 1024;
+/// The most voxels (both regions) [`simulate`] makes.
+pub const MAX_VOXELS: usize = 1 << 20;
+/// The most voxel values (trials x voxels) or stimulus pixel values [`simulate`] makes.
+pub const MAX_VALUES: usize = 1 << 31;
+
 /// Simulates a subject seeing `photos` (plus drawn stimuli).
 pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) -> Result<Subject> {
     let s = settings;
     if !s.size.is_multiple_of(8) || s.size < 32 {
         return Err(Error::Invalid(format!("stimulus size {} must be a multiple of 8 and at least 32", s.size)));
+    }
+    if s.size > MAX_SIZE {
+        return Err(Error::Invalid(format!("stimulus size {} is more than {MAX_SIZE}", s.size)));
+    }
+    if s.population.early == 0 || s.population.higher == 0 {
+        return Err(Error::Invalid(format!("{} early and {} higher visual voxels: each region needs at least one voxel", s.population.early, s.population.higher)));
+    }
+    if s.population.early.saturating_add(s.population.higher) > MAX_VOXELS {
+        return Err(Error::Invalid(format!("{} + {} voxels is more than {MAX_VOXELS}", s.population.early, s.population.higher)));
     }
     if s.grid == 0 || s.grid > s.size {
         return Err(Error::Invalid(format!("grid {} must be between 1 and the stimulus size {}", s.grid, s.size)));
@@ -143,6 +159,13 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
     }
     if s.test_repeats == 0 || s.train_repeats == 0 {
         return Err(Error::Invalid("repeats must be at least 1".into()));
+    }
+    let train = (photos.len() - s.test_photos).checked_mul(s.crops).and_then(|c| c.checked_add(s.shapes)).and_then(|c| c.checked_add(s.letters));
+    let trials = train.and_then(|t| t.checked_mul(s.train_repeats)).and_then(|t| t.checked_add(s.test_photos.checked_mul(s.test_repeats)?));
+    let values = trials.and_then(|t| t.checked_mul(s.population.early + s.population.higher));
+    let pixels = train.and_then(|t| t.checked_add(s.test_photos)).and_then(|t| t.checked_mul(s.size * s.size * 3));
+    if !matches!((values, pixels), (Some(v), Some(p)) if v <= MAX_VALUES && p <= MAX_VALUES) {
+        return Err(Error::Invalid(format!("these settings make more than {MAX_VALUES} voxel values or stimulus pixels; fewer crops, shapes, letters, repeats or voxels, or a smaller size")));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
     let mut order: Vec<usize> = (0..photos.len()).collect();
@@ -211,7 +234,7 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
 }
 
 fn open_rgb8(path: &Path) -> Result<image::RgbImage> {
-    Ok(image::open(path).map_err(crate::error::format(path, "cannot read the image"))?.to_rgb8())
+    crate::io::image::open_rgb8(path)
 }
 
 /// The regions of interest: name and voxel range.

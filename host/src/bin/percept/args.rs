@@ -80,3 +80,11 @@ impl SamplingArgs {
         Img2ImgOptions { strength: self.strength, steps: self.steps, guidance: self.guidance, sampler }
     }
 }
+
+/// Checks an image side option: a positive multiple of 8, at most `max` (so that a typo such
+/// as `--size 100000` is refused before any allocation).
+pub fn check_side(flag: &str, value: usize, max: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(value.is_multiple_of(8) && value > 0, "{flag} {value} is not a positive multiple of 8");
+    anyhow::ensure!(value <= max, "{flag} {value} is more than {max}");
+    Ok(())
+}

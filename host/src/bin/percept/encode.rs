@@ -16,7 +16,7 @@ pub struct EncodeArgs {
     /// The .npy to write.
     #[command(flatten)]
     output: OutputArgs,
-    /// Side of the square the image is resized to (a multiple of 8).
+    /// Side of the square the image is resized to (a multiple of 8, at most 4096).
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// Folder with taesd_encoder.safetensors (default: the shipped weights/taesd).
@@ -39,7 +39,7 @@ pub struct DecodeArgs {
 
 pub fn run_encode(a: EncodeArgs, ctx: &Context) -> Result<()> {
     let OutputArgs { out, force } = &a.output;
-    anyhow::ensure!(a.size.is_multiple_of(8) && a.size > 0, "--size {} is not a positive multiple of 8", a.size);
+    crate::args::check_side("--size", a.size, 4096)?;
     ensure_writable(out, *force)?;
     let weights = a.weights.unwrap_or_else(percept::paths::taesd);
     let (z, shape) = encode::encode_image(ctx, &weights, &a.image, a.size)?;

@@ -30,7 +30,7 @@ pub struct Args {
     /// Targets from images: a stimulus list (CSV with an `image` column, one row per trial).
     #[arg(long)]
     stimuli: Option<PathBuf>,
-    /// Image side for --stimuli targets: 320 gives 4x40x40 (Takagi & Nishimoto), 512 gives 4x64x64.
+    /// Image side for --stimuli targets: 320 gives 4x40x40 (Takagi & Nishimoto), 512 gives 4x64x64 (a multiple of 8, at most 4096).
     #[arg(long, default_value_t = 320)]
     size: usize,
     /// TAESD weights folder for --stimuli (default: the shipped weights/taesd).
@@ -99,6 +99,7 @@ fn parse_cv(s: &str) -> Result<Cv, String> {
 }
 
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    crate::args::check_side("--size", a.size, 4096)?;
     let out = a.output.out.clone();
     let targets = match (&a.targets, &a.stimuli) {
         (Some(p), _) => fit::Targets::Array(p.clone()),

@@ -25,7 +25,7 @@ pub struct Args {
     /// Or an init image, encoded with the model's VAE (the distribution's mean).
     #[arg(long, conflicts_with = "init_latent")]
     init_image: Option<PathBuf>,
-    /// Side the init image is resized to (a multiple of 8).
+    /// Side the init image is resized to (a multiple of 8, at most 4096).
     #[arg(long, default_value_t = 512)]
     size: usize,
     /// The conditioning c: (77, 768) or (1, 77, 768) .npy.
@@ -50,6 +50,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    crate::args::check_side("--size", a.size, 4096)?;
     let init = match (&a.init_latent, &a.init_image) {
         (Some(p), _) => img2img::Init::Latent(p.clone()),
         (None, Some(p)) => img2img::Init::Image { path: p.clone(), size: a.size },

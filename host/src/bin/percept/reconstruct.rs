@@ -40,7 +40,7 @@ pub struct Args {
     /// Images per trial from the second stage.
     #[arg(long, default_value_t = 1)]
     samples: usize,
-    /// Side of the images the second stage works at.
+    /// Side of the images the second stage works at (a multiple of 8, at most 2048).
     #[arg(long, default_value_t = 512)]
     sd_size: usize,
     #[command(flatten)]
@@ -51,6 +51,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    crate::args::check_side("--sd-size", a.sd_size, 2048)?;
     let sd = match (&a.sd, &a.decoder_c, &a.voxels_c) {
         (Some(model), Some(decoder_c), Some(voxels_c)) => Some(reconstruct::SdStage {
             model: model.clone(),

@@ -15,7 +15,7 @@ pub struct Args {
     /// Seed of every random draw.
     #[arg(long, default_value_t = 2023)]
     seed: u64,
-    /// Stimulus side in pixels (a multiple of 8).
+    /// Stimulus side in pixels (a multiple of 8, 32 to 1024).
     #[arg(long, default_value_t = 64)]
     size: usize,
     /// Early visual voxels.
@@ -48,6 +48,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    anyhow::ensure!(a.size <= percept::sim::MAX_SIZE, "--size {} is more than {}", a.size, percept::sim::MAX_SIZE);
+    anyhow::ensure!(a.early > 0 && a.higher > 0, "--early {} --higher {}: each region needs at least one voxel", a.early, a.higher);
     let settings = Settings {
         seed: a.seed,
         size: a.size,
