@@ -21,7 +21,7 @@ impl Json {
         if path.is_dir() {
             return Err(Error::Invalid(format!("{}: is a directory, not a config.json", path.display())));
         }
-        let v = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        let v = serde_json::from_slice(&std::fs::read(path).map_err(io(path))?).map_err(crate::error::format(path, "not JSON"))?;
         Ok(Json { path: path.to_path_buf(), v })
     }
 

@@ -48,7 +48,7 @@ impl Tokenizer {
     pub fn load(dir: &Path) -> Result<Self> {
         let vp = dir.join("vocab.json");
         let mp = dir.join("merges.txt");
-        let vocab: HashMap<String, u32> = serde_json::from_slice(&std::fs::read(&vp).map_err(io(&vp))?).map_err(|e| Error::Invalid(format!("{}: {e}", vp.display())))?;
+        let vocab: HashMap<String, u32> = serde_json::from_slice(&std::fs::read(&vp).map_err(io(&vp))?).map_err(crate::error::format(&vp, "not a JSON vocabulary"))?;
         let merges = std::fs::read_to_string(&mp).map_err(io(&mp))?;
         let mut ranks = HashMap::new();
         for (i, line) in merges.lines().filter(|l| !l.starts_with("#version") && !l.trim().is_empty()).enumerate() {

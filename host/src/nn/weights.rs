@@ -42,7 +42,7 @@ impl Weights {
             let file = std::fs::File::open(p).map_err(io(p))?;
             // SAFETY: read-only map of a weights file that percept never writes.
             let map = unsafe { Mmap::map(&file) }.map_err(io(p))?;
-            let st = SafeTensors::deserialize(&map).map_err(|e| Error::Invalid(format!("{}: not a safetensors file: {e}", p.display())))?;
+            let st = SafeTensors::deserialize(&map).map_err(crate::error::format(p, "not a safetensors file"))?;
             for (name, view) in st.tensors() {
                 let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
                 let entry = Entry { file: files.len(), dtype: view.dtype(), shape: view.shape().to_vec(), range: start..start + view.data().len() };
