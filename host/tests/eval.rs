@@ -50,3 +50,37 @@ fn scores_resize_and_refuse_mismatched_lists() {
     let err = Scores::compute(std::slice::from_ref(&a), &[a.clone(), b], None).unwrap_err().to_string();
     assert!(err.contains("1 images but 2"), "{err}");
 }
+
+#[test]
+fn eval_scores_each_sample_and_reports_mean_and_best_of_n() {
+    use percept::io::image::Rgb;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("eval-samples-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three originals; z-only reconstructions; sample 0 is the original itself, sample 1 noise.
+    let shipped = percept::paths::shipped("assets/stimuli/public-domain");
+    let mut csv = String::from("original,reconstruction,samples\n");
+    for (k, name) in ["astronaut.png", "coffee.png", "chelsea.png"].iter().enumerate() {
+        let orig = shipped.join(name);
+        let img = Rgb::open_square(&orig, 32).unwrap();
+        let noisy = Rgb { data: img.data.iter().enumerate().map(|(i, v)| (v * 0.5 + ((i * 7919 + k * 31) % 97) as f32 / 194.0).min(1.0)).collect(), ..img.clone() };
+        let junk = Rgb { data: (0..img.data.len()).map(|i| ((i * 104_729 + k) % 251) as f32 / 250.0).collect(), ..img.clone() };
+        noisy.save_png(&dir.join(format!("r{k}.png")), true).unwrap();
+        img.save_png(&dir.join(format!("r{k}_sd0.png")), true).unwrap();
+        junk.save_png(&dir.join(format!("r{k}_sd1.png")), true).unwrap();
+        csv.push_str(&format!("{},r{k}.png,r{k}_sd0.png|r{k}_sd1.png\n", orig.display()));
+    }
+    std::fs::write(dir.join("pairs.csv"), csv).unwrap();
+    let out = percept::pipeline::evaluate::run(crate::common::ctx(), &dir, false, &percept::progress::Silent).unwrap();
+    assert_eq!(out.samples.len(), 2);
+    // Sample 0 is the original: PixCorr ~1 for every image; the best of 2 picks it.
+    assert!(out.samples[0].pixcorr.iter().all(|&r| r > 0.99), "{:?}", out.samples[0].pixcorr);
+    let (mean, best) = percept::eval::mean_and_best(&[&out.samples[0].pixcorr, &out.samples[1].pixcorr]);
+    assert!(best > 0.99 && mean < best - 0.2, "mean {mean}, best {best}");
+    assert!(out.report.contains("mean of the 2 samples") && out.report.contains("best of 2"), "{}", out.report);
+    // Rows with different numbers of samples are refused, naming pairs.csv.
+    let text = std::fs::read_to_string(dir.join("pairs.csv")).unwrap().replacen("r0_sd0.png|r0_sd1.png", "r0_sd0.png", 1);
+    std::fs::write(dir.join("pairs.csv"), text).unwrap();
+    let e = percept::pipeline::evaluate::run(crate::common::ctx(), &dir, true, &percept::progress::Silent).unwrap_err().chain();
+    assert!(e.contains("pairs.csv") && e.contains("samples"), "{e}");
+}

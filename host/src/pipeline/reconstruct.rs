@@ -207,12 +207,15 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     };
     // The second stage: Stable Diffusion img2img conditioned on the decoded c.
     let mut second: Vec<Rgb> = Vec::new();
+    let mut sample_names: Vec<Vec<String>> = vec![Vec::new(); m];
     if let (Some(sd), Some(stage)) = (&sd, &o.sd) {
         let outs = second_stage(ctx, sd, stage, &recon, n, &groups, progress)?;
         for (k, imgs) in outs.into_iter().enumerate() {
             for (j, img) in imgs.into_iter().enumerate() {
-                let p = o.out.join(format!("{}_sd{j}.png", names[k].trim_end_matches(".png")));
+                let name = format!("{}_sd{j}.png", names[k].trim_end_matches(".png"));
+                let p = o.out.join(&name);
                 img.save_png(&p, o.force)?;
+                sample_names[k].push(name);
                 written.push(p);
                 if j == 0 {
                     second.push(img.resized(side));
@@ -229,10 +232,11 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     if let Some(imgs) = &images {
         let mut w = csv::Writer::from_writer(Vec::new());
         let failed = |e: csv::Error| Error::Invalid(format!("{}: {e}", o.out.join("pairs.csv").display()));
-        w.write_record(["original", "reconstruction"]).map_err(failed)?;
-        for (img, name) in imgs.iter().zip(&names) {
+        // `samples`: the second stage's images of each trial, `|`-separated (scored by eval).
+        w.write_record(["original", "reconstruction", "samples"]).map_err(failed)?;
+        for ((img, name), samples) in imgs.iter().zip(&names).zip(&sample_names) {
             let original = std::fs::canonicalize(img).unwrap_or_else(|_| img.clone());
-            w.write_record([original.to_string_lossy().as_ref(), name.as_str()]).map_err(failed)?;
+            w.write_record([original.to_string_lossy().as_ref(), name.as_str(), samples.join("|").as_str()]).map_err(failed)?;
         }
         let bytes = w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", o.out.join("pairs.csv").display())))?;
         crate::io::output::write_atomic(&o.out.join("pairs.csv"), &bytes, o.force)?;
