@@ -125,6 +125,42 @@ pub fn two_way(truth: &[Vec<f32>], recon: &[Vec<f32>]) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// Two-way identification as Brain-Diffuser (Ozcelik & VanRullen) computes its AlexNet,
+/// Inception and CLIP columns: for reconstruction `i`, the share of other originals `j` with
+/// `corr(recon_i, truth_i) > corr(recon_i, truth_j)`, ties counted half. (The pixel and latent
+/// columns of [`Scores`] compare `truth_i` with every reconstruction instead.)
+pub fn two_way_vs_originals(truth: &[Vec<f32>], recon: &[Vec<f32>]) -> Result<Vec<f64>> {
+    let n = truth.len();
+    if n < 2 || recon.len() != n {
+        return Err(Error::Invalid(format!("two-way identification needs at least 2 images and as many reconstructions (got {n} and {})", recon.len())));
+    }
+    Ok((0..n)
+        .map(|i| {
+            let own = pearson(&recon[i], &truth[i]);
+            let score: f64 = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let other = pearson(&recon[i], &truth[j]);
+                    if own > other {
+                        1.0
+                    } else if own == other {
+                        0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .sum();
+            score / (n - 1) as f64
+        })
+        .collect())
+}
+
+/// MindEye's feature distance (its EffNet-B and SwAV columns): the correlation distance
+/// `1 - r` between the pooled features of each original and its reconstruction.
+pub fn correlation_distance(truth: &[Vec<f32>], recon: &[Vec<f32>]) -> Vec<f64> {
+    truth.iter().zip(recon).map(|(a, b)| 1.0 - pearson(a, b)).collect()
+}
+
 /// Per-image and mean scores of a set of reconstructions.
 #[derive(Debug, Clone)]
 pub struct Scores {

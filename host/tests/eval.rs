@@ -84,3 +84,16 @@ fn eval_scores_each_sample_and_reports_mean_and_best_of_n() {
     let e = percept::pipeline::evaluate::run(crate::common::ctx(), &dir, true, &percept::progress::Silent).unwrap_err().chain();
     assert!(e.contains("pairs.csv") && e.contains("samples"), "{e}");
 }
+
+#[test]
+fn brain_diffuser_identification_and_feature_distance() {
+    use percept::eval::{correlation_distance, two_way_vs_originals};
+    // Reconstruction 0 is its original; 1 is closer to original 2 than to its own; 2 ties.
+    let truth = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 0.0]];
+    let recon = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 0.2, 1.0, 0.0], vec![0.0, 0.0, 0.0, 1.0]];
+    let w = two_way_vs_originals(&truth, &recon).unwrap();
+    assert_eq!(w, vec![1.0, 0.5, 0.5], "own vs other originals, ties half");
+    let d = correlation_distance(&truth, &recon);
+    assert!(d[0].abs() < 1e-12 && d[1] > 0.5 && d[2] > 1.0, "{d:?}");
+    assert!(two_way_vs_originals(&truth[..1], &recon[..1]).is_err());
+}
