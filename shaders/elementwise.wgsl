@@ -1,6 +1,7 @@
 // Elementwise ops over flat f32 tensors, four elements per invocation.
 //   unary:  y = f(x)                      f by `op`: scale, ReLU, SiLU, GELU (erf), tanh clamp,
-//                                         quick GELU (x sigmoid(1.702 x), CLIP's)
+//                                         quick GELU (x sigmoid(1.702 x), CLIP's),
+//                                         ReLU6
 //   binary: y = act(a (+ or *) b[i % b_len])   b broadcast over leading dimensions; or, when
 //           span > 0, b (B, C) over a (B, .., C): b[(i / span) * b_len + i % b_len]
 //   geglu:  y[r, j] = x[r, j] * gelu(x[r, F + j])   x (R, 2F) -> y (R, F)
@@ -11,7 +12,7 @@ struct Params {
     n: u32,        // elements of y
     op: u32,
     b_len: u32,    // binary: elements of b (repeats); geglu: F
-    act: u32,      // binary: 0 none, 1 ReLU, 2 SiLU
+    act: u32,      // binary: 0 none, 1 ReLU, 2 SiLU, 3 ReLU6
     scale: f32,    // unary scale; tanh clamp bound
     span: u32,     // binary: elements of a per sample when b is per sample, else 0
     _pad0: u32,
@@ -44,6 +45,7 @@ fn act(v: f32, kind: u32) -> f32 {
     switch kind {
         case 1u: { return max(v, 0.0); }
         case 2u: { return silu(v); }
+        case 3u: { return clamp(v, 0.0, 6.0); }
         default: { return v; }
     }
 }
@@ -61,6 +63,7 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
             case 3u: { r = gelu(v); }
             case 4u: { r = tanh(v / params.scale) * params.scale; }
             case 5u: { r = v / (1.0 + exp(-1.702 * v)); }
+            case 6u: { r = clamp(v, 0.0, 6.0); }
             default: {}
         }
         y[i] = r;

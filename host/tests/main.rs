@@ -8,6 +8,7 @@ mod clip;
 mod data;
 mod eval;
 mod export;
+mod features;
 mod fit;
 mod hostile;
 mod layering;

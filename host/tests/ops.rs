@@ -213,6 +213,9 @@ fn conv2d_matches_reference() {
         // More than one 32 x 32 tile of the Subgroup kernel, ragged in pixels and channels.
         (1, 12, 11, 16, 40, 3, ConvSpec::same(1, Act::Silu), true),
         (2, 7, 9, 8, 33, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::Relu }, false),
+        // EfficientNet-Lite's ReLU6 stem (TF-SAME, stride 2) and AlexNet's 11x11 stride 4.
+        (2, 10, 9, 3, 8, 3, ConvSpec { stride: 2, pad_y: (0, 1), pad_x: (0, 1), act: Act::Relu6 }, false),
+        (1, 19, 17, 3, 8, 11, ConvSpec { stride: 4, pad_y: (2, 2), pad_x: (2, 2), act: Act::Relu }, false),
     ];
     // Every kernel this adapter can run (whatever conv2d would pick), on every case it takes.
     let mut variants = vec![Variant::Tiled, Variant::Cpu];
@@ -256,7 +259,7 @@ fn elementwise_matches_reference() {
     for n in [1usize, 7, 64, 257, 1000] {
         let x = rand(n, 40 + n as u64, 4.0);
         let xt = Tensor::from_f32(gpu, &[n], &x).unwrap();
-        for f in [Unary::Scale(0.18215), Unary::Relu, Unary::Silu, Unary::Gelu, Unary::TanhClamp(3.0), Unary::QuickGelu] {
+        for f in [Unary::Scale(0.18215), Unary::Relu, Unary::Silu, Unary::Gelu, Unary::TanhClamp(3.0), Unary::QuickGelu, Unary::Relu6] {
             let mut enc = gpu.encoder();
             let y = unary(&mut enc, &xt, f).unwrap();
             drop(enc);
@@ -264,7 +267,7 @@ fn elementwise_matches_reference() {
         }
         let b = rand(n, 50 + n as u64, 1.0);
         let bt = Tensor::from_f32(gpu, &[n], &b).unwrap();
-        for (mul, act) in [(false, Act::None), (true, Act::None), (false, Act::Relu), (true, Act::Silu)] {
+        for (mul, act) in [(false, Act::None), (true, Act::None), (false, Act::Relu), (true, Act::Silu), (false, Act::Relu6)] {
             let mut enc = gpu.encoder();
             let y = binary(&mut enc, &xt, &bt, mul, act).unwrap();
             drop(enc);
@@ -493,4 +496,76 @@ fn large_grids_cover_every_element() {
     let y = conv2d(&mut enc, &Tensor::from_f32(gpu, &[1, h, w, c], &xs).unwrap(), &cw, spec).unwrap();
     drop(enc);
     assert_close("conv over a folded grid", &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-5);
+}
+
+#[test]
+fn depthwise_matches_reference() {
+    use percept::ops::depthwise::{depthwise, same_pad, DepthwiseSpec, DepthwiseWeight};
+    use percept::ops::Act;
+    let gpu = gpu();
+    // TF "SAME" at 224: stride-2 3x3 pads (0, 1), stride-2 5x5 (1, 2), stride 1 (k-1)/2 each side.
+    assert_eq!(same_pad(224, 3, 2), (0, 1));
+    assert_eq!(same_pad(224, 5, 2), (1, 2));
+    assert_eq!(same_pad(56, 5, 1), (2, 2));
+    assert_eq!(same_pad(7, 3, 2), (1, 1));
+    for (i, &(b, h, w, c, k, stride, act, bias)) in [
+        (1, 7, 9, 5, 3, 1, Act::None, true),
+        (2, 8, 8, 16, 3, 2, Act::Relu6, true),
+        (1, 9, 12, 7, 5, 1, Act::Relu6, false),
+        (2, 10, 7, 12, 5, 2, Act::Relu, true),
+        (1, 1, 2, 4, 5, 1, Act::None, true),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (t, bo) = same_pad(h, k, stride);
+        let (l, r) = same_pad(w, k, stride);
+        let spec = DepthwiseSpec { stride, pad: (t, l, bo, r), act };
+        let x = rand(b * h * w * c, 300 + i as u64, 2.0);
+        let wt = rand(c * k * k, 310 + i as u64, 1.0);
+        let bs = rand(c, 320 + i as u64, 1.0);
+        let (want, shape) = depthwise_ref(&x, [b, h, w, c], &wt, (k, k), bias.then_some(&bs[..]), spec);
+        assert_eq!(shape, [b, h.div_ceil(stride), w.div_ceil(stride), c]);
+        let dw = DepthwiseWeight::from_torch(gpu, &wt, [c, 1, k, k], bias.then_some(&bs[..])).unwrap();
+        let xt = Tensor::from_f32(gpu, &[b, h, w, c], &x).unwrap();
+        let mut enc = gpu.encoder();
+        let y = depthwise(&mut enc, &xt, &dw, spec).unwrap();
+        drop(enc);
+        assert_eq!(y.shape, shape.to_vec());
+        assert_close(&format!("depthwise case {i}"), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+    }
+    let dw = DepthwiseWeight::from_torch(gpu, &[0.0; 9], [1, 1, 3, 3], None).unwrap();
+    let e = depthwise(&mut gpu.encoder(), &Tensor::from_f32(gpu, &[1, 2, 2, 2], &[0.0; 8]).unwrap(), &dw, DepthwiseSpec { stride: 1, pad: (1, 1, 1, 1), act: Act::None }).unwrap_err().to_string();
+    assert!(e.contains("is not (B, H, W, 1)"), "{e}");
+}
+
+#[test]
+fn pooling_matches_reference() {
+    use percept::ops::pool::{adaptive_avg_pool, global_mean, max_pool};
+    let gpu = gpu();
+    // (B, H, W, C, k, stride, pad): AlexNet's 3/2, VGG's 2/2, odd sizes, padding.
+    for (i, &(b, h, w, c, k, stride, pad)) in [(2, 15, 15, 5, 3, 2, 0), (1, 8, 6, 7, 2, 2, 0), (2, 7, 9, 3, 3, 2, 1), (1, 3, 3, 4, 3, 2, 0)].iter().enumerate() {
+        let x = rand(b * h * w * c, 400 + i as u64, 3.0);
+        let (want, shape) = max_pool_ref(&x, [b, h, w, c], k, stride, pad);
+        let xt = Tensor::from_f32(gpu, &[b, h, w, c], &x).unwrap();
+        let mut enc = gpu.encoder();
+        let y = max_pool(&mut enc, &xt, k, stride, pad).unwrap();
+        drop(enc);
+        assert_eq!(y.shape, shape.to_vec());
+        assert_close(&format!("max_pool case {i}"), &y.to_vec(gpu).unwrap(), &want, 0.0, 0.0);
+    }
+    // Adaptive: shrink unevenly (overlapping windows), replicate 1x1 to 6x6, and the identity.
+    for (i, &(b, h, w, c, ho, wo)) in [(2, 13, 10, 3, 6, 4), (1, 1, 1, 5, 6, 6), (2, 3, 2, 4, 7, 7), (1, 6, 6, 2, 6, 6), (2, 7, 5, 9, 1, 1)].iter().enumerate() {
+        let x = rand(b * h * w * c, 500 + i as u64, 3.0);
+        let want = adaptive_avg_pool_ref(&x, [b, h, w, c], ho, wo);
+        let xt = Tensor::from_f32(gpu, &[b, h, w, c], &x).unwrap();
+        let mut enc = gpu.encoder();
+        let y = adaptive_avg_pool(&mut enc, &xt, ho, wo).unwrap();
+        let g = global_mean(&mut enc, &xt).unwrap();
+        drop(enc);
+        assert_eq!(y.shape, vec![b, ho, wo, c]);
+        assert_close(&format!("adaptive_avg_pool case {i}"), &y.to_vec(gpu).unwrap(), &want, 1e-6, 1e-5);
+        assert_eq!(g.shape, vec![b, c]);
+        assert_close(&format!("global_mean case {i}"), &g.to_vec(gpu).unwrap(), &adaptive_avg_pool_ref(&x, [b, h, w, c], 1, 1), 1e-6, 1e-5);
+    }
 }

@@ -13,7 +13,7 @@ struct Params {
     stride: u32,
     pad_top: u32,
     pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU
+    act: u32,        // 0 none, 1 ReLU, 2 SiLU, 3 ReLU6
     has_bias: u32,
     _pad0: u32,
     _pad1: u32,
@@ -26,6 +26,7 @@ fn activate(v: f32) -> f32 {
     switch params.act {
         case 1u: { return max(v, 0.0); }
         case 2u: { return v / (1.0 + exp(-v)); }
+        case 3u: { return clamp(v, 0.0, 6.0); }
         default: { return v; }
     }
 }

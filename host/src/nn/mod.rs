@@ -4,14 +4,18 @@
 //! weight matrices; model configs (`UnetConfig`, `VaeConfig`, `ClipConfig`) are `Default`
 //! (SD v1's) and read from config.json by [`config`].
 
+pub mod alexnet;
 pub mod checkpoint;
+pub mod classic;
 pub mod clip;
 pub mod config;
+pub mod efficientnet;
 pub mod layers;
 pub mod loader;
 pub mod taesd;
 pub mod tokenizer;
 pub mod unet;
+pub mod vgg;
 pub mod vae;
 pub mod weights;
 

@@ -1,4 +1,4 @@
-//! Elementwise ops (elementwise.wgsl): scale, ReLU, SiLU, GELU (exact, erf), tanh clamp,
+//! Elementwise ops (elementwise.wgsl): scale, ReLU, ReLU6, SiLU, GELU (exact, erf), tanh clamp,
 //! add/mul with broadcasting and a fused activation, and GEGLU.
 
 use bytemuck::{Pod, Zeroable};
@@ -24,6 +24,8 @@ pub enum Unary {
     TanhClamp(f32),
     /// x * sigmoid(1.702 x): CLIP's quick GELU
     QuickGelu,
+    /// min(max(x, 0), 6)
+    Relu6,
 }
 
 #[repr(C)]
@@ -55,6 +57,7 @@ pub fn unary(enc: &mut Encoder<'_>, x: &Tensor, f: Unary) -> Result<Tensor> {
         Unary::Gelu => (3, 1.0),
         Unary::TanhClamp(c) => (4, c),
         Unary::QuickGelu => (5, 1.0),
+        Unary::Relu6 => (6, 1.0),
     };
     let n = x.numel();
     let p = Params { n: n as u32, op, b_len: 1, act: 0, scale, span: 0, _pad0: 0, _pad1: 0 };

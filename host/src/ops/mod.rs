@@ -33,9 +33,11 @@ macro_rules! layout {
 
 pub mod attention;
 pub mod conv2d;
+pub mod depthwise;
 pub mod elementwise;
 pub mod linear;
 pub mod norm;
+pub mod pool;
 #[cfg(any(test, feature = "reference"))]
 pub mod reference;
 pub mod resample;
@@ -66,6 +68,8 @@ pub enum Act {
     Relu = 1,
     /// x * sigmoid(x)
     Silu = 2,
+    /// min(max(x, 0), 6) (MobileNet, EfficientNet-Lite)
+    Relu6 = 3,
 }
 
 /// Which kernel runs an op (`linear`/`matmul`, `conv2d`, `attention`): chosen by adapter and

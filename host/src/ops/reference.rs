@@ -7,6 +7,9 @@ use super::conv2d::ConvSpec;
 use super::elementwise::Unary;
 use super::Act;
 
+mod features;
+pub use features::{adaptive_avg_pool_ref, depthwise_ref, max_pool_ref};
+
 // linear
 
 
@@ -76,6 +79,7 @@ pub fn conv2d_ref(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], bias: Op
                         Act::None => v,
                         Act::Relu => v.max(0.0),
                         Act::Silu => v / (1.0 + (-v).exp()),
+                        Act::Relu6 => v.clamp(0.0, 6.0),
                     };
                 }
             }
@@ -125,6 +129,7 @@ pub fn unary_ref(x: &[f32], f: Unary) -> Vec<f32> {
             Unary::Gelu => gelu_ref(v),
             Unary::TanhClamp(c) => (v / c).tanh() * c,
             Unary::QuickGelu => v / (1.0 + (-1.702 * v).exp()),
+            Unary::Relu6 => v.clamp(0.0, 6.0),
         })
         .collect()
 }
@@ -187,6 +192,7 @@ pub fn binary_ref(a: &[f32], b: &[f32], mul: bool, act: Act) -> Vec<f32> {
                 Act::None => r,
                 Act::Relu => r.max(0.0),
                 Act::Silu => r / (1.0 + (-r).exp()),
+                Act::Relu6 => r.clamp(0.0, 6.0),
             }
         })
         .collect()
@@ -305,3 +311,4 @@ pub fn timestep_embedding_ref(t: &[f32], dim: usize, flip_sin_to_cos: bool, shif
     }
     y
 }
+

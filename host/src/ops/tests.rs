@@ -5,12 +5,14 @@
 use wgpu::naga;
 use wgpu::naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
-use super::{attention, conv2d, elementwise, linear, norm, resample, softmax, timestep, Layout};
+use super::{attention, conv2d, depthwise, elementwise, linear, norm, pool, resample, softmax, timestep, Layout};
 use crate::gpu::Shader;
 
 const OPS: &[(&[Shader], Layout)] = &[
     (linear::SHADERS, linear::META_LAYOUT),
     (conv2d::SHADERS, conv2d::META_LAYOUT),
+    (depthwise::SHADERS, depthwise::META_LAYOUT),
+    (pool::SHADERS, pool::META_LAYOUT),
     (attention::SHADERS, attention::META_LAYOUT),
     (elementwise::SHADERS, elementwise::META_LAYOUT),
     (norm::SHADERS, norm::META_LAYOUT),
