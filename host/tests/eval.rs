@@ -75,7 +75,7 @@ fn eval_scores_each_sample_and_reports_mean_and_best_of_n() {
     assert_eq!(out.samples.len(), 2);
     // Sample 0 is the original: PixCorr ~1 for every image; the best of 2 picks it.
     assert!(out.samples[0].pixcorr.iter().all(|&r| r > 0.99), "{:?}", out.samples[0].pixcorr);
-    let (mean, best) = percept::eval::mean_and_best(&[&out.samples[0].pixcorr, &out.samples[1].pixcorr]);
+    let (mean, best) = percept::eval::mean_and_best(&[&out.samples[0].pixcorr, &out.samples[1].pixcorr], true);
     assert!(best > 0.99 && mean < best - 0.2, "mean {mean}, best {best}");
     assert!(out.report.contains("mean of the 2 samples") && out.report.contains("best of 2"), "{}", out.report);
     // Rows with different numbers of samples are refused, naming pairs.csv.
@@ -96,4 +96,24 @@ fn brain_diffuser_identification_and_feature_distance() {
     let d = correlation_distance(&truth, &recon);
     assert!(d[0].abs() < 1e-12 && d[1] > 0.5 && d[2] > 1.0, "{d:?}");
     assert!(two_way_vs_originals(&truth[..1], &recon[..1]).is_err());
+}
+
+#[test]
+fn effnet_lite0_judges_identical_images_perfect_and_swapped_ones_worse() {
+    use percept::eval::features::Judges;
+    let gpu = crate::common::gpu();
+    let dir = percept::paths::shipped("assets/stimuli/public-domain");
+    let truth: Vec<Rgb> = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg"].iter().map(|n| Rgb::open_square(&dir.join(n), 64).unwrap()).collect();
+    let judges = Judges::shipped(gpu).unwrap();
+    let same = judges.score(gpu, &truth, &truth).unwrap();
+    let names: Vec<&str> = same.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["EffNet-Lite0 early", "EffNet-Lite0 late", "EffNet-Lite0 distance"]);
+    assert!(same[0].1.iter().chain(&same[1].1).all(|&v| v == 1.0), "{same:?}");
+    assert!(same[2].1.iter().all(|&d| d.abs() < 1e-5), "{same:?}");
+    // Each reconstruction is the next photo: it matches that photo's original perfectly, so it
+    // loses to it in every layer, and its distances grow.
+    let rotated: Vec<Rgb> = (0..truth.len()).map(|k| truth[(k + 1) % truth.len()].clone()).collect();
+    let other = judges.score(gpu, &truth, &rotated).unwrap();
+    assert!(other[0].1.iter().chain(&other[1].1).all(|&v| v < 1.0), "{other:?}");
+    assert!(other[2].1.iter().all(|&d| d > 0.05), "{other:?}");
 }

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::io::image::Rgb;
 use crate::error::Result;
+use crate::eval::features::Judges;
 use crate::eval::{mean, Scores};
 use crate::io::output::{ensure_fresh_dir, ensure_writable, lock, write_atomic};
 use crate::fit::ridge::alpha_label;
@@ -33,12 +34,14 @@ pub struct Options {
     pub settings: Settings,
     /// TAESD weights folder.
     pub taesd: PathBuf,
+    /// Score in EfficientNet-Lite0's feature space too (the papers' feature columns).
+    pub feature_columns: bool,
 }
 
 impl Options {
     /// The defaults: the shipped TAESD, the default subject.
     pub fn new(out: &Path, force: bool) -> Self {
-        Options { out: out.to_path_buf(), force, settings: Settings::default(), taesd: crate::paths::taesd() }
+        Options { out: out.to_path_buf(), force, settings: Settings::default(), taesd: crate::paths::taesd(), feature_columns: true }
     }
 }
 
@@ -161,12 +164,17 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     b.begin("evaluating", 3);
     let truth: Vec<Rgb> = subject.test_stimuli.iter().map(|st| st.image.clone()).collect();
     let truth_z: Vec<Vec<f32>> = test_z.chunks(l).map(<[f32]>::to_vec).collect();
+    // The judging network (EfficientNet-Lite0, shipped) adds the feature columns.
+    let judges = if o.feature_columns { Some(Judges::shipped(gpu)?) } else { None };
     let score = |imgs: &[Rgb]| -> Result<Scores> {
         let zs = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;
         let zs: Vec<Vec<f32>> = zs.chunks(l).map(<[f32]>::to_vec).collect();
-        let r = Scores::compute(&truth, imgs, Some((&truth_z, &zs)));
+        let mut r = Scores::compute(&truth, imgs, Some((&truth_z, &zs)))?;
+        if let Some(j) = &judges {
+            r.features = j.score(gpu, &truth, imgs)?;
+        }
         b.inc(1);
-        r
+        Ok(r)
     };
     let scores = score(&recon)?;
     let control_scores = score(&control)?;
@@ -211,9 +219,9 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
         let _ = writeln!(r, "**Warning:** {w}.\n");
     }
     let _ = writeln!(r, "## Scores on the {} held-out photos\n", rows[0].1.pixcorr.len());
-    let _ = writeln!(r, "| | PixCorr | SSIM | 2-way pixel | 2-way latent |\n|---|---|---|---|---|");
+    let _ = writeln!(r, "{}", crate::eval::table_header("", rows[0].1));
     for (name, sc) in rows {
-        let _ = writeln!(r, "| {name} | {:.3} | {:.3} | {:.1}% | {:.1}% |", mean(&sc.pixcorr), mean(&sc.ssim), 100.0 * mean(&sc.two_way_pixel), 100.0 * mean(&sc.two_way_latent));
+        let _ = writeln!(r, "{}", crate::eval::mean_row(name, sc));
     }
     let sc = rows[0].1;
     let checks = [
@@ -228,10 +236,11 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
     }
     let c = rows[1].1;
     let _ = writeln!(r, "- shuffled control near chance (50%): 2-way latent {:.1}%, pixel {:.1}%", 100.0 * mean(&c.two_way_latent), 100.0 * mean(&c.two_way_pixel));
-    let _ = writeln!(r, "\nMetrics: PixCorr and SSIM at 425x425 (bilinear), SSIM on grayscale with a Gaussian window (sigma 1.5); two-way identification = for each photo, the share of other test reconstructions that correlate less with it than its own (pixels at 425x425, or TAESD latents of the {0}x{0} images).\n", s.size);
-    let _ = writeln!(r, "| photo | source | PixCorr | SSIM | 2-way pixel | 2-way latent |\n|---|---|---|---|---|---|");
+    let _ = writeln!(r, "\nMetrics: PixCorr and SSIM at 425x425 (bilinear), SSIM on grayscale with a Gaussian window (sigma 1.5); two-way identification = for each photo, the share of other test reconstructions that correlate less with it than its own (pixels at 425x425, or TAESD latents of the {0}x{0} images).{1}\n", s.size, crate::eval::feature_note(rows[0].1));
+    let _ = writeln!(r, "{}", crate::eval::table_header("photo | source", sc).replacen("|---|", "|---|---|", 1));
     for (k, st) in subject.test_stimuli.iter().enumerate() {
-        let _ = writeln!(r, "| {} | {} | {:.3} | {:.3} | {:.0}% | {:.0}% |", st.name, st.source, sc.pixcorr[k], sc.ssim[k], 100.0 * sc.two_way_pixel[k], 100.0 * sc.two_way_latent[k]);
+        let cells: Vec<String> = sc.columns().iter().map(|(_, v, pct)| crate::eval::cell(v[k], *pct, 0)).collect();
+        let _ = writeln!(r, "| {} | {} | {} |", st.name, st.source, cells.join(" | "));
     }
     let _ = writeln!(r, "\n## Time\n\n| stage | seconds |\n|---|---|");
     for (what, t) in times {

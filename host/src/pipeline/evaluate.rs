@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::Context;
 use crate::error::{io, Error, Result};
+use crate::eval::features::Judges;
 use crate::eval::{report, Scores};
 use crate::gpu::DType;
 use crate::io::image::Rgb;
@@ -62,8 +63,23 @@ pub fn read_pairs(dir: &Path) -> Result<Vec<Pair>> {
     Ok(pairs)
 }
 
+/// What `eval` does.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// torchvision's AlexNet as safetensors (scripts/convert_torchvision.py), for the
+    /// AlexNet(2)/(5) columns.
+    pub alexnet: Option<PathBuf>,
+    /// Leave out the feature-network columns (EffNet-Lite0, AlexNet).
+    pub no_features: bool,
+}
+
 /// Scores the folder `dir`; refuses to replace an earlier `eval.md` unless `force`.
 pub fn run(ctx: &Context, dir: &Path, force: bool, progress: &dyn Progress) -> Result<Outcome> {
+    run_with(ctx, dir, force, &Options::default(), progress)
+}
+
+/// [`run`] with the judging networks chosen.
+pub fn run_with(ctx: &Context, dir: &Path, force: bool, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     let report_path = dir.join("eval.md");
     ensure_writable(&report_path, force)?;
     let pairs = read_pairs(dir)?;
@@ -95,7 +111,7 @@ pub fn run(ctx: &Context, dir: &Path, force: bool, progress: &dyn Progress) -> R
         }
         recon.push(img);
     }
-    progress.begin("evaluating", 2 + 2 * n_samples as u64);
+    progress.begin("evaluating", 3 + 2 * n_samples as u64);
     let gpu = ctx.gpu()?;
     let taesd = Taesd::load(gpu, &crate::paths::taesd(), DType::F32)?;
     let latents = |imgs: &[Rgb]| -> Result<Vec<Vec<f32>>> {
@@ -105,12 +121,20 @@ pub fn run(ctx: &Context, dir: &Path, force: bool, progress: &dyn Progress) -> R
         Ok(z.chunks(l).map(<[f32]>::to_vec).collect())
     };
     let (lt, lr) = (latents(&truth)?, latents(&recon)?);
-    let scores = Scores::compute(&truth, &recon, Some((&lt, &lr)))?;
+    let judges = if o.no_features { None } else { Some(Judges::load(gpu, &crate::paths::shipped("weights/efficientnet-lite0"), o.alexnet.as_deref())?) };
+    let score = |imgs: &[Rgb], l: &[Vec<f32>]| -> Result<Scores> {
+        let mut s = Scores::compute(&truth, imgs, Some((&lt, l)))?;
+        if let Some(j) = &judges {
+            s.features = j.score(gpu, &truth, imgs)?;
+        }
+        progress.inc(1);
+        Ok(s)
+    };
+    let scores = score(&recon, &lr)?;
     let mut per_sample = Vec::with_capacity(n_samples);
     for imgs in &samples {
         let ls = latents(imgs)?;
-        per_sample.push(Scores::compute(&truth, imgs, Some((&lt, &ls)))?);
-        progress.inc(1);
+        per_sample.push(score(imgs, &ls)?);
     }
     progress.done();
     let mut report = report(&scores, &names);

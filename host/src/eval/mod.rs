@@ -9,6 +9,8 @@
 //!   whose reconstruction correlates less with it than its own reconstruction does; chance is
 //!   50%. In pixel space and in any feature space (percept uses TAESD's latent space).
 
+pub mod features;
+
 use crate::io::image::Rgb;
 use crate::error::{Error, Result};
 
@@ -172,6 +174,9 @@ pub struct Scores {
     pub two_way_pixel: Vec<f64>,
     /// Two-way identification in the latent space, per image (empty when not computed).
     pub two_way_latent: Vec<f64>,
+    /// Columns in the feature spaces of judging networks ([`features::Judges`]), empty unless
+    /// added: `(name, value per image)`.
+    pub features: Vec<features::Column>,
 }
 
 /// Feature vectors of the originals and of the reconstructions, for identification.
@@ -200,7 +205,52 @@ impl Scores {
             Some((a, b)) => two_way(a, b)?,
             None => Vec::new(),
         };
-        Ok(Scores { pixcorr, ssim, two_way_pixel, two_way_latent })
+        Ok(Scores { pixcorr, ssim, two_way_pixel, two_way_latent, features: Vec::new() })
+    }
+}
+
+impl Scores {
+    /// Every column: `(name, value per image, shown as a percentage)`, in table order.
+    pub fn columns(&self) -> Vec<(&str, &[f64], bool)> {
+        let mut c: Vec<(&str, &[f64], bool)> = vec![("PixCorr", &self.pixcorr, false), ("SSIM", &self.ssim, false), ("2-way pixel", &self.two_way_pixel, true)];
+        if !self.two_way_latent.is_empty() {
+            c.push(("2-way latent", &self.two_way_latent, true));
+        }
+        for (name, v) in &self.features {
+            c.push((name.as_str(), v, !name.ends_with("distance")));
+        }
+        c
+    }
+}
+
+/// A value as the tables print it: `0.412`, or `93.9%` with `pct` (`digits` after the point).
+pub fn cell(v: f64, pct: bool, digits: usize) -> String {
+    if pct {
+        format!("{:.*}%", digits, 100.0 * v)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A Markdown table header for these columns: `| | A | B |` and the rule below it.
+pub fn table_header(first: &str, s: &Scores) -> String {
+    let cols = s.columns();
+    let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    format!("| {first} | {} |\n|{}", names.join(" | "), "---|".repeat(cols.len() + 1))
+}
+
+/// One table row of the mean of every column.
+pub fn mean_row(label: &str, s: &Scores) -> String {
+    let cells: Vec<String> = s.columns().iter().map(|(_, v, pct)| cell(mean(v), *pct, 1)).collect();
+    format!("| {label} | {} |", cells.join(" | "))
+}
+
+/// What the feature columns mean, for the reports (empty without them).
+pub fn feature_note(s: &Scores) -> &'static str {
+    if s.features.is_empty() {
+        ""
+    } else {
+        " Feature columns: two-way identification as Brain-Diffuser computes it (each reconstruction against its own and every other original, ties half) in a judging network's features (EffNet-Lite0: EfficientNet-Lite0, early = `_blocks.2`, late = pooled `_avg_pooling`; AlexNet(2)/(5) = `features.4`/`features.11`), images resized to 224; EffNet-Lite0 distance = 1 - correlation of the pooled features (lower is better, as MindEye's EffNet-B column)."
     }
 }
 
@@ -209,25 +259,26 @@ pub fn report(s: &Scores, names: &[String]) -> String {
     use std::fmt::Write as _;
     let mut r = String::new();
     let _ = writeln!(r, "# Reconstruction scores ({} images)\n", s.pixcorr.len());
-    let _ = writeln!(r, "| | PixCorr | SSIM | 2-way pixel | 2-way latent |\n|---|---|---|---|---|");
-    let _ = writeln!(r, "| mean | {:.3} | {:.3} | {:.1}% | {:.1}% |", mean(&s.pixcorr), mean(&s.ssim), 100.0 * mean(&s.two_way_pixel), 100.0 * mean(&s.two_way_latent));
+    let _ = writeln!(r, "{}", table_header("", s));
+    let _ = writeln!(r, "{}", mean_row("mean", s));
     for (k, name) in names.iter().enumerate() {
-        let lat = s.two_way_latent.get(k).map_or("-".to_string(), |v| format!("{:.0}%", 100.0 * v));
-        let _ = writeln!(r, "| {name} | {:.3} | {:.3} | {:.0}% | {lat} |", s.pixcorr[k], s.ssim[k], 100.0 * s.two_way_pixel[k]);
+        let cells: Vec<String> = s.columns().iter().map(|(_, v, pct)| v.get(k).map_or("-".into(), |x| cell(*x, *pct, 0))).collect();
+        let _ = writeln!(r, "| {name} | {} |", cells.join(" | "));
     }
-    let _ = writeln!(r, "\nPixCorr and SSIM at {EVAL_SIZE}x{EVAL_SIZE}; SSIM grayscale with Gaussian weights (sigma 1.5); two-way identification: chance is 50%.");
+    let _ = writeln!(r, "\nPixCorr and SSIM at {EVAL_SIZE}x{EVAL_SIZE}; SSIM grayscale with Gaussian weights (sigma 1.5); two-way identification in pixels and TAESD latents: each original against its own and every other reconstruction; chance is 50%.{}", feature_note(s));
     r
 }
 
 /// Mean over samples and best of n, per image then averaged: `(mean, best)` of one metric,
-/// where `per_sample[j][k]` is image `k`'s value for sample `j`.
-pub fn mean_and_best(per_sample: &[&[f64]]) -> (f64, f64) {
+/// where `per_sample[j][k]` is image `k`'s value for sample `j`; the best is the largest value,
+/// or the smallest unless `higher_is_better` (a distance).
+pub fn mean_and_best(per_sample: &[&[f64]], higher_is_better: bool) -> (f64, f64) {
     let n = per_sample.first().map_or(0, |s| s.len());
     let (mut mean_sum, mut best_sum) = (0.0, 0.0);
     for k in 0..n {
         let v: Vec<f64> = per_sample.iter().map(|s| s[k]).collect();
         mean_sum += v.iter().sum::<f64>() / v.len() as f64;
-        best_sum += v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        best_sum += if higher_is_better { v.iter().copied().fold(f64::NEG_INFINITY, f64::max) } else { v.iter().copied().fold(f64::INFINITY, f64::min) };
     }
     (mean_sum / n.max(1) as f64, best_sum / n.max(1) as f64)
 }
@@ -239,12 +290,21 @@ pub fn report_samples(per_sample: &[Scores]) -> String {
     use std::fmt::Write as _;
     let n = per_sample.len();
     let mut r = String::new();
+    let Some(first) = per_sample.first() else { return r };
     let _ = writeln!(r, "\n## Second stage: {n} sample(s) per image\n");
-    let _ = writeln!(r, "| | PixCorr | SSIM | 2-way pixel | 2-way latent |\n|---|---|---|---|---|");
-    let cols: [fn(&Scores) -> &[f64]; 4] = [|s| &s.pixcorr, |s| &s.ssim, |s| &s.two_way_pixel, |s| &s.two_way_latent];
-    let vals: Vec<(f64, f64)> = cols.iter().map(|f| mean_and_best(&per_sample.iter().map(f).collect::<Vec<_>>())).collect();
-    let _ = writeln!(r, "| mean of the {n} samples | {:.3} | {:.3} | {:.1}% | {:.1}% |", vals[0].0, vals[1].0, 100.0 * vals[2].0, 100.0 * vals[3].0);
-    let _ = writeln!(r, "| best of {n} (per image) | {:.3} | {:.3} | {:.1}% | {:.1}% |", vals[0].1, vals[1].1, 100.0 * vals[2].1, 100.0 * vals[3].1);
-    let _ = writeln!(r, "\nEach sample is scored against the originals at the z-only reconstructions' size; identification of sample j compares the originals with the j-th samples of all images. \"Best of n\" takes each image's best sample for each metric separately (an upper bound that needs the original to choose; the mean is what a blind pick gives).");
+    let _ = writeln!(r, "{}", table_header("", first));
+    let k = first.columns().len();
+    let vals: Vec<(f64, f64, bool)> = (0..k)
+        .map(|c| {
+            let cols: Vec<&[f64]> = per_sample.iter().map(|s| s.columns()[c].1).collect();
+            let (name, _, pct) = first.columns()[c];
+            let (m, b) = mean_and_best(&cols, !name.ends_with("distance"));
+            (m, b, pct)
+        })
+        .collect();
+    let row = |best: bool| vals.iter().map(|&(m, b, pct)| cell(if best { b } else { m }, pct, 1)).collect::<Vec<_>>().join(" | ");
+    let _ = writeln!(r, "| mean of the {n} samples | {} |", row(false));
+    let _ = writeln!(r, "| best of {n} (per image) | {} |", row(true));
+    let _ = writeln!(r, "\nEach sample is scored against the originals at the z-only reconstructions' size; identification of sample j compares the originals with the j-th samples of all images. \"Best of n\" takes each image's best sample for each metric separately (for a distance, the smallest); it is an upper bound that needs the original to choose, the mean is what a blind pick gives.");
     r
 }
