@@ -514,6 +514,10 @@ fn depthwise_matches_reference() {
         (1, 9, 12, 7, 5, 1, Act::Relu6, false),
         (2, 10, 7, 12, 5, 2, Act::Relu, true),
         (1, 1, 2, 4, 5, 1, Act::None, true),
+        // Odd output widths (the vec4 kernel writes pixel pairs).
+        (1, 5, 7, 8, 3, 1, Act::Relu6, true),
+        (2, 9, 9, 4, 5, 2, Act::None, true),
+        (1, 3, 1, 4, 3, 1, Act::Relu, false),
     ]
     .iter()
     .enumerate()
