@@ -500,7 +500,7 @@ fn large_grids_cover_every_element() {
 
 #[test]
 fn depthwise_matches_reference() {
-    use percept::ops::depthwise::{depthwise, same_pad, DepthwiseSpec, DepthwiseWeight};
+    use percept::ops::depthwise::{depthwise, depthwise_with, same_pad, DepthwiseSpec, DepthwiseWeight};
     use percept::ops::Act;
     let gpu = gpu();
     // TF "SAME" at 224: stride-2 3x3 pads (0, 1), stride-2 5x5 (1, 2), stride 1 (k-1)/2 each side.
@@ -514,6 +514,10 @@ fn depthwise_matches_reference() {
         (1, 9, 12, 7, 5, 1, Act::Relu6, false),
         (2, 10, 7, 12, 5, 2, Act::Relu, true),
         (1, 1, 2, 4, 5, 1, Act::None, true),
+        // Odd output widths (the vec4 kernel writes pixel pairs).
+        (1, 5, 7, 8, 3, 1, Act::Relu6, true),
+        (2, 9, 9, 4, 5, 2, Act::None, true),
+        (1, 3, 1, 4, 3, 1, Act::Relu, false),
     ]
     .iter()
     .enumerate()
@@ -533,6 +537,18 @@ fn depthwise_matches_reference() {
         drop(enc);
         assert_eq!(y.shape, shape.to_vec());
         assert_close(&format!("depthwise case {i}"), &y.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+        // Both kernels, whatever `depthwise` picks; the vec4 one refuses C % 4 != 0.
+        for v in [Variant::Tiled, Variant::Cpu] {
+            let mut enc = gpu.encoder();
+            let y = depthwise_with(&mut enc, &xt, &dw, spec, v);
+            drop(enc);
+            if v == Variant::Cpu && c % 4 != 0 {
+                let e = y.unwrap_err().to_string();
+                assert!(e.contains("C % 4 == 0"), "{e}");
+                continue;
+            }
+            assert_close(&format!("{v:?} depthwise case {i}"), &y.unwrap().to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+        }
     }
     let dw = DepthwiseWeight::from_torch(gpu, &[0.0; 9], [1, 1, 3, 3], None).unwrap();
     let e = depthwise(&mut gpu.encoder(), &Tensor::from_f32(gpu, &[1, 2, 2, 2], &[0.0; 8]).unwrap(), &dw, DepthwiseSpec { stride: 1, pad: (1, 1, 1, 1), act: Act::None }).unwrap_err().to_string();

@@ -1,16 +1,22 @@
 //! Depthwise `conv2d` (groups = channels) on NHWC activations (depthwise.wgsl), with weights
 //! repacked from PyTorch's (C, 1, kh, kw) to (kh, kw, C) at load ([`DepthwiseWeight`]); any
 //! stride, explicit (top, left, bottom, right) padding (TensorFlow's asymmetric "SAME" too),
-//! optional bias, fused activation. One kernel, one invocation per four outputs: the op reads
-//! each input about k^2 times and is memory-bound, so it has no tiled or CPU variant.
+//! optional bias, fused activation. Two kernels, no tiles (the op reads each input about k^2
+//! times and is memory-bound): `Tiled`, one invocation per four outputs, any C; `Cpu`, one
+//! invocation per four channels of two adjacent output pixels as vec4s (C % 4 == 0), the
+//! kernel size and stride pipeline constants: several times faster on lavapipe.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{ensure, grid_flat, output, Act};
+use super::{ensure, grid_flat, output, Act, Variant};
 use crate::error::Result;
 use crate::gpu::{Encoder, Gpu, Shader, Tensor};
 
+/// The kernels `depthwise` has.
+const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::Cpu];
+
 const SHADER: Shader = shader!(["flat4.wgsl"], "depthwise.wgsl");
+const SHADER_VEC4: Shader = shader!([], "depthwise_vec4.wgsl");
 
 /// A depthwise convolution's weights on the GPU (f32).
 #[derive(Debug, Clone)]
@@ -97,12 +103,26 @@ struct Params {
 
 /// The kernels' files and their uniform's layout, for the test against the WGSL.
 #[cfg(test)]
-pub(crate) const SHADERS: &[Shader] = &[SHADER];
+pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_VEC4];
 #[cfg(test)]
 pub(crate) const META_LAYOUT: super::Layout = layout!(Params { batch, h, w, c, ho, wo, kh, kw, stride, pad_top, pad_left, act, has_bias, _pad0, _pad1, _pad2 });
 
 /// `x (B, H, W, C) -> (B, Ho, Wo, C)`, `Ho = (H + top + bottom - kh) / stride + 1` (and so Wo).
 pub fn depthwise(enc: &mut Encoder<'_>, x: &Tensor, wt: &DepthwiseWeight, spec: DepthwiseSpec) -> Result<Tensor> {
+    let v = variant(enc.gpu(), wt);
+    depthwise_with(enc, x, wt, spec, v)
+}
+
+/// The kernel `depthwise` runs for these weights on this adapter (`Cpu` on CPU adapters when
+/// C % 4 == 0, else `Tiled`).
+pub fn variant(gpu: &Gpu, wt: &DepthwiseWeight) -> Variant {
+    Variant::choose(gpu, wt.c.is_multiple_of(4), false, false)
+}
+
+/// `depthwise` with a given kernel (`Cpu` needs C % 4 == 0).
+pub fn depthwise_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &DepthwiseWeight, spec: DepthwiseSpec, variant: Variant) -> Result<Tensor> {
+    variant.needs(enc.gpu(), "depthwise", VARIANTS)?;
+    ensure(variant == Variant::Tiled || wt.c.is_multiple_of(4), "depthwise", || format!("the {variant:?} kernel needs C % 4 == 0, got {}", wt.c))?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.c, "depthwise", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.c))?;
     let [b, h, w, c] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
     let (kh, kw) = wt.k;
@@ -130,7 +150,14 @@ pub fn depthwise(enc: &mut Encoder<'_>, x: &Tensor, wt: &DepthwiseWeight, spec: 
         _pad2: 0,
     };
     let bias = wt.bias.as_ref().unwrap_or(&wt.weight);
-    let pipeline = enc.gpu().pipeline(SHADER, "depthwise", 4, &[])?;
-    enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(y.numel().div_ceil(4), 64));
+    let (shader, entry) = if variant == Variant::Cpu { (SHADER_VEC4, "depthwise_vec4") } else { (SHADER, "depthwise") };
+    let (pipeline, items) = if variant == Variant::Cpu {
+        // Four channels of two output pixels per invocation.
+        let constants = [("KH", kh as f64), ("KW", kw as f64), ("STRIDE", spec.stride as f64)];
+        (enc.gpu().pipeline(shader, entry, 4, &constants)?, b * ho * wo.div_ceil(2) * c / 4)
+    } else {
+        (enc.gpu().pipeline(shader, entry, 4, &[])?, y.numel().div_ceil(4))
+    };
+    enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), y.binding()], bytemuck::bytes_of(&p), grid_flat(items, 64));
     Ok(y)
 }
