@@ -7,8 +7,9 @@
 //! `_avg_pooling`, distance on `_avg_pooling`) — named EffNet-Lite0, not EffNet-B, since it
 //! is another network — and AlexNet when the user gives torchvision's weights (AlexNet(2) at
 //! `features.4` and AlexNet(5) at `features.11`, as Brain-Diffuser and MindEye read them).
-//! Images are resized (bilinear) to 224 x 224; AlexNet's input is normalised with ImageNet's
-//! mean and std, EfficientNet-Lite's as the TF models do it (inside the model).
+//! Images are resized (bilinear) to 256 x 256 and normalised with ImageNet's mean and std for
+//! AlexNet (as MindEye's evaluation does), to 224 x 224 for EfficientNet-Lite (normalised as
+//! the TF models do it, inside the model).
 
 use std::path::Path;
 
@@ -20,8 +21,10 @@ use crate::nn::classic::ClassicNet;
 use crate::nn::efficientnet::EfficientNet;
 use crate::nn::{Loader, Weights};
 
-/// The side images are resized to before a judging network sees them.
-pub const JUDGE_SIZE: usize = 224;
+/// The side images are resized to for EfficientNet-Lite0.
+pub const EFFNET_SIZE: usize = 224;
+/// The side images are resized to for AlexNet.
+pub const ALEXNET_SIZE: usize = 256;
 /// Images per forward pass.
 const BATCH: usize = 8;
 /// ImageNet's channel means and standard deviations (torchvision's).
@@ -81,16 +84,20 @@ impl Judges {
     /// `[layer][image] -> features` of `images` at the named layers.
     fn features(&self, gpu: &Gpu, images: &[Rgb], layers: &[&str], net: Net<'_>) -> Result<Vec<Vec<Vec<f32>>>> {
         let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(images.len()); layers.len()];
+        let side = match net {
+            Net::Eff => EFFNET_SIZE,
+            Net::Alex(_) => ALEXNET_SIZE,
+        };
         for batch in images.chunks(BATCH) {
-            let mut data = Vec::with_capacity(batch.len() * JUDGE_SIZE * JUDGE_SIZE * 3);
+            let mut data = Vec::with_capacity(batch.len() * side * side * 3);
             for img in batch {
-                let img = img.resized(JUDGE_SIZE);
+                let img = img.resized(side);
                 match net {
                     Net::Eff => data.extend_from_slice(&img.data),
                     Net::Alex(_) => data.extend(img.data.iter().enumerate().map(|(i, v)| (v - MEAN[i % 3]) / STD[i % 3])),
                 }
             }
-            let x = Tensor::from_f32(gpu, &[batch.len(), JUDGE_SIZE, JUDGE_SIZE, 3], &data)?;
+            let x = Tensor::from_f32(gpu, &[batch.len(), side, side, 3], &data)?;
             let mut enc = gpu.encoder();
             let ys = match net {
                 Net::Eff => self.effnet.forward_layers(&mut enc, &x, layers)?,

@@ -250,7 +250,7 @@ pub fn feature_note(s: &Scores) -> &'static str {
     if s.features.is_empty() {
         ""
     } else {
-        " Feature columns: two-way identification as Brain-Diffuser computes it (each reconstruction against its own and every other original, ties half) in a judging network's features (EffNet-Lite0: EfficientNet-Lite0, early = `_blocks.2`, late = pooled `_avg_pooling`; AlexNet(2)/(5) = `features.4`/`features.11`), images resized to 224; EffNet-Lite0 distance = 1 - correlation of the pooled features (lower is better, as MindEye's EffNet-B column)."
+        " Feature columns: two-way identification as Brain-Diffuser computes it (each reconstruction against its own and every other original, ties half) in a judging network's features (EffNet-Lite0: EfficientNet-Lite0, early = `_blocks.2`, late = pooled `_avg_pooling`; AlexNet(2)/(5) = `features.4`/`features.11`, MindEye's layers), images resized to 224 (EffNet-Lite0) or 256 (AlexNet); EffNet-Lite0 distance = 1 - correlation of the pooled features (lower is better, as MindEye's EffNet-B column)."
     }
 }
 
