@@ -3,32 +3,12 @@
 // with zeros outside x (explicit top/left padding; bottom/right follow from Ho, Wo), weights
 // (kh, kw, C). One invocation per four output elements (memory-bound: no tiles).
 //
-// Composed after common/flat4.wgsl (host/src/ops/depthwise.rs mirrors Params).
-
-struct Params {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    ho: u32,
-    wo: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU, 3 ReLU6
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// Composed after common/depthwise_params.wgsl and common/flat4.wgsl.
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> wt: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(1) @binding(0) var<uniform> params: Params;
 
 fn activate(v: f32) -> f32 {
     switch params.act {

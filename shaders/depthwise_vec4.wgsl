@@ -5,32 +5,12 @@
 // The kernel size is a pipeline constant (KH, KW), so the taps unroll; a tap outside the input
 // reads a clamped address and adds zero.
 //
-// Standalone (host/src/ops/depthwise.rs mirrors Params).
-
-struct Params {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    ho: u32,
-    wo: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_top: u32,
-    pad_left: u32,
-    act: u32,        // 0 none, 1 ReLU, 2 SiLU, 3 ReLU6
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
+// Composed after common/depthwise_params.wgsl.
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
-@group(1) @binding(0) var<uniform> params: Params;
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;

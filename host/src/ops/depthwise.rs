@@ -15,8 +15,8 @@ use crate::gpu::{Encoder, Gpu, Shader, Tensor};
 /// The kernels `depthwise` has.
 const VARIANTS: &[Variant] = &[Variant::Tiled, Variant::Cpu];
 
-const SHADER: Shader = shader!(["flat4.wgsl"], "depthwise.wgsl");
-const SHADER_VEC4: Shader = shader!([], "depthwise_vec4.wgsl");
+const SHADER: Shader = shader!(["depthwise_params.wgsl", "flat4.wgsl"], "depthwise.wgsl");
+const SHADER_VEC4: Shader = shader!(["depthwise_params.wgsl"], "depthwise_vec4.wgsl");
 
 /// A depthwise convolution's weights on the GPU (f32).
 #[derive(Debug, Clone)]
