@@ -411,3 +411,19 @@ fn efficientnet_lite0_top5_on_all_shipped_photos() {
     }
     eprintln!("efficientnet-lite0 on {} photos: largest top-5 logit difference {worst:.4}", json.len());
 }
+
+#[test]
+fn eval_reads_alexnet_2_and_5_when_given() {
+    use percept::eval::features::Judges;
+    use percept::io::image::Rgb;
+    use percept::nn::alexnet;
+    let w = generated("alexnet-judge", &state_dict(&alexnet::features(), &alexnet::classifier(1000)));
+    let alex = alexnet::load(&Loader::new(gpu(), &w, DType::F16), 1000).unwrap();
+    let judges = Judges::new(lite("efficientnet-lite0"), Some(alex));
+    let dir = root().join("assets/stimuli/public-domain");
+    let truth: Vec<Rgb> = ["astronaut.png", "coffee.png", "chelsea.png"].iter().map(|n| Rgb::open_square(&dir.join(n), 64).unwrap()).collect();
+    let cols = judges.score(gpu(), &truth, &truth).unwrap();
+    let names: Vec<&str> = cols.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["AlexNet(2)", "AlexNet(5)", "EffNet-Lite0 early", "EffNet-Lite0 late", "EffNet-Lite0 distance"]);
+    assert!(cols[0].1.iter().chain(&cols[1].1).all(|&v| v == 1.0), "{cols:?}");
+}

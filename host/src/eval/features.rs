@@ -56,6 +56,11 @@ impl Judges {
         Ok(Judges { effnet, alexnet })
     }
 
+    /// Judges from networks already loaded (AlexNet: torchvision's layout, ImageNet classes).
+    pub fn new(effnet: EfficientNet, alexnet: Option<ClassicNet>) -> Self {
+        Judges { effnet, alexnet }
+    }
+
     /// The shipped judge: EfficientNet-Lite0 alone.
     pub fn shipped(gpu: &Gpu) -> Result<Self> {
         Self::load(gpu, &crate::paths::shipped("weights/efficientnet-lite0"), None)
