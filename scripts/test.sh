@@ -9,3 +9,6 @@ cd "$(dirname "$0")/.."
 cargo test --workspace --release "$@"
 cargo clippy --workspace --all-targets --release -- -D warnings
 ./scripts/test-python.sh
+# A short coverage-guided fuzzing smoke run of the file readers (scripts/fuzz.sh; a few seconds
+# per target after its build).
+./scripts/fuzz.sh --smoke
