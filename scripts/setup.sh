@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what percept's tests need on a fresh Debian machine: QEMU for the Cortex-M4
 # firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU),
-# a C compiler for the C header test, and the thumbv7em-none-eabihf Rust target. Safe to run
+# C and C++ compilers (the C header test, libFuzzer for the fuzzing smoke run), and the
+# thumbv7em-none-eabihf Rust target. Safe to run
 # again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   ./scripts/apt-install.sh "${need[@]}"
