@@ -24,11 +24,11 @@ fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let i0 = first(gid, groups);
     let n = params.batch * params.ho * params.wo * params.c;
     for (var i = i0; i < min(i0 + 4u, n); i++) {
-        let c = i % params.c;
-        let p = i / params.c;
-        let ox = p % params.wo;
-        let oy = (p / params.wo) % params.ho;
-        let b = p / (params.wo * params.ho);
+        let at = nhwc_at(i, params.ho, params.wo, params.c);
+        let b = at.x;
+        let oy = at.y;
+        let ox = at.z;
+        let c = at.w;
         var s = 0.0;
         if params.has_bias != 0u {
             s = bias[c];
