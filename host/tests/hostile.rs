@@ -182,6 +182,9 @@ fn nifti_inputs() {
         fit(&run, &bad_mask, &[&format!("mask-{name}"), what]);
     }
     fit(&variant("code.nii", &good_run, &|b| patch_i16(b, DATATYPE, 12345)), &mask, &["code.nii", "12345"]);
+    // A bitpix that disagrees with the datatype (found by the fuzzer: nifti-rs panicked).
+    fit(&variant("bitpix.nii", &good_run, &|b| patch_i16(b, BITPIX, 22)), &mask, &["bitpix.nii", "bitpix = 22"]);
+    fit(&run, &variant("mask-bitpix.nii", &good_mask, &|b| patch_i16(b, BITPIX, 22)), &["mask-bitpix.nii", "bitpix"]);
     fit(&variant("t0.nii", &good_run, &|b| patch_i16(b, DIM + 8, 0)), &mask, &["t0.nii", "dim[4]"]);
     fit(&variant("d0.nii", &good_run, &|b| patch_i16(b, DIM, 0)), &mask, &["d0.nii", "dim[0]"]);
     // dim[0] out of 1..=7 makes nifti-rs read the header as big-endian: any refusal will do.

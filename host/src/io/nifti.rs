@@ -33,6 +33,10 @@ pub fn check_header(path: &Path) -> Result<Vec<usize>> {
         NiftiType::Int64 | NiftiType::Uint64 | NiftiType::Float64 => 8,
         other => return Err(bad(format!("datatype {other:?} (code {}) is not supported; integer or float volumes are", h.datatype))),
     };
+    // nifti-rs sizes the data by bitpix: one that disagrees with the datatype makes it panic.
+    if i32::from(h.bitpix) != 8 * size as i32 {
+        return Err(bad(format!("header field bitpix = {} does not match datatype {dt:?} ({} bits per value)", h.bitpix, 8 * size)));
+    }
     let n = usize::from(h.dim[0]);
     if n == 0 || n > 7 {
         return Err(bad(format!("header field dim[0] = {n}: the number of dimensions must be 1 to 7")));
