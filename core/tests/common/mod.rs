@@ -122,7 +122,8 @@ pub fn params(s: &Spec) -> Params {
     Params { w, u, vt, bias, mean, std }
 }
 
-pub fn blob(s: &Spec, p: &Params) -> Vec<u8> {
+/// The tensors of a decoder of `s` with parameters `p`, in file order.
+fn tensors(s: &Spec, p: &Params) -> Vec<T> {
     let (v, l) = (s.v as u64, s.l as u64);
     let mut ts = vec![f32s("bias", &[l], &p.bias), f32s("voxel_mean", &[v], &p.mean), f32s("voxel_std", &[v], &p.std)];
     match s.rank {
@@ -132,8 +133,12 @@ pub fn blob(s: &Spec, p: &Params) -> Vec<u8> {
             ts.push(f16s("weight_vt", &[k as u64, v], &p.vt));
         }
     }
+    ts
+}
+
+pub fn blob(s: &Spec, p: &Params) -> Vec<u8> {
     let shape = format!("{}", s.l);
-    write(&ts, &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
+    write(&tensors(s, p), &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
 }
 
 /// The tensors' data section, as `write` lays it out.
@@ -152,15 +157,6 @@ pub fn write_v2(tensors: &[T], meta: &[(&str, &str)]) -> Vec<u8> {
 
 /// `blob` as the host writes it today: format version 2 with a checksum.
 pub fn blob_v2(s: &Spec, p: &Params) -> Vec<u8> {
-    let (v, l) = (s.v as u64, s.l as u64);
-    let mut ts = vec![f32s("bias", &[l], &p.bias), f32s("voxel_mean", &[v], &p.mean), f32s("voxel_std", &[v], &p.std)];
-    match s.rank {
-        None => ts.push(f16s("weight", &[l, v], &p.w)),
-        Some(k) => {
-            ts.push(f16s("weight_u", &[l, k as u64], &p.u));
-            ts.push(f16s("weight_vt", &[k as u64, v], &p.vt));
-        }
-    }
     let shape = format!("{}", s.l);
-    write_v2(&ts, &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
+    write_v2(&tensors(s, p), &[("format", "percept-decoder"), ("region", "early_visual"), ("target", "z"), ("target_shape", &shape)])
 }
