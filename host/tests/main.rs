@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod clip;
 mod data;
+mod dir;
 mod eval;
 mod export;
 mod features;
