@@ -149,3 +149,89 @@ fn demo_end_to_end_beats_the_shuffled_control() {
     let err = percept::pipeline::demo::run(crate::common::ctx(), &percept::pipeline::demo::Options { settings: tiny(), ..percept::pipeline::demo::Options::new(&dir, false) }, &QUIET).unwrap_err().to_string();
     assert!(err.contains("report.md") && err.contains("--force"), "{err}");
 }
+
+/// Pearson correlation.
+fn corr(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len() as f32;
+    let (ma, mb) = (a.iter().sum::<f32>() / n, b.iter().sum::<f32>() / n);
+    let (mut ab, mut aa, mut bb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        ab += (x - ma) * (y - mb);
+        aa += (x - ma).powi(2);
+        bb += (y - mb).powi(2);
+    }
+    ab / (aa * bb).sqrt().max(1e-12)
+}
+
+/// Mean voxel pattern `(voxels in range,)` of the trials that showed stimulus `i`.
+fn mean_pattern(t: &sim::Trials, nv: usize, i: usize, range: std::ops::Range<usize>) -> Vec<f32> {
+    let rows: Vec<&[f32]> = t.shown.iter().zip(t.voxels.chunks(nv)).filter(|(s, _)| **s == i).map(|(_, r)| &r[range.clone()]).collect();
+    (0..range.len()).map(|v| rows.iter().map(|r| r[v]).sum::<f32>() / rows.len() as f32).collect()
+}
+
+#[test]
+fn imagery_leaves_perception_alone_and_is_weak_early_and_closer_higher() {
+    let photos = sim::shipped_photos().unwrap();
+    let mut s = tiny();
+    s.test_repeats = 6;
+    s.imagery = sim::imagery::ImagerySettings { photos: 8, shapes: 3, letters: 2, repeats: 6, ..Default::default() };
+    let a = sim::simulate(&s, &photos, &QUIET).unwrap();
+    let none = sim::simulate(&Settings { imagery: sim::imagery::ImagerySettings { photos: 0, shapes: 0, letters: 0, ..Default::default() }, ..s.clone() }, &photos, &QUIET).unwrap();
+    assert_eq!((a.train.voxels == none.train.voxels, a.test.voxels == none.test.voxels), (true, true), "imagining changed the perception trials");
+    assert!(none.imagery.shown.is_empty());
+    assert_eq!((a.imagery_stimuli.len(), a.imagery.shown.len()), (13, 13 * 6));
+    assert!(a.imagery.voxels.iter().all(|v| v.is_finite()));
+    // Imagined photo k is test photo k; shapes and letters are new.
+    assert_eq!(a.imagery_stimuli[3].image, a.test_stimuli[3].image);
+    let kinds: Vec<_> = a.imagery_stimuli.iter().map(sim::imagery::kind).collect();
+    assert_eq!(kinds[7..], ["photo", "shape", "shape", "shape", "letter", "letter"]);
+    assert!(a.imagery_stimuli[8..].iter().all(|st| !a.train_stimuli.iter().any(|t| t.image == st.image)));
+    // Each imagined photo's mean pattern against the same photo's seen pattern: matching pairs
+    // correlate more than mismatched ones, and more so in higher than in early visual cortex.
+    let nv = a.voxels.len();
+    let regions = sim::regions(&a);
+    let mut gap = Vec::new();
+    for (name, range) in &regions {
+        // Each voxel z-scored with its mean and std over the test trials (baseline and gain out,
+        // and the nearly dead voxels' noise no longer dominates).
+        let seen: Vec<Vec<f32>> = (0..8).map(|j| mean_pattern(&a.test, nv, j, range.clone())).collect();
+        let stat = |v: usize| {
+            let col: Vec<f32> = a.test.voxels.chunks(nv).map(|r| r[range.start + v]).collect();
+            let m = col.iter().sum::<f32>() / col.len() as f32;
+            (m, (col.iter().map(|x| (x - m).powi(2)).sum::<f32>() / col.len() as f32).sqrt().max(1e-6))
+        };
+        let stats: Vec<(f32, f32)> = (0..range.len()).map(stat).collect();
+        let centred = |p: Vec<f32>| -> Vec<f32> { p.iter().zip(&stats).map(|(x, (m, sd))| (x - m) / sd).collect() };
+        let seen: Vec<Vec<f32>> = seen.into_iter().map(centred).collect();
+        let (mut same, mut other) = (0f32, 0f32);
+        for i in 0..8 {
+            let im = centred(mean_pattern(&a.imagery, nv, i, range.clone()));
+            for (j, seen_j) in seen.iter().enumerate() {
+                let r = corr(&im, seen_j);
+                if i == j { same += r / 8.0 } else { other += r / 56.0 }
+            }
+        }
+        assert!(same > other, "{name}: imagined photos do not resemble their seen selves ({same} vs {other})");
+        gap.push(same - other);
+    }
+    assert!(gap[1] > gap[0], "higher visual ({}) should be closer to perception than early visual ({})", gap[1], gap[0]);
+    // Bounds.
+    for bad in [
+        sim::imagery::ImagerySettings { photos: 9, ..Default::default() },
+        sim::imagery::ImagerySettings { early_gain: 1.5, ..Default::default() },
+        sim::imagery::ImagerySettings { higher_gain: f32::NAN, ..Default::default() },
+        sim::imagery::ImagerySettings { repeats: 0, ..Default::default() },
+        sim::imagery::ImagerySettings { blur: 0.5, ..Default::default() },
+    ] {
+        assert!(sim::simulate(&Settings { imagery: bad.clone(), ..s.clone() }, &photos, &QUIET).is_err(), "{bad:?} was accepted");
+    }
+    // Saved as a third split.
+    let dir = tmp("imagery");
+    a.save(&dir, false, &QUIET).unwrap();
+    let higher = percept::io::npy::read(&dir.join("higher_visual_imagery.npy")).unwrap();
+    assert_eq!(higher.shape, vec![13 * 6, 100]);
+    let trials = percept::io::stimuli::read(&dir.join("imagery.csv")).unwrap();
+    assert_eq!(trials.len(), 13 * 6);
+    assert!(trials.iter().all(|t| t.image.exists()));
+    assert!(std::fs::read_to_string(dir.join("settings.txt")).unwrap().contains("imagery_early_gain = 0.25"));
+}

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::io::image::Rgb;
+pub use super::words::semantic;
 
 /// Gabor orientations (0, 45, 90, 135 degrees).
 pub const ORIENTATIONS: usize = 4;
@@ -189,7 +190,7 @@ pub struct PopulationSettings {
     pub dead: f32,
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f32 {
+pub(super) fn normal(rng: &mut ChaCha8Rng) -> f32 {
     // Box-Muller.
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random();
@@ -259,11 +260,13 @@ fn pooling(voxels: &[Voxel], grid: usize) -> Mat<f32> {
     })
 }
 
-/// Standardises each row of `x (rows, n)` to mean 0 and std 1 (rows without variance stay 0).
-fn standardise_rows(x: &mut [f32], n: usize) {
+/// Standardises each row of `x (rows, n)` with the mean and std of its first `reference`
+/// values (rows without variance there become 0).
+fn standardise_rows(x: &mut [f32], n: usize, reference: usize) {
     for row in x.chunks_mut(n) {
-        let m = row.iter().sum::<f32>() / n as f32;
-        let sd = (row.iter().map(|v| (v - m).powi(2)).sum::<f32>() / n as f32).sqrt();
+        let r = &row[..reference];
+        let m = r.iter().sum::<f32>() / reference as f32;
+        let sd = (r.iter().map(|v| (v - m).powi(2)).sum::<f32>() / reference as f32).sqrt();
         row.iter_mut().for_each(|v| *v = if sd > 1e-12 { (*v - m) / sd } else { 0.0 });
     }
 }
@@ -271,7 +274,14 @@ fn standardise_rows(x: &mut [f32], n: usize) {
 /// Noise-free responses `(voxels, stimuli)`, each voxel standardised over the stimuli.
 /// `maps`: every stimulus's [`features`]; `semantic`: every stimulus's word vector.
 pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, bar: &dyn crate::progress::Progress) -> Vec<f32> {
+    responses_against(voxels, maps, semantic, grid, maps.len(), bar)
+}
+
+/// [`responses`] with every standardisation measured on the first `reference` stimuli only
+/// (the ones seen; imagined stimuli after them are scaled like them and do not change them).
+pub fn responses_against(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, reference: usize, bar: &dyn crate::progress::Progress) -> Vec<f32> {
     let (nv, ns, g2) = (voxels.len(), maps.len(), grid * grid);
+    let reference = reference.clamp(1, ns.max(1));
     let pool = pooling(voxels, grid);
     let ne = SCALES * ORIENTATIONS;
     // Term 1 (contrast energy, compressed) and term 2 (luminance and colour, or coarse content).
@@ -279,7 +289,12 @@ pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC
     let mut linear = vec![0f32; nv * ns];
     const CHUNK: usize = 32;
     bar.set_len(ns as u64);
-    for (c, chunk) in maps.chunks(CHUNK).enumerate() {
+    // Chunks never straddle the reference boundary, so the seen stimuli's values do not
+    // depend on the stimuli after them.
+    let starts: Vec<usize> = (0..reference).step_by(CHUNK).chain((reference..ns).step_by(CHUNK)).collect();
+    for start in starts {
+        let end = (start + CHUNK).min(if start < reference { reference } else { ns });
+        let chunk = &maps[start..end];
         // (grid^2, FEATURES * stimuli of the chunk)
         let m = Mat::from_fn(g2, FEATURES * chunk.len(), |g, j| chunk[j / FEATURES][(j % FEATURES) * g2 + g]);
         let pooled: Mat<f32> = &pool * &m;
@@ -298,13 +313,13 @@ pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC
             })
             .collect();
         for (v, (e, l)) in rows.into_iter().enumerate() {
-            energy[v * ns + c * CHUNK..][..e.len()].copy_from_slice(&e);
-            linear[v * ns + c * CHUNK..][..l.len()].copy_from_slice(&l);
+            energy[v * ns + start..][..e.len()].copy_from_slice(&e);
+            linear[v * ns + start..][..l.len()].copy_from_slice(&l);
         }
         bar.inc(chunk.len() as u64);
     }
-    standardise_rows(&mut energy, ns);
-    standardise_rows(&mut linear, ns);
+    standardise_rows(&mut energy, ns, reference);
+    standardise_rows(&mut linear, ns, reference);
     let mut out = vec![0f32; nv * ns];
     for (v, vx) in voxels.iter().enumerate() {
         let row = &mut out[v * ns..(v + 1) * ns];
@@ -318,7 +333,7 @@ pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC
                 for (s, r) in row.iter_mut().enumerate() {
                     *r = vx.semantic.iter().zip(&semantic[s]).map(|(a, b)| a * b).sum();
                 }
-                standardise_rows(row, ns);
+                standardise_rows(row, ns, reference);
                 let (a, b) = (vx.mix.sqrt(), (1.0 - vx.mix).sqrt());
                 for (s, r) in row.iter_mut().enumerate() {
                     let coarse = std::f32::consts::FRAC_1_SQRT_2 * (energy[v * ns + s] + linear[v * ns + s]);
@@ -327,49 +342,27 @@ pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC
             }
         }
     }
-    standardise_rows(&mut out, ns);
+    standardise_rows(&mut out, ns, reference);
     out
-}
-
-/// Function words left out of the word space.
-const STOP: &[&str] = &[
-    "a", "an", "the", "of", "on", "in", "with", "and", "is", "are", "to", "at", "its", "it", "some", "there", "this", "that", "for", "by", "from", "up", "two", "one", "next", "near", "while", "has",
-    "have", "his", "her", "their", "into", "out", "over", "very", "other",
-];
-
-/// The word vector of a set of captions: the normalised mean of a fixed random vector per
-/// content word (seeded by the word itself, so the same word means the same everywhere).
-pub fn semantic(captions: &[String]) -> [f32; SEMANTIC_DIM] {
-    use rand::SeedableRng;
-    let mut acc = [0f32; SEMANTIC_DIM];
-    for cap in captions {
-        for word in cap.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1 && !STOP.contains(w)) {
-            let mut h = 0xcbf2_9ce4_8422_2325u64;
-            for b in word.trim_end_matches('s').bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            let mut rng = ChaCha8Rng::seed_from_u64(h);
-            acc.iter_mut().for_each(|a| *a += normal(&mut rng));
-        }
-    }
-    let n = acc.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if n > 0.0 {
-        acc.iter_mut().for_each(|a| *a /= n);
-    }
-    acc
 }
 
 /// Single-trial voxel values `(trials, voxels)` from the noise-free responses
 /// `(voxels, stimuli)`: `baseline + gain * (signal + noise / snr)`, where the noise is
 /// independent per voxel plus a fluctuation shared by all voxels of the trial.
 pub fn trials(voxels: &[Voxel], signal: &[f32], stimuli: usize, shown: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
+    trials_scaled(voxels, signal, stimuli, shown, &|_| 1.0, rng)
+}
+
+/// [`trials`] with each voxel's signal scaled by `scale(voxel)` (the noise is not): mental
+/// imagery's weaker responses.
+pub fn trials_scaled(voxels: &[Voxel], signal: &[f32], stimuli: usize, shown: &[usize], scale: &dyn Fn(&Voxel) -> f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let nv = voxels.len();
     let mut out = vec![0f32; shown.len() * nv];
     for (t, &s) in shown.iter().enumerate() {
         let common = normal(rng);
         for (v, vx) in voxels.iter().enumerate() {
             let noise = (normal(rng) + vx.shared * common) / vx.snr.max(1e-6);
-            out[t * nv + v] = vx.baseline + vx.gain * (signal[v * stimuli + s] + noise);
+            out[t * nv + v] = vx.baseline + vx.gain * (scale(vx) * signal[v * stimuli + s] + noise);
         }
     }
     out

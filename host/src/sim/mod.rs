@@ -1,10 +1,13 @@
 //! `percept simulate`: a simulated subject. Stimuli (augmented photos, drawn shapes and
 //! letters) are shown to a model of visual cortex ([`cortex`]); the voxel responses, with
 //! noise and repeats, are what a scanner would record. Whole photos are held out for testing:
-//! no crop of a test photo is ever a training stimulus.
+//! no crop of a test photo is ever a training stimulus. The subject also imagines some of the
+//! held-out photos and new shapes and letters ([`imagery`]): a third split of trials.
 
 pub mod cortex;
 pub mod draw;
+pub mod imagery;
+pub mod words;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,6 +45,8 @@ pub struct Settings {
     pub test_repeats: usize,
     /// The voxels.
     pub population: PopulationSettings,
+    /// Mental imagery trials.
+    pub imagery: imagery::ImagerySettings,
 }
 
 impl Default for Settings {
@@ -57,6 +62,7 @@ impl Default for Settings {
             train_repeats: 1,
             test_repeats: 3,
             population: PopulationSettings { early: 3000, higher: 1000, snr_early: 0.5, snr_higher: 0.3, dead: 0.15 },
+            imagery: imagery::ImagerySettings::default(),
         }
     }
 }
@@ -69,6 +75,7 @@ impl Settings {
         let _ = writeln!(s, "seed = {}\nsize = {}\ngrid = {}\ntest_photos = {}\ncrops_per_photo = {}\nshapes = {}\nletters = {}", self.seed, self.size, self.grid, self.test_photos, self.crops, self.shapes, self.letters);
         let _ = writeln!(s, "train_repeats = {}\ntest_repeats = {}", self.train_repeats, self.test_repeats);
         let _ = writeln!(s, "early_visual_voxels = {}\nhigher_visual_voxels = {}\nsnr_early_median = {}\nsnr_higher_median = {}\nlow_signal_share = {}", p.early, p.higher, p.snr_early, p.snr_higher, p.dead);
+        s.push_str(&self.imagery.describe());
         s
     }
 }
@@ -127,6 +134,10 @@ pub struct Subject {
     pub train: Trials,
     /// Test trials.
     pub test: Trials,
+    /// Imagined images (see [`imagery`]).
+    pub imagery_stimuli: Vec<Stimulus>,
+    /// Imagery trials.
+    pub imagery: Trials,
 }
 
 /// The largest stimulus side [`simulate`] makes.
@@ -160,10 +171,11 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
     if s.test_repeats == 0 || s.train_repeats == 0 {
         return Err(Error::Invalid("repeats must be at least 1".into()));
     }
+    s.imagery.check(s.test_photos)?;
     let train = (photos.len() - s.test_photos).checked_mul(s.crops).and_then(|c| c.checked_add(s.shapes)).and_then(|c| c.checked_add(s.letters));
-    let trials = train.and_then(|t| t.checked_mul(s.train_repeats)).and_then(|t| t.checked_add(s.test_photos.checked_mul(s.test_repeats)?));
+    let trials = train.and_then(|t| t.checked_mul(s.train_repeats)).and_then(|t| t.checked_add(s.test_photos.checked_mul(s.test_repeats)?)).and_then(|t| t.checked_add(s.imagery.images().checked_mul(s.imagery.repeats)?));
     let values = trials.and_then(|t| t.checked_mul(s.population.early + s.population.higher));
-    let pixels = train.and_then(|t| t.checked_add(s.test_photos)).and_then(|t| t.checked_mul(s.size * s.size * 3));
+    let pixels = train.and_then(|t| t.checked_add(s.test_photos)?.checked_add(s.imagery.images())).and_then(|t| t.checked_mul(s.size * s.size * 3));
     if !matches!((values, pixels), (Some(v), Some(p)) if v <= MAX_VALUES && p <= MAX_VALUES) {
         return Err(Error::Invalid(format!("these settings make more than {MAX_VALUES} voxel values or stimulus pixels; fewer crops, shapes, letters, repeats or voxels, or a smaller size")));
     }
@@ -201,20 +213,27 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
     }
     bar.done();
 
-    // Noise-free responses to every distinct stimulus (training first, then test).
+    // Imagined images, from their own random stream (the perception trials stay as they were).
+    let mut rng_imagery = ChaCha8Rng::seed_from_u64(s.seed);
+    rng_imagery.set_stream(1);
+    let imagery_stimuli = imagery::stimuli(&s.imagery, &test_stimuli, s.size, &mut rng_imagery);
+
+    // Noise-free responses to every distinct stimulus (training, test, then the imagined ones as
+    // the imagining cortex gets them), standardised on the seen ones.
     let voxels = cortex::population(&s.population, &mut rng);
-    let all: Vec<&Stimulus> = train_stimuli.iter().chain(&test_stimuli).collect();
-    let images: Vec<Rgb> = all.iter().map(|st| st.image.clone()).collect();
+    let seen: Vec<&Stimulus> = train_stimuli.iter().chain(&test_stimuli).collect();
+    let mut images: Vec<Rgb> = seen.iter().map(|st| st.image.clone()).collect();
+    images.extend(imagery_stimuli.iter().map(|st| imagery::as_imagined(&st.image, s.imagery.blur)));
     bar.begin("features", 0);
     let maps = cortex::all_features(&images, s.grid, bar);
     bar.done();
-    let sem: Vec<_> = all.iter().map(|st| cortex::semantic(&st.captions)).collect();
+    let sem: Vec<_> = seen.iter().copied().chain(&imagery_stimuli).map(|st| cortex::semantic(&st.captions)).collect();
     bar.begin("voxels", 0);
-    let signal = cortex::responses(&voxels, &maps, &sem, s.grid, bar);
+    let signal = cortex::responses_against(&voxels, &maps, &sem, s.grid, seen.len(), bar);
     bar.done();
 
     // Trials: training stimuli in a random order, test photos repeated.
-    let ns = all.len();
+    let ns = images.len();
     let mut shown_train: Vec<usize> = (0..train_stimuli.len()).flat_map(|i| std::iter::repeat_n(i, s.train_repeats)).collect();
     shown_train.shuffle(&mut rng);
     let mut shown_test: Vec<usize> = (0..test_stimuli.len()).flat_map(|i| std::iter::repeat_n(i, s.test_repeats)).collect();
@@ -223,6 +242,10 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
     let train_voxels = cortex::trials(&voxels, &signal, ns, &shown_train, &mut rng);
     let test_global: Vec<usize> = shown_test.iter().map(|i| i + offset).collect();
     let test_voxels = cortex::trials(&voxels, &signal, ns, &test_global, &mut rng);
+    let mut shown_imagery: Vec<usize> = (0..imagery_stimuli.len()).flat_map(|i| std::iter::repeat_n(i, s.imagery.repeats)).collect();
+    shown_imagery.shuffle(&mut rng_imagery);
+    let imagery_global: Vec<usize> = shown_imagery.iter().map(|i| i + seen.len()).collect();
+    let imagery_voxels = cortex::trials_scaled(&voxels, &signal, ns, &imagery_global, &|v| s.imagery.gain(v), &mut rng_imagery);
     Ok(Subject {
         settings: s.clone(),
         voxels,
@@ -230,6 +253,8 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
         test_stimuli,
         train: Trials { shown: shown_train, voxels: train_voxels },
         test: Trials { shown: shown_test, voxels: test_voxels },
+        imagery_stimuli,
+        imagery: Trials { shown: shown_imagery, voxels: imagery_voxels },
     })
 }
 
@@ -249,8 +274,10 @@ pub fn columns(x: &[f32], width: usize, range: std::ops::Range<usize>) -> Vec<f3
 }
 
 impl Subject {
-    /// Writes the subject into `dir`: `stimuli/*.png`, `train.csv` and `test.csv` (one row per
-    /// trial), `<region>_<split>.npy` (trials, voxels), `nifti/` (4D runs and region masks),
+    /// Writes the subject into `dir`: `stimuli/*.png`, `train.csv`, `test.csv` and (when it
+    /// imagines anything) `imagery.csv` (one row per trial; an imagery row's `how` says
+    /// `imagined test_NNN.png`, `imagined shape` or `imagined letter`), `<region>_<split>.npy`
+    /// (trials, voxels), `nifti/` (4D runs and region masks),
     /// `voxels.csv` (each voxel's area, field and SNR) and `settings.txt`.
     /// Refuses to write into a folder that holds anything (an earlier subject, or the part an
     /// interrupted save wrote) unless `force`.
@@ -263,13 +290,17 @@ impl Subject {
         let stim_dir = dir.join("stimuli");
         std::fs::create_dir_all(&stim_dir).map_err(io(&stim_dir))?;
         std::fs::create_dir_all(dir.join("nifti")).map_err(io(dir.join("nifti")))?;
-        bar.set_len((self.train_stimuli.len() + self.test_stimuli.len()) as u64);
-        for st in self.train_stimuli.iter().chain(&self.test_stimuli) {
+        bar.set_len((self.train_stimuli.len() + self.test_stimuli.len() + self.imagery_stimuli.len()) as u64);
+        for st in self.train_stimuli.iter().chain(&self.test_stimuli).chain(&self.imagery_stimuli) {
             st.image.save_png(&stim_dir.join(&st.name), true)?;
             bar.inc(1);
         }
         let nv = self.voxels.len();
-        for (split, stimuli, trials) in [("train", &self.train_stimuli, &self.train), ("test", &self.test_stimuli, &self.test)] {
+        let mut splits = vec![("train", &self.train_stimuli, &self.train), ("test", &self.test_stimuli, &self.test)];
+        if !self.imagery.shown.is_empty() {
+            splits.push(("imagery", &self.imagery_stimuli, &self.imagery));
+        }
+        for (split, stimuli, trials) in splits {
             let rows: Vec<_> = trials.shown.iter().map(|&i| {
                 let st = &stimuli[i];
                 (format!("stimuli/{}", st.name), st.captions.clone(), vec![st.source.to_string(), st.how.to_string()])

@@ -1,7 +1,7 @@
 //! `percept simulate`: a simulated subject.
 
 use anyhow::Result;
-use percept::sim::{cortex::PopulationSettings, Settings};
+use percept::sim::{cortex::PopulationSettings, imagery::ImagerySettings, Settings};
 
 use crate::args::OutputArgs;
 use crate::bars::Bars;
@@ -45,6 +45,24 @@ pub struct Args {
     /// Repeats of each test photo.
     #[arg(long, default_value_t = 3)]
     test_repeats: usize,
+    /// Held-out photos the subject also imagines (mental imagery trials).
+    #[arg(long, default_value_t = 6)]
+    imagery_photos: usize,
+    /// New drawn shapes the subject imagines.
+    #[arg(long, default_value_t = 6)]
+    imagery_shapes: usize,
+    /// New drawn letters the subject imagines.
+    #[arg(long, default_value_t = 4)]
+    imagery_letters: usize,
+    /// Trials per imagined image.
+    #[arg(long, default_value_t = 4)]
+    imagery_repeats: usize,
+    /// Early visual signal during imagery as a share of seeing's (0-1).
+    #[arg(long, default_value_t = 0.25)]
+    imagery_early_gain: f32,
+    /// Higher visual signal during imagery as a share of seeing's (0-1).
+    #[arg(long, default_value_t = 0.7)]
+    imagery_higher_gain: f32,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -59,16 +77,30 @@ pub fn run(a: Args) -> Result<()> {
         letters: a.letters,
         test_repeats: a.test_repeats,
         population: PopulationSettings { early: a.early, higher: a.higher, snr_early: a.snr_early, snr_higher: a.snr_higher, ..Settings::default().population },
+        imagery: ImagerySettings {
+            photos: a.imagery_photos,
+            shapes: a.imagery_shapes,
+            letters: a.imagery_letters,
+            repeats: a.imagery_repeats,
+            early_gain: a.imagery_early_gain,
+            higher_gain: a.imagery_higher_gain,
+            ..ImagerySettings::default()
+        },
         ..Settings::default()
     };
     let out = &a.output.out;
     let subject = percept::pipeline::simulate::run(&settings, out, a.output.force, &Bars::default())?;
     println!(
-        "{}: {} training trials, {} test trials ({} photos held out), {} voxels",
+        "{}: {} training trials, {} test trials ({} photos held out), {} imagery trials ({} images imagined: {} photos, {} shapes, {} letters), {} voxels",
         out.display(),
         subject.train.shown.len(),
         subject.test.shown.len(),
         subject.test_stimuli.len(),
+        subject.imagery.shown.len(),
+        subject.imagery_stimuli.len(),
+        settings.imagery.photos,
+        settings.imagery.shapes,
+        settings.imagery.letters,
         subject.voxels.len()
     );
     Ok(())
