@@ -19,9 +19,11 @@ fn seeded(n: usize, seed: u32) -> Vec<f32> {
     (0..n).map(|i| ((i as u32 + 1000 * seed).wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
 }
 
-fn run(x: &mut [f32], batch: usize, method: Method, iterations: usize, anchor: f32, x0: Option<&[f32]>, m: &[f32], a: &[f32]) -> optim::Trace {
+/// Runs `method` on the quadratic of minimum `m` and curvatures `a`; `anchor`: its weight and centre.
+fn run(x: &mut [f32], batch: usize, method: Method, iterations: usize, anchor: Option<(f32, &[f32])>, m: &[f32], a: &[f32]) -> optim::Trace {
     let mut f = quadratic(a.to_vec(), m.to_vec());
-    optim::optimise(x, batch, &Settings { method, iterations, anchor }, x0, &mut f, &Silent).unwrap()
+    let s = Settings { method, iterations, anchor: anchor.map_or(0.0, |a| a.0) };
+    optim::optimise(x, batch, &s, anchor.map(|a| a.1), &mut f, &Silent).unwrap()
 }
 
 #[test]
@@ -31,14 +33,14 @@ fn dgn_descends_to_the_minimum_and_images_are_independent() {
     let m = seeded(2 * dim, 1);
     let method = Method::Dgn(Dgn { lr_start: 0.02, lr_end: 0.0, momentum: 0.9, decay: 0.0 });
     let mut x = vec![0f32; 2 * dim];
-    let trace = run(&mut x, 2, method, 300, 0.0, None, &m, &a);
+    let trace = run(&mut x, 2, method, 300, None, &m, &a);
     let (first, last) = (&trace.loss[0], trace.loss.last().unwrap());
     for b in 0..2 {
         assert!(last[b] < 1e-2 * first[b], "image {b}: loss {} -> {}", first[b], last[b]);
     }
     // The second image alone ends where it ended in the batch.
     let mut alone = vec![0f32; dim];
-    run(&mut alone, 1, method, 300, 0.0, None, &m[dim..], &a);
+    run(&mut alone, 1, method, 300, None, &m[dim..], &a);
     assert_eq!(alone, x[dim..], "an image's result depends on the other images of its batch");
 }
 
@@ -76,7 +78,7 @@ fn adam_reaches_the_minimum() {
     let a: Vec<f32> = (0..dim).map(|i| 0.1 + i as f32).collect();
     let m = seeded(3 * dim, 5);
     let mut x = vec![0f32; 3 * dim];
-    run(&mut x, 3, Method::Adam(Adam { lr: 0.05, ..Adam::default() }), 600, 0.0, None, &m, &a);
+    run(&mut x, 3, Method::Adam(Adam { lr: 0.05, ..Adam::default() }), 600, None, &m, &a);
     let err = x.iter().zip(&m).map(|(v, t)| (v - t).abs()).fold(0f32, f32::max);
     assert!(err < 0.02, "Adam ended {err} from the minimum");
 }
@@ -90,7 +92,7 @@ fn anchor_moves_the_minimum_towards_the_start() {
     let x0 = seeded(dim, 8);
     let lambda = 0.5;
     let mut x = x0.clone();
-    let trace = run(&mut x, 1, Method::Adam(Adam { lr: 0.02, ..Adam::default() }), 1500, lambda, Some(&x0), &m, &a);
+    let trace = run(&mut x, 1, Method::Adam(Adam { lr: 0.02, ..Adam::default() }), 1500, Some((lambda, &x0)), &m, &a);
     for i in 0..dim {
         let want = (m[i] + lambda * x0[i]) / (1.0 + lambda);
         assert!((x[i] - want).abs() < 5e-3, "element {i}: {} vs {want}", x[i]);
@@ -128,7 +130,7 @@ fn pixel_descent_lowers_the_loss_towards_a_smooth_image() {
     let centre = x.clone();
     let mut s = PixelGd::new(side);
     s.lr_start = 0.05;
-    let trace = run(&mut x, 1, Method::PixelGd(s), 100, 0.0, Some(&centre), &m, &a);
+    let trace = run(&mut x, 1, Method::PixelGd(s), 100, Some((0.0, &centre)), &m, &a);
     let (first, last) = (trace.loss[0][0], trace.loss.last().unwrap()[0]);
     assert!(last < 0.2 * first, "loss {first} -> {last}");
 }
@@ -171,6 +173,6 @@ fn output_clips_the_extremes_and_rescales_to_255() {
     // NaN and infinities do not poison the image.
     let odd = output::to_pixels(&[f32::NAN, 0.0, 0.5, 1.0, f32::INFINITY], 0.0);
     assert_eq!(odd.len(), 5);
-    let rgb = output::to_rgb(&vec![0.5; 4 * 4 * 3], 4);
+    let rgb = output::to_rgb(&[0.5; 4 * 4 * 3], 4);
     assert_eq!((rgb.width, rgb.height, rgb.data.len()), (4, 4, 48));
 }
