@@ -159,6 +159,7 @@ fn c_header_error_codes_match_core() {
         ("BAD_RANK", Error::BadRank { rank: n, limit: n }),
         ("EMPTY_DECODER", Error::EmptyDecoder { name: s }),
         ("STD_TOO_SMALL", Error::StdTooSmall { index: n }),
+        ("SPARSE_INDEX_OUT_OF_RANGE", Error::SparseIndexOutOfRange { output: n, slot: n, index: n, voxels: n }),
     ];
     let mut want: std::collections::BTreeMap<&str, u16> = errors.iter().map(|(k, e)| (*k, e.code())).collect();
     want.insert("NULL_POINTER", 1);

@@ -42,6 +42,7 @@ pub fn random_decoder(voxels: usize, target_shape: &[usize], rank: Option<usize>
         Some(k) => DecoderWeights::LowRank { u: r.vec(l * k, 1.0), vt: r.vec(k * voxels, scale), rank: k },
     };
     DecoderFile {
+        features: None,
         region: "early_visual".into(),
         target: if rank.is_some() { Target::C } else { Target::Z },
         target_shape: target_shape.to_vec(),

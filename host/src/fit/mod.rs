@@ -1,6 +1,9 @@
 //! Fitting voxel -> latent decoders (ridge regression on standardised voxels, alpha by
 //! cross-validation) and writing them in percept-core's file format.
 
+pub mod fastl2lir;
+pub mod feature_targets;
+pub mod features;
 pub mod ridge;
 pub mod targets;
 
@@ -124,6 +127,7 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         voxel_mean: mean.iter().map(|&m| m as f32).collect(),
         voxel_std: std.iter().map(|&s| s as f32).collect(),
         settings,
+        features: None,
     };
     let warning = ridge::edge_warning(&spec.ridge.alphas, &r.alpha);
     Ok(Fitted { file, cv_r: r.cv_r, alpha: r.alpha, cv_score: r.cv_score, cv_corr: r.cv_corr, warning })
