@@ -8,6 +8,7 @@ mod clip;
 mod data;
 mod eval;
 mod export;
+mod featdec;
 mod features;
 mod fit;
 mod hostile;

@@ -153,3 +153,47 @@ fn pop_stats(a: &[f32], n: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
     });
     (mean.clone(), std.collect())
 }
+
+/// `(m, L)`: decodes the rows of `x (m, V)` with the decoder file `bytes`, through percept-core
+/// (so the f16 weights are the ones used).
+pub fn predict(bytes: &[u8], x: &[f32], m: usize) -> Result<Vec<f32>> {
+    // The core reads tensors in place and needs them aligned: copy into 8-byte words.
+    let mut words = vec![0u64; bytes.len().div_ceil(8)];
+    for (w, c) in words.iter_mut().zip(bytes.chunks(8)) {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        *w = u64::from_le_bytes(b);
+    }
+    // SAFETY: `words` holds `bytes.len()` initialised bytes (and more); u8 has no alignment.
+    let aligned: &[u8] = unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), bytes.len()) };
+    let dec = percept_core::Decoder::from_bytes(aligned).map_err(|e| Error::Invalid(format!("feature decoder: {e}")))?;
+    let (v, l) = (dec.voxels(), dec.outputs());
+    if x.len() != m * v {
+        return Err(Error::Shape(format!("feature decoder reads {v} voxels; {} values for {m} rows", x.len())));
+    }
+    let mut scratch = vec![0f32; dec.scratch_len()];
+    let mut out = vec![0f32; m * l];
+    for (i, (xr, yr)) in x.chunks_exact(v).zip(out.chunks_exact_mut(l)).enumerate() {
+        dec.decode(xr, &mut scratch, yr).map_err(|e| Error::Invalid(format!("feature decoder: row {i}: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Per column of `a` and `b` (both `(m, l)`): the Pearson correlation over the m rows (0 for a
+/// constant column).
+pub fn unit_correlations(a: &[f32], b: &[f32], m: usize, l: usize) -> Vec<f32> {
+    (0..l)
+        .map(|j| {
+            let (ma, mb) = (0..m).fold((0.0, 0.0), |(x, y), i| (x + a[i * l + j] as f64, y + b[i * l + j] as f64));
+            let (ma, mb) = (ma / m as f64, mb / m as f64);
+            let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+            for i in 0..m {
+                let (da, db) = (a[i * l + j] as f64 - ma, b[i * l + j] as f64 - mb);
+                sab += da * db;
+                saa += da * da;
+                sbb += db * db;
+            }
+            if saa > 0.0 && sbb > 0.0 { (sab / (saa * sbb).sqrt()) as f32 } else { 0.0 }
+        })
+        .collect()
+}
