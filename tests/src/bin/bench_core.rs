@@ -200,17 +200,22 @@ fn main() -> Result<()> {
     let per_tick = t("calibration_instructions")? as f64 / t("calibration")? as f64;
     let ipm_dense = t("dense_decode")? as f64 * per_tick / t("dense_macs")? as f64;
     let ipm_odd = t("odd_decode")? as f64 * per_tick / t("odd_macs")? as f64;
+    let ipo_sparse = t("sparse_decode")? as f64 * per_tick / fw::L4 as f64;
     let last = t("last_chunk")? as f64 / t("dense_decode")? as f64;
     report += &format!(
         "\nCortex-M4F (QEMU mps2-an386, `-icount shift=0`, SysTick; {per_tick:.1} instructions per tick from a calibration loop):\n\n\
          | case | instructions per multiply-accumulate |\n|---|---|\n\
          | {v} -> {l} dense, rows word-aligned (VCVTB/VCVTT + VMLA path), whole decode incl. standardisation | {ipm_dense:.2} |\n\
-         | {v3} -> {l3} dense, odd V (portable branch-free conversion) | {ipm_odd:.2} |\n\n\
+         | {v3} -> {l3} dense, odd V (portable branch-free conversion) | {ipm_odd:.2} |\n\
+         | {v} -> {l4} sparse, {k4} voxels per output (U16 indices), whole decode incl. standardising all {v} voxels | {ipm_sparse:.2} ({ipo_sparse:.0} per output) |\n\n\
          Streaming in order in chunks of 80 voxels: the last chunk plus `finish` take {pct:.1}% of a whole decode.\n",
         v = fw::V,
         l = fw::L,
         v3 = fw::V3,
         l3 = fw::L3,
+        l4 = fw::L4,
+        k4 = fw::K4,
+        ipm_sparse = ipo_sparse / fw::K4 as f64,
         pct = last * 100.0
     );
     publish(&report, &args)
