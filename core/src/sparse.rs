@@ -88,15 +88,44 @@ impl<'a> Sparse<'a> {
         let k = self.k as usize;
         for (r, o) in out.iter_mut().enumerate() {
             let base = (first + r) * k;
-            let mut acc = [0f32; 4];
-            for slot in 0..k {
-                let w = self.w.get(base + slot).map_or(0.0, |&h| f16_to_f32(u16::from_le(h)));
-                let x = z.get(self.index(base + slot)).copied().unwrap_or(0.0);
-                acc[slot % 4] = acc[slot % 4] + w * x;
-            }
-            *o = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            let w = self.w.get(base..base + k).unwrap_or_default();
+            *o = if self.wide {
+                let idx = self.idx.get(2 * base..2 * (base + k)).unwrap_or_default();
+                row(w, z, idx.chunks_exact(2).map(|p| match *p {
+                    [lo, hi] => (u16::from_le(hi) as usize) << 16 | u16::from_le(lo) as usize,
+                    _ => usize::MAX,
+                }))
+            } else {
+                let idx = self.idx.get(base..base + k).unwrap_or_default();
+                row(w, z, idx.iter().map(|&i| u16::from_le(i) as usize))
+            };
         }
     }
+}
+
+/// One output: slot `s` into lane `s mod 4`, then `(l0 + l1) + (l2 + l3)`.
+#[inline(always)]
+fn row(w: &[u16], z: &[f32], mut idx: impl Iterator<Item = usize>) -> f32 {
+    let mut acc = [0f32; 4];
+    let term = |h: u16, i: Option<usize>| f16_to_f32(u16::from_le(h)) * i.and_then(|i| z.get(i)).copied().unwrap_or(0.0);
+    let mut quads = w.chunks_exact(4);
+    for q in &mut quads {
+        let [h0, h1, h2, h3] = *q else { continue };
+        let t0 = term(h0, idx.next());
+        let t1 = term(h1, idx.next());
+        let t2 = term(h2, idx.next());
+        let t3 = term(h3, idx.next());
+        acc[0] = acc[0] + t0;
+        acc[1] = acc[1] + t1;
+        acc[2] = acc[2] + t2;
+        acc[3] = acc[3] + t3;
+    }
+    for (lane, &h) in quads.remainder().iter().enumerate() {
+        if let Some(a) = acc.get_mut(lane) {
+            *a = *a + term(h, idx.next());
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 fn dims2(t: &TensorView<'_>, name: &'static str) -> Result<[usize; 2]> {

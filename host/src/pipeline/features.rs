@@ -206,7 +206,7 @@ fn report(o: &Options, source: &str, n: usize, v: usize, net: &str, layers: &[La
     };
     let _ = writeln!(r, "- method: {method}");
     let _ = writeln!(r, "- units: {} per layer (seed {}), NHWC-flattened indices stored in each decoder (`feature_unit`)", o.units.map_or("all".into(), |u| u.to_string()), o.seed);
-    let _ = writeln!(r, "- fitted in {seconds:.1} s\n");
+    let _ = writeln!(r, "- took {seconds:.1} s (features of the images, cached, and the fits)\n");
     let _ = writeln!(r, "| layer | units | of | voxels per unit | decoder bytes | CV r | held-out r (mean) | held-out r (median) | true mean (avg) | true std (avg) |\n|---|---|---|---|---|---|---|---|---|---|");
     for l in layers {
         let avg = |x: &[f32]| x.iter().map(|&v| v as f64).sum::<f64>() / x.len().max(1) as f64;
