@@ -33,7 +33,8 @@ fn zscore(a: &[f32], n: usize, c: usize) -> Vec<f32> {
 }
 
 /// Ridge with a (penalised) bias column on the voxels `cols` of `x`, solved directly: `[w; b]`.
-fn direct(x: &[f32], n: usize, v: usize, y: &[f32], l: usize, t: usize, cols: &[usize], alpha: f64) -> Vec<f64> {
+fn direct(x: &[f32], v: usize, y: &[f32], l: usize, t: usize, cols: &[usize], alpha: f64) -> Vec<f64> {
+    let n = x.len() / v;
     let m = cols.len() + 1;
     let a = Mat::from_fn(n, m, |i, j| if j < cols.len() { x[i * v + cols[j]] as f64 } else { 1.0 });
     let b = Mat::from_fn(n, 1, |i, _| y[i * l + t] as f64);
@@ -67,7 +68,7 @@ fn fastl2lir_selects_the_informative_voxels_and_matches_a_direct_solve() {
     for t in 0..l {
         let idx: Vec<usize> = s.index[t * 3..t * 3 + 3].iter().map(|&i| i as usize).collect();
         assert_eq!(idx, vec![3 * t, 3 * t + 1, 3 * t + 2], "unit {t} selected the wrong voxels");
-        let want = direct(&x, n, v, &y, l, t, &idx, opts.alpha);
+        let want = direct(&x, v, &y, l, t, &idx, opts.alpha);
         for (a, (&got, &w)) in s.weight[t * 3..t * 3 + 3].iter().zip(&want).enumerate() {
             assert!((got - w).abs() < 1e-9, "unit {t} voxel {a}: {got} vs direct {w}");
         }
@@ -96,9 +97,9 @@ fn fastl2lir_with_k_at_least_v_uses_every_voxel_and_constant_voxels_get_no_weigh
     let all: Vec<usize> = (0..v).collect();
     for t in 0..l {
         assert_eq!(s.index[t * v..(t + 1) * v].iter().map(|&i| i as usize).collect::<Vec<_>>(), all);
-        let want = direct(&x, n, v, &y, l, t, &all, 5.0);
-        for j in 0..v {
-            assert!((s.weight[t * v + j] - want[j]).abs() < 1e-9, "unit {t} voxel {j}");
+        let want = direct(&x, v, &y, l, t, &all, 5.0);
+        for (j, w) in want.iter().take(v).enumerate() {
+            assert!((s.weight[t * v + j] - w).abs() < 1e-9, "unit {t} voxel {j}");
         }
         assert_eq!(s.weight[t * v + 15], 0.0, "the constant voxel got a weight");
     }
@@ -196,7 +197,8 @@ fn units_are_drawn_with_the_seed() {
     assert_ne!(a, choose_units(1000, Some(20), 2));
     assert!(a.windows(2).all(|w| w[0] < w[1]) && a.len() == 20 && a[19] < 1000);
     assert_eq!(choose_units(10, Some(20), 1), (0..10).collect::<Vec<u32>>());
-    assert_eq!(unit_correlations(&[1.0, 2.0, 3.0], &[2.0, 4.0, 7.0], 3, 1)[0] > 0.98, true);
+    // r of (1, 2, 3) and (2, 4, 7) is 5 / sqrt(2 * 38 / 3) = 0.99340.
+    assert!((unit_correlations(&[1.0, 2.0, 3.0], &[2.0, 4.0, 7.0], 3, 1)[0] - 0.99340).abs() < 1e-4);
 }
 
 /// Early layers are decodable from the simulated early visual cortex: fit 2 layers of
@@ -245,6 +247,14 @@ fn feature_decoders_on_a_simulated_subject_predict_held_out_early_features() {
     assert_eq!(dec.decoder().unwrap().sparse_k(), Some(100));
     assert_eq!(dec.features().unwrap().unwrap().units, early.info.units);
     assert!(out.report.contains("_blocks.2") && out.report.contains("held-out r"));
+    // Read back as the DIR pipeline does: the folder's decoders, decoding and rescaling.
+    let decs = percept::fit::features::open_dir(&dir.join("decoders")).unwrap();
+    assert_eq!(decs.iter().map(|d| d.info.layer.as_str()).collect::<Vec<_>>(), vec!["_avg_pooling", "_blocks.2"]);
+    let xt = percept::io::npy::read(&s.join("early_visual_test.npy")).unwrap();
+    let n = xt.shape[0];
+    let raw = decs[1].decode(&xt.data, n).unwrap();
+    assert_eq!(raw.len(), n * 200);
+    assert_eq!(decs[1].decode_rescaled(&xt.data, n).unwrap(), rescale(&raw, &decs[1].info).unwrap());
     // A second run refuses to replace the decoders without force.
     assert!(job::run(ctx(), &o, &Silent).is_err());
     let _ = std::fs::remove_dir_all(&dir);

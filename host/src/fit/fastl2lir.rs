@@ -89,7 +89,7 @@ pub fn fit(x: &[f32], n: usize, v: usize, y: &[f32], l: usize, opts: &FastL2LirO
 
     bar.set_len(l as u64);
     let done = std::sync::atomic::AtomicU64::new(0);
-    let units: Vec<Result<(Vec<u32>, Vec<f64>, f64)>> = (0..l)
+    let units: Vec<Result<Unit>> = (0..l)
         .into_par_iter()
         .map(|t| {
             let chosen = select(&xty, n as f64, &xmean, &xs, ysum[t] / n as f64, t, k);
@@ -116,6 +116,9 @@ pub fn fit(x: &[f32], n: usize, v: usize, y: &[f32], l: usize, opts: &FastL2LirO
     }
     Ok(out)
 }
+
+/// One unit's fit: its voxels, their weights and its bias.
+type Unit = (Vec<u32>, Vec<f64>, f64);
 
 /// The k voxels of unit `t` with the highest |r|, ascending; ties go to the lower index.
 fn select(xty: &Mat<f64>, n: f64, xmean: &[f64], xs: &[f64], ymean: f64, t: usize, k: usize) -> Vec<usize> {

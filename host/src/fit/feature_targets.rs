@@ -34,14 +34,14 @@ pub struct FeatureNet {
 
 #[derive(Debug)]
 enum Net {
-    Eff(EfficientNet),
+    Eff(Box<EfficientNet>),
     Classic(ClassicNet),
 }
 
 impl FeatureNet {
     /// EfficientNet-Lite from a folder holding `model.safetensors`, named e.g. `efficientnet-lite2`.
     pub fn efficientnet(gpu: &Gpu, dir: &Path, name: &str) -> Result<Self> {
-        Ok(FeatureNet { name: name.into(), weights: dir.join("model.safetensors"), net: Net::Eff(EfficientNet::load(gpu, dir)?) })
+        Ok(FeatureNet { name: name.into(), weights: dir.join("model.safetensors"), net: Net::Eff(Box::new(EfficientNet::load(gpu, dir)?)) })
     }
 
     /// The shipped EfficientNet-Lite2 (weights/efficientnet-lite2), DIR's default loss network.

@@ -69,7 +69,7 @@ pub fn column_stats(y: &[f32], n: usize, l: usize) -> (Vec<f32>, Vec<f32>) {
 /// features' typical spread. A row whose spread is 0 is only re-centred.
 pub fn rescale(decoded: &[f32], stats: &FeatureInfo) -> Result<Vec<f32>> {
     let l = stats.mean.len();
-    if l == 0 || decoded.len() % l != 0 || stats.std.len() != l {
+    if l == 0 || !decoded.len().is_multiple_of(l) || stats.std.len() != l {
         return Err(Error::Shape(format!("rescale: {} decoded values are not rows of the {l} units of {}", decoded.len(), stats.layer)));
     }
     let scale = stats.std.iter().map(|&s| s as f64).sum::<f64>() / l as f64;
@@ -97,8 +97,9 @@ pub struct LayerFit {
 
 /// Fits a decoder of `y (n, L)` (the chosen units of one layer) from `x (n, V)`, both raw;
 /// `info` names the layer and units (its statistics are filled in here).
-pub fn fit_layer(x: &[f32], n: usize, v: usize, y: &[f32], region: &str, mut info: FeatureInfo, method: &Method, bar: &dyn Progress) -> Result<LayerFit> {
+pub fn fit_layer(x: &[f32], v: usize, y: &[f32], region: &str, mut info: FeatureInfo, method: &Method, bar: &dyn Progress) -> Result<LayerFit> {
     let l = info.units.len();
+    let n = x.len() / v.max(1);
     if n < 2 || v == 0 || l == 0 || x.len() != n * v || y.len() != n * l {
         return Err(Error::Shape(format!("feature fit of {}: {} voxel values for {n} trials x {v} voxels, {} feature values for {l} units", info.layer, x.len(), y.len())));
     }
@@ -196,4 +197,45 @@ pub fn unit_correlations(a: &[f32], b: &[f32], m: usize, l: usize) -> Vec<f32> {
             if saa > 0.0 && sbb > 0.0 { (sab / (saa * sbb).sqrt()) as f32 } else { 0.0 }
         })
         .collect()
+}
+
+/// A feature decoder file opened for decoding (what `percept reconstruct --method dir` reads).
+#[derive(Debug)]
+pub struct FeatureDecoder {
+    loaded: crate::io::decoder::LoadedDecoder,
+    /// The layer, its units and their training statistics.
+    pub info: FeatureInfo,
+}
+
+impl FeatureDecoder {
+    /// Opens and checks a decoder written by `percept fit --target features`.
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let loaded = crate::io::decoder::LoadedDecoder::open(path)?;
+        let info = loaded.features()?.ok_or_else(|| Error::Invalid(format!("{}: not a feature decoder (no `feature_layer` metadata)", path.display())))?;
+        Ok(FeatureDecoder { loaded, info })
+    }
+
+    /// `(n, L)` decoded features (in the layer's own units) of `x (n, V)`.
+    pub fn decode(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        predict(self.loaded.bytes(), x, n)
+    }
+
+    /// `(n, L)` decoded features after the lab's [`rescale`].
+    pub fn decode_rescaled(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        rescale(&self.decode(x, n)?, &self.info)
+    }
+}
+
+/// Every `*.safetensors` feature decoder in `dir`, in the order of their file names.
+pub fn open_dir(dir: &std::path::Path) -> Result<Vec<FeatureDecoder>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(crate::error::io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!("{}: holds no .safetensors feature decoder", dir.display())));
+    }
+    paths.iter().map(|p| FeatureDecoder::open(p)).collect()
 }

@@ -113,14 +113,23 @@ pub struct Outcome {
     pub written: Vec<PathBuf>,
 }
 
-/// `(images (m, ...) features per layer (m, units), rows: trials of each image)` of a list.
-fn features_of(ctx: &Context, net: &FeatureNet, list: &Path, layers: &[&str], cache: &Path, progress: &dyn Progress) -> Result<(Vec<Vec<f32>>, Vec<Vec<usize>>, usize)> {
+/// The features of the distinct images of a stimulus list.
+struct ListFeatures {
+    /// `[layer] -> (images, units)`
+    per_image: Vec<Vec<f32>>,
+    /// The trials (rows of the list) that showed each image.
+    rows: Vec<Vec<usize>>,
+    /// Rows of the list.
+    trials: usize,
+}
+
+fn features_of(ctx: &Context, net: &FeatureNet, list: &Path, layers: &[&str], cache: &Path, progress: &dyn Progress) -> Result<ListFeatures> {
     let trials = stimuli::read(list)?;
     let (images, rows) = stimuli::repeats(&trials);
     progress.begin("features", images.len() as u64);
-    let f = net.features_cached(ctx.gpu()?, &images, layers, cache, progress)?;
+    let per_image = net.features_cached(ctx.gpu()?, &images, layers, cache, progress)?;
     progress.done();
-    Ok((f, rows, trials.len()))
+    Ok(ListFeatures { per_image, rows, trials: trials.len() })
 }
 
 /// A layer name as a file name.
@@ -144,7 +153,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     let vox = o.train.voxels.load()?;
     let net = o.net.load(ctx)?;
     let layers: Vec<&str> = o.layers.iter().map(String::as_str).collect();
-    let (per_image, rows, n_trials) = features_of(ctx, &net, &o.train.stimuli, &layers, &o.cache, progress)?;
+    let ListFeatures { per_image, rows, trials: n_trials } = features_of(ctx, &net, &o.train.stimuli, &layers, &o.cache, progress)?;
     vox.ensure_trials(&o.train.stimuli, n_trials, "trials listed")?;
     let test = match &o.test {
         Some(t) => {
@@ -152,9 +161,9 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
             if tv.voxels != vox.voxels {
                 return Err(Error::Shape(format!("{}: held-out voxels have {} columns, the training voxels {}", tv.source, tv.voxels, vox.voxels)));
             }
-            let (f, r, nt) = features_of(ctx, &net, &t.stimuli, &layers, &o.cache, progress)?;
-            tv.ensure_trials(&t.stimuli, nt, "trials listed")?;
-            Some((stimuli::average_rows(&tv.data, tv.voxels, &r), r.len(), f))
+            let f = features_of(ctx, &net, &t.stimuli, &layers, &o.cache, progress)?;
+            tv.ensure_trials(&t.stimuli, f.trials, "trials listed")?;
+            Some((stimuli::average_rows(&tv.data, tv.voxels, &f.rows), f.rows.len(), f.per_image))
         }
         None => None,
     };
@@ -173,7 +182,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         }
         let info = FeatureInfo { net: net.name().into(), layer: layer.clone(), layer_units: total, units: units.clone(), mean: vec![], std: vec![] };
         progress.begin(&format!("fitting {layer}"), 0);
-        let f = fit_layer(&vox.data, vox.trials, vox.voxels, &y, &o.region, info, &o.method, progress)?;
+        let f = fit_layer(&vox.data, vox.voxels, &y, &o.region, info, &o.method, progress)?;
         progress.done();
         let b = f.file.to_bytes()?;
         let test_r = match &test {
