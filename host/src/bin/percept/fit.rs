@@ -28,7 +28,8 @@ pub struct Args {
     #[command(flatten)]
     voxels: VoxelArgs,
     /// Targets given directly: a (trials, ...) float .npy (e.g. caption embeddings (N, 77, 768)).
-    #[arg(long, conflicts_with = "stimuli", required_unless_present = "stimuli")]
+    /// Without it, --stimuli is needed.
+    #[arg(long, conflicts_with = "stimuli")]
     targets: Option<PathBuf>,
     /// Targets from images: a stimulus list (CSV with an `image` column, one row per trial).
     #[arg(long)]
