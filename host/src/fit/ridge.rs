@@ -9,6 +9,16 @@
 //! splitter himalaya uses) or by the exact leave-one-out shortcut `(y - yhat) / (1 - H_ii)`;
 //! the score is the negative mean squared error, averaged over folds, with himalaya's tiny
 //! preference for larger alphas on ties; one alpha for all targets or one per target.
+//!
+//! With many targets (a c decoder: 59,136) the products with the targets dominate, and their
+//! order matters: `B diag(g) (Phi Y)` projects the targets once per fold and then costs one
+//! `(m, r) x (r, T)` product per alpha, while `(B diag(g) Phi) Y` forms a `(m, n_train)` matrix
+//! per alpha (cheap) and then one `(m, n_train) x (n_train, T)` product per alpha, skipping the
+//! projection (`Phi`: `U^T`, or `V^T X^T`). The refit likewise multiplies the targets once by
+//! `Wb diag(g) Phi (p, n)` instead of projecting them first. [`Order::Auto`] takes the order
+//! with fewer multiply-adds. The targets are read in place (no centred copy: the mean is taken
+//! off each chunk as it is gathered) and the weights are written straight into the decoder's
+//! `(L, p)` layout.
 
 use faer::{Mat, MatRef, Side};
 
@@ -48,6 +58,20 @@ pub struct RidgeOptions {
     pub target_chunk: usize,
     /// What the choice of alpha maximises.
     pub score: Score,
+    /// The order of the products with the targets (results agree within rounding).
+    pub order: Order,
+}
+
+/// The order of the products with the targets; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// The one with fewer multiply-adds.
+    #[default]
+    Auto,
+    /// Project the targets onto the eigenbasis first (`B diag(g) (Phi Y)`).
+    ProjectFirst,
+    /// Multiply the targets last (`(B diag(g) Phi) Y`).
+    TargetsLast,
 }
 
 impl Default for RidgeOptions {
@@ -60,7 +84,7 @@ impl Default for RidgeOptions {
 impl RidgeOptions {
     /// Takagi & Nishimoto's grid, 1e-6 ... 1 (wider grids suit many voxels), 5 folds.
     pub fn takagi() -> Self {
-        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse }
+        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse, order: Order::Auto }
     }
 
     /// The default: 1e-2 ... 1e7 at 5 alphas per decade (46; one decomposition per fold serves
@@ -111,8 +135,8 @@ pub fn log_grid(lo: f64, hi: f64, count: usize) -> Vec<f64> {
 /// A fitted ridge model on standardised inputs.
 #[derive(Debug)]
 pub struct RidgeFit {
-    /// `(p, L)`.
-    pub weights: Mat<f32>,
+    /// `(L, p)` row-major: target t's weights are `weights[t * p..(t + 1) * p]`.
+    pub weights: Vec<f32>,
     /// `(L)`: the mean of each target.
     pub intercept: Vec<f32>,
     /// `(L)`: the alpha chosen for each target.
@@ -124,6 +148,14 @@ pub struct RidgeFit {
     /// `(n_alphas)`: correlation of cross-validated predictions with the targets, averaged over
     /// targets, per alpha.
     pub cv_corr: Vec<f64>,
+}
+
+impl RidgeFit {
+    /// The weight of input `j` for target `t`.
+    pub fn weight(&self, j: usize, t: usize) -> f32 {
+        let p = self.weights.len() / self.intercept.len().max(1);
+        self.weights[t * p + j]
+    }
 }
 
 /// The decomposition of one training set; see the module docs.
@@ -153,6 +185,15 @@ impl Decomp {
         }
     }
 
+    /// `Phi (r, n_train)`, with `A = Phi Y`: `U^T` (kernel) or `V^T X^T` (primal).
+    fn phi(&self, x: MatRef<'_, f32>) -> Mat<f32> {
+        if self.kernel {
+            self.basis.transpose().to_owned()
+        } else {
+            self.basis.transpose() * x.transpose()
+        }
+    }
+
     /// `(Wb (p, r), g)`: weights are `Wb diag(g_k(alpha)) A` with `g_k = 1 / (l_k + alpha)`.
     fn weight_basis(&self, x: MatRef<'_, f32>) -> Mat<f32> {
         if self.kernel {
@@ -178,6 +219,15 @@ impl Decomp {
     }
 }
 
+/// Whether to multiply the targets last, given the multiply-adds of both orders.
+fn choose_last(order: Order, last: f64, first: f64) -> bool {
+    match order {
+        Order::Auto => last < first,
+        Order::ProjectFirst => false,
+        Order::TargetsLast => true,
+    }
+}
+
 /// `out (m, T) = b (m, r) diag(s) a (r, T)`.
 fn scaled_product(b: MatRef<'_, f32>, s: &[f32], a: MatRef<'_, f32>) -> Mat<f32> {
     let sa = Mat::from_fn(a.nrows(), a.ncols(), |k, j| s[k] * a[(k, j)]);
@@ -199,7 +249,7 @@ impl Stats {
     }
 
     /// Adds predictions `pred (m, T)` of targets `y (m, T)` (columns `first..`) at alpha `a`.
-    fn add(&mut self, a: usize, first: usize, y: MatRef<'_, f32>, pred: &Mat<f32>, weight: f64) {
+    fn add(&mut self, a: usize, first: usize, y: MatRef<'_, f32>, pred: MatRef<'_, f32>, weight: f64) {
         let m = y.nrows() as f64;
         for j in 0..y.ncols() {
             let (mut se, mut sp, mut spp, mut spy) = (0.0, 0.0, 0.0, 0.0);
@@ -237,11 +287,14 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         return Err(Error::Invalid(format!("ridge: need at least 2 trials and 1 voxel, got {n} x {p}")));
     }
     let intercept: Vec<f32> = (0..l).map(|j| ((0..n).map(|i| y[(i, j)] as f64).sum::<f64>() / n as f64) as f32).collect();
-    let yc = Mat::from_fn(n, l, |i, j| y[(i, j)] - intercept[j]);
+    // Centred targets `rows x (c0..c1)`, gathered chunk by chunk (no copy of all of `y`).
+    let centred = |rows: &[usize], c0: usize, c1: usize| Mat::from_fn(rows.len(), c1 - c0, |i, j| y[(rows[i], c0 + j)] - intercept[c0 + j]);
+    let all: Vec<usize> = (0..n).collect();
     let na = opts.alphas.len();
     let chunk = opts.target_chunk.max(1);
     let mut stats = Stats::new(na, l);
     bar.set_len(((folds + 1) * l.div_ceil(chunk)) as u64);
+    let g_of = |d: &Decomp, alpha: f64| -> Vec<f32> { d.lam.iter().map(|&lam| (1.0 / (lam as f64 + alpha)) as f32).collect() };
 
     // The Gram matrix of all trials, formed once: each fold's is a part of it (kernel) or it
     // minus the held-out trials' outer products (primal).
@@ -271,17 +324,54 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                     let b = d.test_basis(xtr.as_ref(), xte.as_ref());
                     (d, b)
                 };
-                for c0 in (0..l).step_by(chunk) {
-                    let c1 = (c0 + chunk).min(l);
-                    let ytr = Mat::from_fn(train.len(), c1 - c0, |i, j| yc[(train[i], c0 + j)]);
-                    let yte = Mat::from_fn(test.len(), c1 - c0, |i, j| yc[(test[i], c0 + j)]);
-                    let a = d.project(xtr.as_ref(), ytr.as_ref());
-                    for (ai, &alpha) in opts.alphas.iter().enumerate() {
-                        let g: Vec<f32> = d.lam.iter().map(|&lam| (1.0 / (lam as f64 + alpha)) as f32).collect();
-                        let pred = scaled_product(b.as_ref(), &g, a.as_ref());
-                        stats.add(ai, c0, yte.as_ref(), &pred, 1.0 / k as f64);
+                // Multiply-adds of the two orders (see the module docs).
+                let (m, r, nt, lf) = (test.len() as f64, d.lam.len() as f64, train.len() as f64, l as f64);
+                let phi_cost = if kernel { 0.0 } else { r * p as f64 * nt };
+                let last = na as f64 * (m * r * nt + m * nt * lf) + phi_cost;
+                let first = if kernel { r * nt * lf } else { p as f64 * nt * lf + r * p as f64 * lf } + na as f64 * m * r * lf;
+                if choose_last(opts.order, last, first) {
+                    // Predictions for a batch of alphas at once: [H_a1; H_a2; ...] Y_train,
+                    // H_a = B diag(g_a) Phi (m, n_train); batches of at most 256 MiB of H.
+                    let phi = d.phi(xtr.as_ref());
+                    let per = ((256usize << 20) / (4 * test.len().max(1) * train.len().max(1))).clamp(1, na);
+                    let batches: Vec<(usize, usize)> = (0..na).step_by(per).map(|a0| (a0, (a0 + per).min(na))).collect();
+                    let hs: Vec<Mat<f32>> = batches
+                        .iter()
+                        .map(|&(a0, a1)| {
+                            let mut h = Mat::<f32>::zeros((a1 - a0) * test.len(), train.len());
+                            for ai in a0..a1 {
+                                let part = scaled_product(b.as_ref(), &g_of(&d, opts.alphas[ai]), phi.as_ref());
+                                h.as_mut().subrows_mut((ai - a0) * test.len(), test.len()).copy_from(&part);
+                            }
+                            h
+                        })
+                        .collect();
+                    drop(phi);
+                    for c0 in (0..l).step_by(chunk) {
+                        let c1 = (c0 + chunk).min(l);
+                        let ytr = centred(&train, c0, c1);
+                        let yte = centred(&test, c0, c1);
+                        for (&(a0, a1), h) in batches.iter().zip(&hs) {
+                            let pred: Mat<f32> = h * &ytr;
+                            for ai in a0..a1 {
+                                let part = pred.as_ref().subrows((ai - a0) * test.len(), test.len());
+                                stats.add(ai, c0, yte.as_ref(), part, 1.0 / k as f64);
+                            }
+                        }
+                        bar.inc(1);
                     }
-                    bar.inc(1);
+                } else {
+                    for c0 in (0..l).step_by(chunk) {
+                        let c1 = (c0 + chunk).min(l);
+                        let ytr = centred(&train, c0, c1);
+                        let yte = centred(&test, c0, c1);
+                        let a = d.project(xtr.as_ref(), ytr.as_ref());
+                        for (ai, &alpha) in opts.alphas.iter().enumerate() {
+                            let pred = scaled_product(b.as_ref(), &g_of(&d, alpha), a.as_ref());
+                            stats.add(ai, c0, yte.as_ref(), pred.as_ref(), 1.0 / k as f64);
+                        }
+                        bar.inc(1);
+                    }
                 }
             }
         }
@@ -291,7 +381,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
             let t: Mat<f32> = if full.kernel { full.basis.clone() } else { x * &full.basis };
             for c0 in (0..l).step_by(chunk) {
                 let c1 = (c0 + chunk).min(l);
-                let yk = Mat::from_fn(n, c1 - c0, |i, j| yc[(i, c0 + j)]);
+                let yk = centred(&all, c0, c1);
                 let a = full.project(x, yk.as_ref());
                 for (ai, &alpha) in opts.alphas.iter().enumerate() {
                     let g: Vec<f32> = full.lam.iter().map(|&lam| if full.kernel { lam as f64 / (lam as f64 + alpha) } else { 1.0 / (lam as f64 + alpha) } as f32).collect();
@@ -302,7 +392,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                         let r = (yk[(i, j)] - fitted[(i, j)]) as f64 / (1.0 - h[i]).max(1e-12);
                         (yk[(i, j)] as f64 - r) as f32
                     });
-                    stats.add(ai, c0, yk.as_ref(), &loo, 1.0);
+                    stats.add(ai, c0, yk.as_ref(), loo.as_ref(), 1.0);
                 }
                 bar.inc(1);
             }
@@ -313,7 +403,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let (sy, syy): (Vec<f64>, Vec<f64>) = (0..l)
         .map(|j| {
             (0..n).fold((0.0, 0.0), |(s, ss), i| {
-                let v = yc[(i, j)] as f64;
+                let v = (y[(i, j)] - intercept[j]) as f64;
                 (s + v, ss + v * v)
             })
         })
@@ -342,25 +432,43 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let cv_r: Vec<f32> = (0..l).map(|j| corr(best[j], j) as f32).collect();
     let cv_corr: Vec<f64> = (0..na).map(|a| (0..l).map(|j| corr(a, j)).sum::<f64>() / l.max(1) as f64).collect();
 
-    // Refit on all trials with the chosen alphas.
+    // Refit on all trials with the chosen alphas, straight into the (L, p) layout: a
+    // column-major (p, L) matrix over the same memory.
+    let mut weights = vec![0f32; p * l];
+    let mut wmat = faer::MatMut::from_column_major_slice_mut(&mut weights, p, l);
+    let used: Vec<usize> = (0..na).filter(|a| best.contains(a)).collect();
     let wb = full.weight_basis(x);
-    let mut weights = Mat::<f32>::zeros(p, l);
+    let (r, nf_, pf, lf) = (full.lam.len() as f64, n as f64, p as f64, l as f64);
+    let last = used.len() as f64 * (pf * r * nf_) + pf * nf_ * lf + if kernel { 0.0 } else { r * pf * nf_ };
+    let first = if kernel { r * nf_ * lf } else { pf * nf_ * lf + r * pf * lf } + pf * r * lf;
+    let targets_last = choose_last(opts.order, last, first);
+    // Targets last: M_a = Wb diag(g_a) Phi (p, n) per alpha used, weights M_a Y.
+    let ms: Vec<Mat<f32>> = if targets_last {
+        let phi = full.phi(x);
+        used.iter().map(|&ai| scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), phi.as_ref())).collect()
+    } else {
+        Vec::new()
+    };
     for c0 in (0..l).step_by(chunk) {
         let c1 = (c0 + chunk).min(l);
-        let yk = Mat::from_fn(n, c1 - c0, |i, j| yc[(i, c0 + j)]);
-        let a = full.project(x, yk.as_ref());
-        for ai in 0..na {
+        let yk = centred(&all, c0, c1);
+        let a = if targets_last { None } else { Some(full.project(x, yk.as_ref())) };
+        for (ui, &ai) in used.iter().enumerate() {
             let cols: Vec<usize> = (c0..c1).filter(|&j| best[j] == ai).collect();
             if cols.is_empty() {
                 continue;
             }
-            let g: Vec<f32> = full.lam.iter().map(|&lam| (1.0 / (lam as f64 + opts.alphas[ai])) as f32).collect();
-            let sub = Mat::from_fn(a.nrows(), cols.len(), |k, j| a[(k, cols[j] - c0)]);
-            let w = scaled_product(wb.as_ref(), &g, sub.as_ref());
-            for (j, &col) in cols.iter().enumerate() {
-                for i in 0..p {
-                    weights[(i, col)] = w[(i, j)];
+            let contiguous = cols.len() == c1 - c0;
+            let w: Mat<f32> = match &a {
+                None if contiguous => &ms[ui] * &yk,
+                None => &ms[ui] * Mat::from_fn(n, cols.len(), |i, j| yk[(i, cols[j] - c0)]),
+                Some(a) => {
+                    let sub = Mat::from_fn(a.nrows(), cols.len(), |k, j| a[(k, cols[j] - c0)]);
+                    scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), sub.as_ref())
                 }
+            };
+            for (j, &col) in cols.iter().enumerate() {
+                wmat.as_mut().col_mut(col).copy_from(w.col(j));
             }
         }
         bar.inc(1);
