@@ -1,6 +1,8 @@
 //! Fitting voxel -> latent decoders (ridge regression on standardised voxels, alpha by
 //! cross-validation) and writing them in percept-core's file format.
 
+mod eigen;
+pub mod grid;
 pub mod ridge;
 pub mod targets;
 

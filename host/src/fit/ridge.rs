@@ -20,8 +20,10 @@
 //! off each chunk as it is gathered) and the weights are written straight into the decoder's
 //! `(L, p)` layout.
 
-use faer::{Mat, MatRef, Side};
+use faer::{Mat, MatRef};
 
+use super::eigen::{decompose_gram, scaled_product, Decomp, Stats};
+pub use super::grid::{alpha_label, edge_warning, log_grid, wide_grid};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -94,44 +96,6 @@ impl RidgeOptions {
     }
 }
 
-/// An alpha with three significant digits, `3.98e3`, `1e-2`.
-pub fn alpha_label(a: f64) -> String {
-    let s = format!("{a:.2e}");
-    match s.split_once('e') {
-        Some((m, e)) => format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.')),
-        None => s,
-    }
-}
-
-/// The default alpha grid: 1e-2 ... 1e7, 5 per decade.
-pub fn wide_grid() -> Vec<f64> {
-    log_grid(-2.0, 7.0, 46)
-}
-
-/// Where the chosen alphas sit in the grid: a warning naming the end and what to widen when
-/// any target's alpha is the smallest or the largest of `alphas` (None when all are inside).
-pub fn edge_warning(alphas: &[f64], chosen: &[f64]) -> Option<String> {
-    let lo = alphas.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = alphas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if alphas.len() < 2 {
-        return None;
-    }
-    let at_lo = chosen.iter().filter(|&&a| a == lo).count();
-    let at_hi = chosen.iter().filter(|&&a| a == hi).count();
-    let of = |k: usize| if chosen.len() == 1 || k == chosen.len() { String::new() } else { format!(" for {k} of {} targets", chosen.len()) };
-    match (at_lo > 0, at_hi > 0) {
-        (false, false) => None,
-        (true, false) => Some(format!("alpha {}{} is the smallest of the grid: the best alpha may be smaller; widen the grid downwards (e.g. --alphas with values below {})", alpha_label(lo), of(at_lo), alpha_label(lo))),
-        (false, true) => Some(format!("alpha {}{} is the largest of the grid: the best alpha may be larger; widen the grid upwards (e.g. --alphas with values above {})", alpha_label(hi), of(at_hi), alpha_label(hi))),
-        (true, true) => Some(format!("alphas at both ends of the grid were chosen ({} for {at_lo}, {} for {at_hi} targets): widen the grid both ways", alpha_label(lo), alpha_label(hi))),
-    }
-}
-
-/// `count` alphas spaced evenly in log10 from `10^lo` to `10^hi`.
-pub fn log_grid(lo: f64, hi: f64, count: usize) -> Vec<f64> {
-    (0..count).map(|i| 10f64.powf(lo + (hi - lo) * i as f64 / (count.max(2) - 1) as f64)).collect()
-}
-
 /// A fitted ridge model on standardised inputs.
 #[derive(Debug)]
 pub struct RidgeFit {
@@ -158,114 +122,12 @@ impl RidgeFit {
     }
 }
 
-/// The decomposition of one training set; see the module docs.
-struct Decomp {
-    /// Eigenvalues, clamped at 0 (float rounding can make tiny ones negative).
-    lam: Vec<f32>,
-    /// Kernel route: `U (n, r)`; primal route: `V (p, r)`.
-    basis: Mat<f32>,
-    kernel: bool,
-}
-
-/// Decomposes a Gram matrix already formed: `X X^T` (kernel) or `X^T X` (primal).
-fn decompose_gram(gram: Mat<f32>, kernel: bool) -> Result<Decomp> {
-    let eig = gram.self_adjoint_eigen(Side::Lower).map_err(|e| Error::Invalid(format!("ridge: eigendecomposition failed: {e:?}")))?;
-    let lam = eig.S().column_vector().iter().map(|&l| l.max(0.0)).collect();
-    Ok(Decomp { lam, basis: eig.U().to_owned(), kernel })
-}
-
-impl Decomp {
-    /// `A (r, T)` for the targets `y (n_train, T)` of training inputs `x`.
-    fn project(&self, x: MatRef<'_, f32>, y: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            self.basis.transpose() * y
-        } else {
-            let xty: Mat<f32> = x.transpose() * y;
-            self.basis.transpose() * &xty
-        }
-    }
-
-    /// `Phi (r, n_train)`, with `A = Phi Y`: `U^T` (kernel) or `V^T X^T` (primal).
-    fn phi(&self, x: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            self.basis.transpose().to_owned()
-        } else {
-            self.basis.transpose() * x.transpose()
-        }
-    }
-
-    /// `(Wb (p, r), g)`: weights are `Wb diag(g_k(alpha)) A` with `g_k = 1 / (l_k + alpha)`.
-    fn weight_basis(&self, x: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            x.transpose() * &self.basis
-        } else {
-            self.basis.clone()
-        }
-    }
-
-    /// `B (m, r)` such that predictions for inputs `xt (m, p)` are `B diag(1 / (l + alpha)) A`.
-    /// [`Decomp::test_basis`] from the kernel rows `k (m, n_train) = xt x^T` already formed.
-    fn test_basis_from_kernel(&self, k: MatRef<'_, f32>) -> Mat<f32> {
-        k * &self.basis
-    }
-
-    fn test_basis(&self, x: MatRef<'_, f32>, xt: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            let k: Mat<f32> = xt * x.transpose();
-            k * &self.basis
-        } else {
-            xt * &self.basis
-        }
-    }
-}
-
 /// Whether to multiply the targets last, given the multiply-adds of both orders.
 fn choose_last(order: Order, last: f64, first: f64) -> bool {
     match order {
         Order::Auto => last < first,
         Order::ProjectFirst => false,
         Order::TargetsLast => true,
-    }
-}
-
-/// `out (m, T) = b (m, r) diag(s) a (r, T)`.
-fn scaled_product(b: MatRef<'_, f32>, s: &[f32], a: MatRef<'_, f32>) -> Mat<f32> {
-    let sa = Mat::from_fn(a.nrows(), a.ncols(), |k, j| s[k] * a[(k, j)]);
-    b * &sa
-}
-
-/// Per-alpha, per-target sums over cross-validated predictions.
-struct Stats {
-    score: Vec<Vec<f64>>, // [alpha][target] sum of -MSE over folds
-    sp: Vec<Vec<f64>>,    // sum of predictions
-    spp: Vec<Vec<f64>>,   // sum of squared predictions
-    spy: Vec<Vec<f64>>,   // sum of prediction * target
-}
-
-impl Stats {
-    fn new(n_alphas: usize, l: usize) -> Self {
-        let z = || vec![vec![0.0; l]; n_alphas];
-        Stats { score: z(), sp: z(), spp: z(), spy: z() }
-    }
-
-    /// Adds predictions `pred (m, T)` of targets `y (m, T)` (columns `first..`) at alpha `a`.
-    fn add(&mut self, a: usize, first: usize, y: MatRef<'_, f32>, pred: MatRef<'_, f32>, weight: f64) {
-        let m = y.nrows() as f64;
-        for j in 0..y.ncols() {
-            let (mut se, mut sp, mut spp, mut spy) = (0.0, 0.0, 0.0, 0.0);
-            for i in 0..y.nrows() {
-                let (yv, pv) = (y[(i, j)] as f64, pred[(i, j)] as f64);
-                se += (yv - pv) * (yv - pv);
-                sp += pv;
-                spp += pv * pv;
-                spy += pv * yv;
-            }
-            let t = first + j;
-            self.score[a][t] -= weight * se / m;
-            self.sp[a][t] += sp;
-            self.spp[a][t] += spp;
-            self.spy[a][t] += spy;
-        }
     }
 }
 
