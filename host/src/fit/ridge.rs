@@ -172,8 +172,9 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let test: Vec<usize> = (start..start + size).collect();
                 let train: Vec<usize> = (0..n).filter(|i| !(start..start + size).contains(i)).collect();
                 start += size;
-                let xtr = Mat::from_fn(train.len(), p, |i, j| x[(train[i], j)]);
-                let xte = Mat::from_fn(test.len(), p, |i, j| x[(test[i], j)]);
+                // The kernel route reads only the Gram matrix: no copies of the voxels.
+                let rows = |idx: &[usize]| if kernel { Mat::zeros(0, 0) } else { Mat::from_fn(idx.len(), p, |i, j| x[(idx[i], j)]) };
+                let (xtr, xte): (Mat<f32>, Mat<f32>) = (rows(&train), rows(&test));
                 let (d, b) = if kernel {
                     let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
                     let kte = Mat::from_fn(test.len(), train.len(), |i, j| gram[(test[i], train[j])]);
