@@ -10,6 +10,7 @@ mod eval;
 mod export;
 mod features;
 mod fit;
+mod grad;
 mod hostile;
 mod layering;
 mod ops;
