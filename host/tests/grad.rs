@@ -89,6 +89,54 @@ fn elementwise_backward_references_match_finite_differences() {
     assert!((lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0), "mean adjoint: {lhs} vs {rhs}");
 }
 
+#[test]
+fn pooling_and_linear_backwards_match_reference_and_finite_differences() {
+    // VGG's 2/2 and AlexNet's 3/2 max pools (distinct values: no ties), adaptive averages that
+    // shrink and grow, and a linear layer.
+    let gpu = gpu();
+    for (i, (xs, k, stride, pad)) in [([2, 8, 6, 5], 2, 2, 0), ([1, 13, 11, 4], 3, 2, 0), ([2, 7, 7, 3], 3, 2, 1)].into_iter().enumerate() {
+        let n: usize = xs.iter().product();
+        let x = rand(n, 70 + i as u64, 1.0);
+        let (y, ys) = max_pool_ref(&x, xs, k, stride, pad);
+        let g = rand(y.len(), 80 + i as u64, 1.0);
+        let want = max_pool_backward_ref(&g, &x, xs, k, stride, pad);
+        let mut enc = gpu.encoder();
+        let got = max_pool_backward(&mut enc, &t(&ys, &g), &t(&xs, &x), k, stride, pad).unwrap();
+        drop(enc);
+        assert_close(&format!("max_pool_backward case {i}"), &got.to_vec(gpu).unwrap(), &want, 1e-6, 1e-6);
+        // Finite differences of <g, pool(x)> (piecewise linear; a step below the gaps between
+        // values, divided by the step as rounded to f32).
+        for j in (0..n).step_by(3) {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[j] += 1e-5;
+            xm[j] -= 1e-5;
+            let fd = (dot(&max_pool_ref(&xp, xs, k, stride, pad).0, &g) - dot(&max_pool_ref(&xm, xs, k, stride, pad).0, &g)) / (xp[j] as f64 - xm[j] as f64);
+            assert!((fd - want[j] as f64).abs() < 1e-4 * (1.0 + fd.abs()), "max pool case {i} at {j}: {} vs finite difference {fd}", want[j]);
+        }
+    }
+    for (i, (xs, ho, wo)) in [([2, 13, 13, 4], 6, 6), ([1, 5, 3, 3], 7, 7), ([1, 14, 14, 2], 7, 7)].into_iter().enumerate() {
+        let [b, h, w, c] = xs;
+        let x = rand(xs.iter().product(), 90 + i as u64, 1.0);
+        let g = rand(b * ho * wo * c, 95 + i as u64, 1.0);
+        let want = adaptive_avg_pool_backward_ref(&g, [b, ho, wo, c], h, w);
+        let mut enc = gpu.encoder();
+        let got = adaptive_avg_pool_backward(&mut enc, &t(&[b, ho, wo, c], &g), h, w).unwrap();
+        drop(enc);
+        assert_close(&format!("adaptive_avg_pool_backward case {i}"), &got.to_vec(gpu).unwrap(), &want, 1e-6, 1e-5);
+        let (lhs, rhs) = (dot(&adaptive_avg_pool_ref(&x, xs, ho, wo), &g), dot(&x, &want));
+        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "adaptive avg case {i} adjoint: {lhs} vs {rhs}");
+    }
+    let (m, nn, k) = (3, 10, 37);
+    let (wt, g, x) = (rand(nn * k, 100, 1.0), rand(m * nn, 101, 1.0), rand(m * k, 102, 1.0));
+    let mut enc = gpu.encoder();
+    let got = linear_backward(&mut enc, &t(&[m, nn], &g), &t(&[nn, k], &wt)).unwrap();
+    drop(enc);
+    let want = matmul_ref(&g, &wt, 1, m, k, nn, false);
+    assert_close("linear_backward", &got.to_vec(gpu).unwrap(), &want, 1e-5, 1e-4);
+    let (lhs, rhs) = (dot(&linear_ref(&x, &wt, None, m, nn, k), &g), dot(&x, &want));
+    assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "linear adjoint: {lhs} vs {rhs}");
+}
+
 /// (input shape, Cout, kernel, stride, (top, left, bottom, right) padding, depthwise).
 type ConvCase = ([usize; 4], usize, usize, usize, (usize, usize, usize, usize), bool);
 
@@ -379,6 +427,76 @@ mod objective {
         }
         for b in 0..batch {
             assert!(ev.loss[b] < 0.97 * first[b], "image {b}: loss {} after 4 steps, {} before", ev.loss[b], first[b]);
+        }
+    }
+
+    /// A small VGG-shaped net (convs, ReLUs, max pools, adaptive average, linear layers) with
+    /// seeded f32 weights, through the torchvision-layout loader.
+    fn tiny_vgg() -> percept::nn::classic::ClassicNet {
+        use percept::nn::classic::{ClassicNet, Feature, Head};
+        let features = [
+            Feature::Conv { cin: 3, cout: 8, k: 3, stride: 1, pad: 1 },
+            Feature::Relu,
+            Feature::MaxPool { k: 2, stride: 2 },
+            Feature::Conv { cin: 8, cout: 12, k: 3, stride: 2, pad: 1 },
+            Feature::Relu,
+            Feature::MaxPool { k: 3, stride: 2 },
+        ];
+        let classifier = [Head::Linear { inp: 12 * 4, out: 16 }, Head::Relu, Head::Dropout, Head::Linear { inp: 16, out: 5 }];
+        let params: Vec<(String, Vec<usize>)> = vec![
+            ("features.0.weight".into(), vec![8, 3, 3, 3]),
+            ("features.0.bias".into(), vec![8]),
+            ("features.3.weight".into(), vec![12, 8, 3, 3]),
+            ("features.3.bias".into(), vec![12]),
+            ("classifier.0.weight".into(), vec![16, 48]),
+            ("classifier.0.bias".into(), vec![16]),
+            ("classifier.3.weight".into(), vec![5, 16]),
+            ("classifier.3.bias".into(), vec![5]),
+        ];
+        let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
+            .iter()
+            .enumerate()
+            .map(|(k, (key, shape))| {
+                let n: usize = shape.iter().product();
+                let scale = if key.ends_with("bias") { 0.05 } else { 1.5 / ((n / shape[0]) as f32).sqrt() };
+                (key.clone(), shape.clone(), rand(n, 110 + k as u64, scale).iter().flat_map(|v| v.to_le_bytes()).collect())
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data.iter().map(|(k, s, b)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())).collect();
+        let path = std::env::temp_dir().join(format!("percept-test-tiny-vgg-{}.safetensors", std::process::id()));
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let w = percept::nn::Weights::open(&[&path]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        ClassicNet::load(&percept::nn::Loader::new(gpu(), &w, DType::F32), &features, 2, &classifier).unwrap()
+    }
+
+    #[test]
+    fn vgg_objective_gradient_matches_finite_differences() {
+        // Pixels -> resize 48 -> 224 -> ImageNet normalisation -> conv, ReLU, max pools,
+        // adaptive average, linear layers: d loss / d pixels against central differences.
+        let gpu = gpu();
+        let net = tiny_vgg();
+        let (batch, side) = (2, 48);
+        let obj = Objective::new(gpu, Generator::Pixels, LossNet::Vgg(&net), side).unwrap();
+        let layers: Vec<String> = ["features.1", "features.4", "avgpool", "classifier.1", "classifier.3"].map(String::from).to_vec();
+        let other: Vec<f32> = rand(batch * side * side * 3, 64, 0.5).iter().map(|v| v + 0.5).collect();
+        let tg: Vec<LayerTarget> = layers.iter().zip(obj.features(&other, batch, &layers).unwrap()).map(|(l, v)| LayerTarget { layer: l.clone(), units: None, values: v }).collect();
+        let n = batch * side * side * 3;
+        let x: Vec<f32> = rand(n, 65, 0.4).iter().map(|v| v + 0.5).collect();
+        let ev = obj.loss_and_grad(&x, batch, &tg).unwrap();
+        let gn = dot(&ev.grad, &ev.grad).sqrt();
+        let r = rand(n, 66, 1.0);
+        let rn = dot(&r, &r).sqrt();
+        let mixed: Vec<f32> = ev.grad.iter().zip(&r).map(|(g, r)| (*g as f64 / gn + *r as f64 / rn) as f32).collect();
+        for (k, dir) in [ev.grad.clone(), mixed].into_iter().enumerate() {
+            let norm = dot(&dir, &dir).sqrt();
+            let v: Vec<f32> = dir.iter().map(|d| (*d as f64 / norm) as f32).collect();
+            let h = 1e-3;
+            let at = |s: f32| obj.loss_and_grad(&x.iter().zip(&v).map(|(a, d)| a + s * d).collect::<Vec<_>>(), batch, &tg).unwrap().loss;
+            let (lp, lm) = (at(h), at(-h));
+            let fd: f64 = lp.iter().zip(&lm).map(|(p, m)| (*p as f64 - *m as f64) / (2.0 * h as f64)).sum();
+            let an = dot(&ev.grad, &v);
+            assert!((fd - an).abs() < 0.02 * an.abs().max(fd.abs()), "vgg direction {k}: d loss along v {an} vs finite difference {fd}");
         }
     }
 

@@ -7,10 +7,13 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
+use crate::nn::classic::ClassicNet;
 use crate::nn::efficientnet::EfficientNet;
 use crate::nn::taesd::TaesdPart;
 use crate::nn::tape::Tape;
+use crate::ops::elementwise::binary;
 use crate::ops::resize::Resize;
+use crate::ops::Act;
 
 /// Images per forward pass in [`Objective::features`].
 const BATCH: usize = 8;
@@ -38,15 +41,19 @@ pub enum Generator<'a> {
 /// The network whose features the loss compares.
 #[derive(Debug, Clone, Copy)]
 pub enum LossNet<'a> {
-    /// EfficientNet-Lite (Lite2 by default for DIR; Lite0 judges), input 224.
+    /// EfficientNet-Lite (Lite2 by default for DIR; Lite0 judges), input 224, normalised
+    /// inside the model.
     EfficientNet(&'a EfficientNet),
+    /// VGG19 (or any of torchvision's plain CNNs, `nn::classic`), input 224, normalised with
+    /// ImageNet's mean and std (as `eval::features` feeds AlexNet).
+    Vgg(&'a ClassicNet),
 }
 
 impl LossNet<'_> {
     /// The side images are resized to for this network.
     pub fn input_size(&self) -> usize {
         match self {
-            LossNet::EfficientNet(_) => crate::eval::features::EFFNET_SIZE,
+            LossNet::EfficientNet(_) | LossNet::Vgg(_) => crate::eval::features::EFFNET_SIZE,
         }
     }
 }
@@ -70,6 +77,8 @@ pub struct Objective<'a> {
     net: LossNet<'a>,
     image_size: usize,
     resize: Option<Resize>,
+    /// ImageNet's `1 / std` and `-mean / std` per channel (for `Vgg`).
+    imagenet: (Tensor, Tensor),
 }
 
 impl<'a> Objective<'a> {
@@ -80,7 +89,11 @@ impl<'a> Objective<'a> {
         }
         let n = net.input_size();
         let resize = if n == image_size { None } else { Some(Resize::new(gpu, image_size, n)?) };
-        Ok(Objective { gpu, generator, net, image_size, resize })
+        let (mean, std) = (crate::eval::features::IMAGENET_MEAN, crate::eval::features::IMAGENET_STD);
+        let scale: Vec<f32> = std.iter().map(|s| 1.0 / s).collect();
+        let shift: Vec<f32> = mean.iter().zip(&std).map(|(m, s)| -m / s).collect();
+        let imagenet = (Tensor::from_f32(gpu, &[3], &scale)?, Tensor::from_f32(gpu, &[3], &shift)?);
+        Ok(Objective { gpu, generator, net, image_size, resize, imagenet })
     }
 
     /// The shape of `x` for `batch` images.
@@ -116,6 +129,10 @@ impl<'a> Objective<'a> {
         };
         let nodes = match self.net {
             LossNet::EfficientNet(n) => n.forward_taped(&mut enc, &mut tape, input, &names)?,
+            LossNet::Vgg(n) => {
+                let x = tape.channel_affine(&mut enc, input, &self.imagenet.0, &self.imagenet.1)?;
+                n.forward_taped(&mut enc, &mut tape, x, &names)?
+            }
         };
         drop(enc);
         let images = tape.value(img).to_vec(gpu)?;
@@ -153,6 +170,11 @@ impl<'a> Objective<'a> {
             };
             let ys = match self.net {
                 LossNet::EfficientNet(n) => n.forward_layers(&mut enc, &x, &names)?,
+                LossNet::Vgg(n) => {
+                    let x = binary(&mut enc, &x, &self.imagenet.0, true, Act::None)?;
+                    let x = binary(&mut enc, &x, &self.imagenet.1, false, Act::None)?;
+                    n.forward_layers(&mut enc, &x, &names)?
+                }
             };
             drop(enc);
             for (o, y) in out.iter_mut().zip(ys) {

@@ -28,8 +28,11 @@ pub const ALEXNET_SIZE: usize = 256;
 /// Images per forward pass.
 const BATCH: usize = 8;
 /// ImageNet's channel means and standard deviations (torchvision's).
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// See [`IMAGENET_MEAN`].
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+const MEAN: [f32; 3] = IMAGENET_MEAN;
+const STD: [f32; 3] = IMAGENET_STD;
 
 /// One column of the table: its name and a value per image.
 pub type Column = (String, Vec<f64>);

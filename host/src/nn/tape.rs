@@ -11,7 +11,7 @@ use crate::gpu::{Encoder, Tensor};
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
 use crate::ops::depthwise::{depthwise, DepthwiseSpec, DepthwiseWeight};
 use crate::ops::elementwise::{add, binary, unary, Unary};
-use crate::ops::grad::{act_backward, conv2d_backward, depthwise_backward, global_mean_backward, tanh_clamp_backward, upsample2x_backward};
+use crate::ops::grad::{act_backward, adaptive_avg_pool_backward, conv2d_backward, depthwise_backward, global_mean_backward, linear_backward, max_pool_backward, tanh_clamp_backward, upsample2x_backward};
 use crate::ops::pool::global_mean;
 use crate::ops::resample::upsample2x;
 use crate::ops::resize::Resize;
@@ -35,6 +35,16 @@ enum Op<'w> {
     Upsample { x: Node },
     GlobalMean { x: Node },
     Resize { x: Node, r: &'w Resize },
+    /// `x * scale` per channel (the last dimension), `scale (C)`.
+    ChannelScale { x: Node, scale: Tensor },
+    /// `max(x, 0)` on its own (not fused into a conv).
+    Relu { x: Node },
+    MaxPool { x: Node, k: usize, stride: usize, pad: usize },
+    AdaptiveAvg { x: Node },
+    /// A reshape (the flatten before a classifier).
+    Reshape { x: Node },
+    /// `x (M, K) . w^T + b`, `w (N, K)`.
+    Linear { x: Node, w: &'w Tensor },
 }
 
 /// A forward pass recorded for its backward; weights borrowed for `'w`.
@@ -122,6 +132,45 @@ impl<'w> Tape<'w> {
         Ok(self.push(Op::Resize { x, r }, y))
     }
 
+    /// `x * scale + shift` per channel: `scale` and `shift` of shape `(C)` (ImageNet's
+    /// normalisation, `scale = 1 / std`, `shift = -mean / std`).
+    pub fn channel_affine(&mut self, enc: &mut Encoder<'_>, x: Node, scale: &Tensor, shift: &Tensor) -> Result<Node> {
+        let y = binary(enc, &self.values[x], scale, true, Act::None)?;
+        let n = self.push(Op::ChannelScale { x, scale: scale.clone() }, y);
+        let y = add(enc, &self.values[n], shift)?;
+        Ok(self.push(Op::Shift { x: n }, y))
+    }
+
+    /// `max(x, 0)`.
+    pub fn relu(&mut self, enc: &mut Encoder<'_>, x: Node) -> Result<Node> {
+        let y = unary(enc, &self.values[x], Unary::Relu)?;
+        Ok(self.push(Op::Relu { x }, y))
+    }
+
+    /// Max pooling (`ops::pool::max_pool`).
+    pub fn max_pool(&mut self, enc: &mut Encoder<'_>, x: Node, k: usize, stride: usize, pad: usize) -> Result<Node> {
+        let y = crate::ops::pool::max_pool(enc, &self.values[x], k, stride, pad)?;
+        Ok(self.push(Op::MaxPool { x, k, stride, pad }, y))
+    }
+
+    /// Adaptive average pooling to `(ho, wo)`.
+    pub fn adaptive_avg_pool(&mut self, enc: &mut Encoder<'_>, x: Node, ho: usize, wo: usize) -> Result<Node> {
+        let y = crate::ops::pool::adaptive_avg_pool(enc, &self.values[x], ho, wo)?;
+        Ok(self.push(Op::AdaptiveAvg { x }, y))
+    }
+
+    /// The same values in another shape.
+    pub fn reshape(&mut self, x: Node, shape: &[usize]) -> Result<Node> {
+        let y = self.values[x].reshape(shape)?;
+        Ok(self.push(Op::Reshape { x }, y))
+    }
+
+    /// `linear(x, w, bias)`: `x (M, K)`, `w (N, K)`.
+    pub fn linear(&mut self, enc: &mut Encoder<'_>, x: Node, w: &'w Tensor, bias: Option<&Tensor>) -> Result<Node> {
+        let y = crate::ops::linear::linear(enc, &self.values[x], w, bias)?;
+        Ok(self.push(Op::Linear { x, w }, y))
+    }
+
     /// The gradient at `input` of `sum over seeds (node, g) of <g, value(node)>`: each seed
     /// `g` is an output gradient of its node's shape. Ops no seed reaches are skipped.
     pub fn backward(&self, enc: &mut Encoder<'_>, seeds: Vec<(Node, Tensor)>, input: Node) -> Result<Tensor> {
@@ -176,6 +225,31 @@ impl<'w> Tape<'w> {
                 }
                 Op::Resize { x, r } => {
                     let dx = r.backward(enc, &g)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::ChannelScale { x, scale } => {
+                    let dx = binary(enc, &g, scale, true, Act::None)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::Relu { x } => {
+                    let dx = act_backward(enc, &g, y, Act::Relu)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::MaxPool { x, k, stride, pad } => {
+                    let dx = max_pool_backward(enc, &g, &self.values[*x], *k, *stride, *pad)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::AdaptiveAvg { x } => {
+                    let (h, w) = hw(*x);
+                    let dx = adaptive_avg_pool_backward(enc, &g, h, w)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::Reshape { x } => {
+                    let dx = g.reshape(&self.values[*x].shape)?;
+                    accumulate(enc, &mut grads, *x, dx)?;
+                }
+                Op::Linear { x, w } => {
+                    let dx = linear_backward(enc, &g, w)?;
                     accumulate(enc, &mut grads, *x, dx)?;
                 }
             }

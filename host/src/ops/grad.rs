@@ -2,8 +2,10 @@
 //! TAESD's decoder use, for deep image reconstruction (Shen et al. 2019), which optimises an
 //! image (or a generator's latent) by gradient descent on a feature loss.
 //!
-//! Elementwise and layout backwards are kernels of grad.wgsl ([`act_backward`],
-//! [`tanh_clamp_backward`], [`upsample2x_backward`], [`global_mean_backward`], [`dilate2x`]).
+//! Elementwise, layout and pooling backwards are kernels of grad.wgsl ([`act_backward`],
+//! [`tanh_clamp_backward`], [`upsample2x_backward`], [`global_mean_backward`], [`dilate2x`],
+//! [`max_pool_backward`], [`adaptive_avg_pool_backward`]). A linear layer's input gradient
+//! `g (M, N) . W (N, K)` is `ops::linear::matmul` with the stored weight untransposed.
 //! A convolution's input gradient is itself a convolution, so it runs on the fast forward
 //! kernels (every `Variant` of conv2d and depthwise): the output gradient, zero-interleaved
 //! first when the stride is 2 ([`dilate2x`]), convolved at stride 1 with the spatially
@@ -33,13 +35,17 @@ struct Params {
     wo: u32,
     act: u32,
     scale: f32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    _pad0: u32,
 }
 
 /// The kernels' files and their uniform's layout, for the test against the WGSL.
 #[cfg(test)]
 pub(crate) const SHADERS: &[Shader] = &[SHADER];
 #[cfg(test)]
-pub(crate) const META_LAYOUT: super::Layout = layout!(Params { n, h, w, c, ho, wo, act, scale });
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { n, h, w, c, ho, wo, act, scale, k, stride, pad, _pad0 });
 
 fn run(enc: &mut Encoder<'_>, entry: &'static str, a: &Tensor, b: &Tensor, shape: &[usize], p: Params) -> Result<Tensor> {
     let y = output(enc, shape)?;
@@ -49,7 +55,7 @@ fn run(enc: &mut Encoder<'_>, entry: &'static str, a: &Tensor, b: &Tensor, shape
     Ok(y)
 }
 
-const P0: Params = Params { n: 0, h: 0, w: 0, c: 1, ho: 0, wo: 0, act: 0, scale: 1.0 };
+const P0: Params = Params { n: 0, h: 0, w: 0, c: 1, ho: 0, wo: 0, act: 0, scale: 1.0, k: 1, stride: 1, pad: 0, _pad0: 0 };
 
 fn nhwc(t: &Tensor, op: &str) -> Result<[usize; 4]> {
     ensure(t.shape.len() == 4 && t.numel() > 0, op, || format!("tensor {:?} is not a non-empty (B, H, W, C)", t.shape))?;
@@ -86,6 +92,35 @@ pub fn global_mean_backward(enc: &mut Encoder<'_>, g: &Tensor, h: usize, w: usiz
     ensure(g.shape.len() == 2 && h * w > 0, "global_mean_backward", || format!("gradient {:?} is not (B, C), or {h}x{w} is empty", g.shape))?;
     let (b, c) = (g.shape[0], g.shape[1]);
     run(enc, "mean_back", g, g, &[b, h, w, c], Params { h: h as u32, w: w as u32, c: c as u32, scale: 1.0 / (h * w) as f32, ..P0 })
+}
+
+/// Max pooling's input gradient: `g (B, Ho, Wo, C)` and the forward's input `x (B, H, W, C)`
+/// (window `k`, `stride`, `pad` as [`max_pool`](super::pool::max_pool)) -> `(B, H, W, C)`,
+/// each window's gradient to its first maximum (PyTorch's rule for ties).
+pub fn max_pool_backward(enc: &mut Encoder<'_>, g: &Tensor, x: &Tensor, k: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    let [b, ho, wo, c] = nhwc(g, "max_pool_backward")?;
+    let [bx, h, w, cx] = nhwc(x, "max_pool_backward")?;
+    ensure(b == bx && c == cx && k >= 1 && stride >= 1 && h + 2 * pad >= k && ho == (h + 2 * pad - k) / stride + 1 && wo == (w + 2 * pad - k) / stride + 1, "max_pool_backward", || {
+        format!("gradient {:?} is not the output of a {k}x{k} (stride {stride}, padding {pad}) pool of {:?}", g.shape, x.shape)
+    })?;
+    let p = Params { h: h as u32, w: w as u32, c: c as u32, ho: ho as u32, wo: wo as u32, k: k as u32, stride: stride as u32, pad: pad as u32, ..P0 };
+    run(enc, "max_pool_back", g, x, &x.shape, p)
+}
+
+/// Adaptive average pooling's input gradient: `g (B, ho, wo, C) -> (B, h, w, C)`.
+pub fn adaptive_avg_pool_backward(enc: &mut Encoder<'_>, g: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let [b, ho, wo, c] = nhwc(g, "adaptive_avg_pool_backward")?;
+    ensure(h * w > 0, "adaptive_avg_pool_backward", || format!("input {h}x{w} is empty"))?;
+    run(enc, "adaptive_avg_back", g, g, &[b, h, w, c], Params { h: h as u32, w: w as u32, c: c as u32, ho: ho as u32, wo: wo as u32, ..P0 })
+}
+
+/// A linear layer's input gradient: `g (M, N)` and its weight `w (N, K)` (as stored for
+/// `linear`) -> `g . w (M, K)`.
+pub fn linear_backward(enc: &mut Encoder<'_>, g: &Tensor, w: &Tensor) -> Result<Tensor> {
+    ensure(g.shape.len() == 2 && w.shape.len() == 2 && g.shape[1] == w.shape[0], "linear_backward", || format!("gradient {:?} does not match weight {:?}", g.shape, w.shape))?;
+    let (m, n, k) = (g.shape[0], w.shape[0], w.shape[1]);
+    let y = super::linear::matmul(enc, &g.reshape(&[1, m, n])?, &w.reshape(&[1, n, k])?, false)?;
+    y.reshape(&[m, k])
 }
 
 /// Zero interleaving: `g (B, H, W, C) -> (B, ho, wo, C)` with `g[b, i, j]` at `(2i, 2j)` and

@@ -105,3 +105,58 @@ pub fn resize_ref(x: &[f32], b: usize, c: usize, m: &[f32], n_out: usize, n_in: 
     }
     y
 }
+
+/// Max pooling's gradient: `g (B, Ho, Wo, C)`, the forward's input `x (B, H, W, C)` ->
+/// `(B, H, W, C)`, each window's gradient to its first maximum (scan order).
+pub fn max_pool_backward_ref(g: &[f32], x: &[f32], [b, h, w, c]: [usize; 4], k: usize, stride: usize, pad: usize) -> Vec<f32> {
+    let (ho, wo) = ((h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1);
+    let mut dx = vec![0.0; x.len()];
+    for n in 0..b {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for ch in 0..c {
+                    let mut best: Option<(f32, usize)> = None;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = ((oy * stride + ky) as isize - pad as isize, (ox * stride + kx) as isize - pad as isize);
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let j = ((n * h + iy as usize) * w + ix as usize) * c + ch;
+                            if best.is_none_or(|(m, _)| x[j] > m) {
+                                best = Some((x[j], j));
+                            }
+                        }
+                    }
+                    if let Some((_, j)) = best {
+                        dx[j] += g[((n * ho + oy) * wo + ox) * c + ch];
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// Adaptive average pooling's gradient: `g (B, ho, wo, C)` -> `(B, h, w, C)` (torchvision's
+/// windows `floor(i H / ho) .. ceil((i + 1) H / ho)`).
+pub fn adaptive_avg_pool_backward_ref(g: &[f32], [b, ho, wo, c]: [usize; 4], h: usize, w: usize) -> Vec<f32> {
+    let mut dx = vec![0.0; b * h * w * c];
+    for n in 0..b {
+        for oy in 0..ho {
+            let (y0, y1) = (oy * h / ho, ((oy + 1) * h).div_ceil(ho));
+            for ox in 0..wo {
+                let (x0, x1) = (ox * w / wo, ((ox + 1) * w).div_ceil(wo));
+                let area = ((y1 - y0) * (x1 - x0)) as f32;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        for ch in 0..c {
+                            dx[((n * h + iy) * w + ix) * c + ch] += g[((n * ho + oy) * wo + ox) * c + ch] / area;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
