@@ -425,8 +425,8 @@ mod objective {
             }
             ev = next;
         }
-        for b in 0..batch {
-            assert!(ev.loss[b] < 0.97 * first[b], "image {b}: loss {} after 4 steps, {} before", ev.loss[b], first[b]);
+        for (b, (now, before)) in ev.loss.iter().zip(&first).enumerate() {
+            assert!(*now < 0.97 * before, "image {b}: loss {now} after 4 steps, {before} before");
         }
     }
 

@@ -68,7 +68,7 @@ pub enum Head {
 #[derive(Debug)]
 enum Loaded {
     /// The conv, its input-gradient weights, its geometry.
-    Conv(ConvWeight, ConvWeight, Feature),
+    Conv(Box<ConvWeight>, Box<ConvWeight>, Feature),
     Linear(Tensor, Tensor),
     Plain,
 }
@@ -95,7 +95,7 @@ impl ClassicNet {
                     let bias = lw.host(&[cout], "bias")?;
                     channels = cout;
                     let wt = lw.host(&[cout, cin, k, k], "weight")?;
-                    Loaded::Conv(ConvWeight::from_torch(gpu, &wt, [cout, cin, k, k], Some(&bias), w.dtype())?, conv_back_weight(gpu, &wt, [cout, cin, k, k], w.dtype())?, m)
+                    Loaded::Conv(Box::new(ConvWeight::from_torch(gpu, &wt, [cout, cin, k, k], Some(&bias), w.dtype())?), Box::new(conv_back_weight(gpu, &wt, [cout, cin, k, k], w.dtype())?), m)
                 }
                 _ => Loaded::Plain,
             };

@@ -48,15 +48,10 @@ enum Op<'w> {
 }
 
 /// A forward pass recorded for its backward; weights borrowed for `'w`.
+#[derive(Default)]
 pub struct Tape<'w> {
     ops: Vec<Op<'w>>,
     values: Vec<Tensor>,
-}
-
-impl Default for Tape<'_> {
-    fn default() -> Self {
-        Tape { ops: Vec::new(), values: Vec::new() }
-    }
 }
 
 impl<'w> Tape<'w> {

@@ -155,9 +155,12 @@ pub fn depthwise_back_weight(gpu: &Gpu, w: &[f32], [c, one, kh, kw]: [usize; 4])
     DepthwiseWeight::from_torch(gpu, &t, [c, 1, kh, kw], None)
 }
 
+/// The output gradient ready for a stride-1 convolution, and its `(pad_y, pad_x)`.
+type Transposed = (Tensor, (usize, usize), (usize, usize));
+
 /// The gradient's stride-1 geometry for a forward over `(h, w)` with padding (top, left) and
 /// stride, kernel `(kh, kw)`: the dilated gradient and `(pad_y, pad_x)`.
-fn transpose_geometry(enc: &mut Encoder<'_>, g: &Tensor, (h, w): (usize, usize), (kh, kw): (usize, usize), (top, left): (usize, usize), stride: usize, op: &str) -> Result<(Tensor, (usize, usize), (usize, usize))> {
+fn transpose_geometry(enc: &mut Encoder<'_>, g: &Tensor, (h, w): (usize, usize), (kh, kw): (usize, usize), (top, left): (usize, usize), stride: usize, op: &str) -> Result<Transposed> {
     let [_, ho, wo, _] = nhwc(g, op)?;
     ensure(stride == 1 || stride == 2, op, || format!("stride {stride} (1 or 2 only)"))?;
     ensure(top < kh && left < kw, op, || format!("padding ({top}, {left}) of a {kh}x{kw} kernel"))?;
