@@ -3,6 +3,7 @@
 //! fits those decoders, runs the models in WGSL on any GPU, and evaluates reconstructions.
 #![deny(missing_docs)]
 
+pub mod dir;
 pub mod error;
 pub mod eval;
 pub mod fit;

@@ -11,6 +11,7 @@ mod export;
 mod featdec;
 mod features;
 mod fit;
+mod grad;
 mod hostile;
 mod layering;
 mod ops;

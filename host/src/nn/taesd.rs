@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::{Loader, Weights};
 use crate::progress::Progress;
+use crate::nn::tape::{Node, Tape};
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::grad::conv_back_weight;
 use crate::ops::elementwise::{binary, unary, Unary};
 #[cfg(any(test, feature = "reference"))]
 use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
@@ -96,6 +98,8 @@ struct Loaded {
     #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
     host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
+    /// Input-gradient weights of the convs (the decoder's only), for `forward_taped`.
+    back: Vec<ConvWeight>,
 }
 
 /// Half of TAESD: the encoder or the decoder.
@@ -105,8 +109,8 @@ pub struct TaesdPart {
 }
 
 impl TaesdPart {
-    /// `layers`: the Sequential's layers, by index.
-    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>) -> Result<Self> {
+    /// `layers`: the Sequential's layers, by index; `grad`: with input-gradient weights.
+    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>, grad: bool) -> Result<Self> {
         let mut out = Vec::new();
         for (i, layer) in layers {
             let convs: Vec<(Loader<'_>, usize, usize, bool)> = match layer {
@@ -116,14 +120,18 @@ impl TaesdPart {
             };
             let mut host = Vec::new();
             let mut dev = Vec::new();
+            let mut back = Vec::new();
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
                 let weight = lw.host(&shape, "weight")?;
                 let bias = if has_bias { Some(lw.host(&[cout], "bias")?) } else { None };
                 dev.push(ConvWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref(), w.dtype())?);
+                if grad {
+                    back.push(conv_back_weight(w.gpu(), &weight, shape, w.dtype())?);
+                }
                 host.push((weight, shape, bias));
             }
-            out.push(Loaded { layer, host, gpu: dev });
+            out.push(Loaded { layer, host, gpu: dev, back });
         }
         Ok(TaesdPart { layers: out })
     }
@@ -145,6 +153,33 @@ impl TaesdPart {
                 }
                 Layer::Upsample => upsample2x(enc, &x)?,
                 Layer::Clamp => unary(enc, &x, Unary::TanhClamp(3.0))?,
+            };
+        }
+        Ok(x)
+    }
+
+    /// [`TaesdPart::forward`] recorded on `tape` from node `x` (the decoder only: the encoder
+    /// has no input-gradient weights).
+    pub fn forward_taped<'w>(&'w self, enc: &mut Encoder<'_>, tape: &mut Tape<'w>, x: Node) -> Result<Node> {
+        let mut x = x;
+        for l in &self.layers {
+            let n_convs = l.gpu.len();
+            if l.back.len() != n_convs {
+                return Err(Error::Invalid("taesd: this part was loaded without input-gradient weights (only the decoder has them)".into()));
+            }
+            x = match l.layer {
+                Layer::Conv { stride, relu, .. } => {
+                    let act = if relu { Act::Relu } else { Act::None };
+                    tape.conv(enc, x, &l.gpu[0], &l.back[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                }
+                Layer::Block => {
+                    let h = tape.conv(enc, x, &l.gpu[0], &l.back[0], ConvSpec::same(1, Act::Relu))?;
+                    let h = tape.conv(enc, h, &l.gpu[1], &l.back[1], ConvSpec::same(1, Act::Relu))?;
+                    let h = tape.conv(enc, h, &l.gpu[2], &l.back[2], ConvSpec::same(1, Act::None))?;
+                    tape.add(enc, h, x, Act::Relu)?
+                }
+                Layer::Upsample => tape.upsample2x(enc, x)?,
+                Layer::Clamp => tape.tanh_clamp(enc, x, 3.0)?,
             };
         }
         Ok(x)
@@ -189,7 +224,7 @@ impl Taesd {
     pub fn load(gpu: &Gpu, dir: &std::path::Path, dtype: DType) -> Result<Self> {
         let enc = Weights::open(&[dir.join("taesd_encoder.safetensors")])?;
         let dec = Weights::open(&[dir.join("taesd_decoder.safetensors")])?;
-        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers())?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers())? })
+        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers(), false)?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers(), true)? })
     }
 
     /// `image (B, H, W, 3)` in [0, 1], H and W multiples of 8 -> `latent (B, H/8, W/8, 4)`.
