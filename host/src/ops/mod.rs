@@ -43,6 +43,7 @@ pub mod reference;
 pub mod resample;
 pub mod softmax;
 pub mod timestep;
+pub mod winograd;
 #[cfg(test)]
 mod tests;
 
