@@ -15,12 +15,12 @@
 @group(0) @binding(1) var<storage, read_write> v: array<vec4<f32>>;
 
 // Input pixel (iy, ix) of image `b` (first row b * h), channels 4c .. 4c + 4; zero outside.
+// No branch: the load reads pixel 0 and is scaled by 0 there (on lavapipe every load is
+// already a loop over the lanes, and a branch around it costs more than the load).
 fn px(row0: u32, iy: i32, ix: i32, c: u32) -> vec4<f32> {
     let inside = iy >= 0 && ix >= 0 && iy < i32(params.h) && ix < i32(params.w);
-    if !inside {
-        return vec4<f32>(0.0);
-    }
-    return x[((row0 + u32(iy)) * params.w + u32(ix)) * params.c4 + c];
+    let i = select(0u, ((row0 + u32(iy)) * params.w + u32(ix)) * params.c4 + c, inside);
+    return x[i] * select(0.0, 1.0, inside);
 }
 
 // B^T p: one row of the patch, transformed along x.
