@@ -106,8 +106,9 @@ struct Loaded {
 #[derive(Debug)]
 pub struct TaesdPart {
     layers: Vec<Loaded>,
-    /// Run the stride-1 convs by Winograd F(2x2, 3x3) (`ops::winograd`, the default) or all by
-    /// direct convolution (`ops::conv2d`, for comparison).
+    /// Run the stride-1 convs by Winograd F(2x2, 3x3) (`ops::winograd`) instead of direct
+    /// convolution (`ops::conv2d`, the default: on lavapipe the Winograd forward measured
+    /// 0.83-0.96x the direct one's speed, BENCHMARKS.md).
     pub winograd: bool,
 }
 
@@ -136,7 +137,7 @@ impl TaesdPart {
             }
             out.push(Loaded { layer, host, gpu: dev, wino });
         }
-        Ok(TaesdPart { layers: out, winograd: true })
+        Ok(TaesdPart { layers: out, winograd: false })
     }
 
     /// Runs the part on the GPU: `x (B, H, W, C) -> (B, H', W', C')`.

@@ -1,6 +1,6 @@
 //! Benchmark of TAESD's encoder and decoder (issue 18), not a test: batches of 8 at 64 and 128
-//! pixels, direct convolution (`ops::conv2d` for every conv, the previous forward) against
-//! Winograd F(2x2, 3x3) for the stride-1 convs (`ops::winograd`, the default), taking turns
+//! pixels, direct convolution (`ops::conv2d` for every conv, the default) against Winograd
+//! F(2x2, 3x3) for the stride-1 convs (`ops::winograd`, `TaesdPart::winograd`), taking turns
 //! in the same run; upload and read-back included. With PERCEPT_PROFILE set, instead one run
 //! of the forward named by `--profile direct|winograd` at each size and the time per kernel
 //! (each dispatch run alone).
