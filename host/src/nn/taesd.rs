@@ -16,6 +16,7 @@ use crate::ops::elementwise::{binary, unary, Unary};
 #[cfg(any(test, feature = "reference"))]
 use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
 use crate::ops::resample::upsample2x;
+use crate::ops::winograd::{conv3x3, WinogradWeight};
 use crate::ops::Act;
 
 /// Latent channels of SD v1.
@@ -100,12 +101,19 @@ struct Loaded {
     gpu: Vec<ConvWeight>,
     /// Input-gradient weights of the convs (the decoder's only), for `forward_taped`.
     back: Vec<ConvWeight>,
+    /// The same convs transformed for Winograd F(2x2, 3x3) where they qualify (stride 1,
+    /// Cin and Cout multiples of 4).
+    wino: Vec<Option<WinogradWeight>>,
 }
 
 /// Half of TAESD: the encoder or the decoder.
 #[derive(Debug)]
 pub struct TaesdPart {
     layers: Vec<Loaded>,
+    /// Run the stride-1 convs by Winograd F(2x2, 3x3) (`ops::winograd`) instead of direct
+    /// convolution (`ops::conv2d`, the default: on lavapipe the Winograd forward measured
+    /// 0.83-0.96x the direct one's speed, BENCHMARKS.md).
+    pub winograd: bool,
 }
 
 impl TaesdPart {
@@ -121,6 +129,8 @@ impl TaesdPart {
             let mut host = Vec::new();
             let mut dev = Vec::new();
             let mut back = Vec::new();
+            let mut wino = Vec::new();
+            let stride1 = matches!(layer, Layer::Block | Layer::Conv { stride: 1, .. });
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
                 let weight = lw.host(&shape, "weight")?;
@@ -129,27 +139,45 @@ impl TaesdPart {
                 if grad {
                     back.push(conv_back_weight(w.gpu(), &weight, shape, w.dtype())?);
                 }
+                let fits = stride1 && cin.is_multiple_of(4) && cout.is_multiple_of(4);
+                wino.push(if fits { Some(WinogradWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref())?) } else { None });
                 host.push((weight, shape, bias));
             }
-            out.push(Loaded { layer, host, gpu: dev, back });
+            out.push(Loaded { layer, host, gpu: dev, back, wino });
         }
-        Ok(TaesdPart { layers: out })
+        Ok(TaesdPart { layers: out, winograd: false })
     }
 
     /// Runs the part on the GPU: `x (B, H, W, C) -> (B, H', W', C')`.
     pub fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
+        // Conv j of layer l with stride 1, the activation and a residual added before it.
+        let conv = |enc: &mut Encoder<'_>, l: &Loaded, j: usize, x: &Tensor, act: Act, res: Option<&Tensor>| -> Result<Tensor> {
+            match (&l.wino[j], self.winograd) {
+                (Some(wt), true) => conv3x3(enc, x, wt, act, res),
+                _ => match res {
+                    None => conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, act)),
+                    Some(r) => {
+                        let h = conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, Act::None))?;
+                        binary(enc, &h, r, false, act)
+                    }
+                },
+            }
+        };
         for l in &self.layers {
             x = match l.layer {
                 Layer::Conv { stride, relu, .. } => {
                     let act = if relu { Act::Relu } else { Act::None };
-                    conv2d(enc, &x, &l.gpu[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                    if stride == 1 {
+                        conv(enc, l, 0, &x, act, None)?
+                    } else {
+                        conv2d(enc, &x, &l.gpu[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                    }
                 }
                 Layer::Block => {
-                    let h = conv2d(enc, &x, &l.gpu[0], ConvSpec::same(1, Act::Relu))?;
-                    let h = conv2d(enc, &h, &l.gpu[1], ConvSpec::same(1, Act::Relu))?;
-                    let h = conv2d(enc, &h, &l.gpu[2], ConvSpec::same(1, Act::None))?;
-                    binary(enc, &h, &x, false, Act::Relu)?
+                    let h = conv(enc, l, 0, &x, Act::Relu, None)?;
+                    let h = conv(enc, l, 1, &h, Act::Relu, None)?;
+                    conv(enc, l, 2, &h, Act::Relu, Some(&x))?
                 }
                 Layer::Upsample => upsample2x(enc, &x)?,
                 Layer::Clamp => unary(enc, &x, Unary::TanhClamp(3.0))?,

@@ -45,6 +45,7 @@ pub mod resample;
 pub mod resize;
 pub mod softmax;
 pub mod timestep;
+pub mod winograd;
 #[cfg(test)]
 mod tests;
 

@@ -5,7 +5,7 @@
 use wgpu::naga;
 use wgpu::naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
-use super::{attention, conv2d, depthwise, elementwise, grad, linear, norm, pool, resample, resize, softmax, timestep, Layout};
+use super::{attention, conv2d, depthwise, elementwise, grad, linear, norm, pool, resample, resize, softmax, timestep, winograd, Layout};
 use crate::gpu::Shader;
 
 const OPS: &[(&[Shader], Layout)] = &[
@@ -21,6 +21,7 @@ const OPS: &[(&[Shader], Layout)] = &[
     (timestep::SHADERS, timestep::META_LAYOUT),
     (grad::SHADERS, grad::META_LAYOUT),
     (resize::SHADERS, resize::META_LAYOUT),
+    (winograd::SHADERS, winograd::META_LAYOUT),
 ];
 
 /// The features a kernel file may use: SHADER_F16 for `*_f16.wgsl`, 8-lane subgroups and
