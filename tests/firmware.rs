@@ -45,6 +45,7 @@ fn cortex_m4_decode_is_bit_identical_to_host() {
     assert_eq!(field(&text, "inorder"), Some(want_dense.as_str()), "in-order streaming differs from the host's one-shot");
     assert_eq!(field(&text, "lowrank"), Some(host_hash(&low, &x).as_str()), "low-rank decode differs from the host's");
     assert_eq!(field(&text, "odd"), Some(host_hash(&odd, &x).as_str()), "odd-sized decode differs from the host's");
+    assert_eq!(field(&text, "sparse"), Some(host_hash(&sparse_fixture(), &x).as_str()), "sparse decode differs from the host's");
     // The checksums must depend on the data: another input gives another hash.
     let mut y = x.clone();
     y[0] += 1.0;
@@ -83,7 +84,8 @@ fn c_program_decodes_like_host() {
     let exe = build_c_example(&lib, &tmp.join("c")).unwrap_or_else(|e| panic!("{e:#}"));
 
     let (dense, low, odd, x) = firmware_fixture();
-    for (name, file) in [("dense", &dense), ("lowrank", &low), ("odd", &odd)] {
+    let sparse = sparse_fixture();
+    for (name, file) in [("dense", &dense), ("lowrank", &low), ("odd", &odd), ("sparse", &sparse)] {
         let blob = fixture.join(format!("{name}.safetensors"));
         let out = std::process::Command::new(&exe).arg(&blob).arg(fixture.join("x.bin")).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -159,6 +161,7 @@ fn c_header_error_codes_match_core() {
         ("BAD_RANK", Error::BadRank { rank: n, limit: n }),
         ("EMPTY_DECODER", Error::EmptyDecoder { name: s }),
         ("STD_TOO_SMALL", Error::StdTooSmall { index: n }),
+        ("SPARSE_INDEX_OUT_OF_RANGE", Error::SparseIndexOutOfRange { output: n, slot: n, index: n, voxels: n }),
     ];
     let mut want: std::collections::BTreeMap<&str, u16> = errors.iter().map(|(k, e)| (*k, e.code())).collect();
     want.insert("NULL_POINTER", 1);

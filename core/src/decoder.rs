@@ -9,6 +9,7 @@ use crate::blob::{Blob, Dtype, TensorView};
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::kernel::{self, le_f32, BLOCK};
+use crate::sparse::Sparse;
 
 /// The value of the `format` metadata key of a decoder file.
 pub const FORMAT: &str = "percept-decoder";
@@ -40,6 +41,9 @@ pub enum Target {
     Z,
     /// The CLIP text conditioning of the image's captions (from higher visual cortex).
     C,
+    /// Units of one layer of a feature network (Shen et al. 2019's DNN feature decoding);
+    /// metadata `features`, the layer and units in the `fit.*` metadata.
+    Features,
 }
 
 /// What happened to the voxels of one decoded volume.
@@ -66,6 +70,8 @@ enum Weights<'a> {
     Dense { w: &'a [u16] },
     /// `weight_u (L, r)` and `weight_vt (r, V)`
     LowRank { u: &'a [u16], vt: &'a [u16], rank: usize },
+    /// `sparse_index (L, k)` and `sparse_weight (L, k)` (see the `sparse` module).
+    Sparse(Sparse<'a>),
 }
 
 /// A decoder borrowed from a safetensors blob; sizes are checked at load time.
@@ -115,6 +121,7 @@ impl<'a> Decoder<'a> {
         let target = match blob.metadata("target")? {
             Some("z") => Target::Z,
             Some("c") => Target::C,
+            Some("features") => Target::Features,
             Some(_) => return Err(Error::BadMetadata { key: "target" }),
             None => return Err(Error::MissingMetadata { key: "target" }),
         };
@@ -135,7 +142,10 @@ impl<'a> Decoder<'a> {
         let [std_len] = dims::<1>(&std_t, "voxel_std", Dtype::F32)?;
         same("voxel_std", 0, voxels, std_len)?;
 
+        let sparse = blob.tensor("sparse_index")?.is_some() || blob.tensor("sparse_weight")?.is_some();
         let weights = match (blob.tensor("weight")?, blob.tensor("weight_u")?, blob.tensor("weight_vt")?) {
+            (None, None, None) if sparse => Weights::Sparse(Sparse::load(&blob, outputs, voxels)?),
+            _ if sparse => return Err(Error::BothWeightKinds),
             (Some(w_t), None, None) => {
                 let [l, v] = dims::<2>(&w_t, "weight", Dtype::F16)?;
                 same("weight", 0, outputs, l)?;
@@ -206,6 +216,7 @@ impl<'a> Decoder<'a> {
                 finite_f16("weight_u", u)?;
                 finite_f16("weight_vt", vt)
             }
+            Weights::Sparse(_) => Ok(()), // checked by Sparse::load
         }
     }
 
@@ -228,8 +239,16 @@ impl<'a> Decoder<'a> {
     /// Rank r of a low-rank decoder, `None` for a dense one.
     pub fn rank(&self) -> Option<usize> {
         match self.weights {
-            Weights::Dense { .. } => None,
+            Weights::Dense { .. } | Weights::Sparse(_) => None,
             Weights::LowRank { rank, .. } => Some(rank),
+        }
+    }
+
+    /// Voxels per output k of a sparse decoder, `None` for a dense or low-rank one.
+    pub fn sparse_k(&self) -> Option<usize> {
+        match self.weights {
+            Weights::Sparse(s) => Some(s.k()),
+            _ => None,
         }
     }
 
@@ -262,7 +281,7 @@ impl<'a> Decoder<'a> {
     /// Length of the input of the output layer: V (dense) or r (low-rank).
     fn hidden_len(&self) -> usize {
         match self.weights {
-            Weights::Dense { .. } => 0,
+            Weights::Dense { .. } | Weights::Sparse(_) => 0,
             Weights::LowRank { rank, .. } => rank,
         }
     }
@@ -277,7 +296,7 @@ impl<'a> Decoder<'a> {
         let mut stats = DecodeStats::default();
         self.normalize(0, x, xn, &mut stats)?;
         let h: &[f32] = match self.weights {
-            Weights::Dense { .. } => xn,
+            Weights::Dense { .. } | Weights::Sparse(_) => xn,
             Weights::LowRank { vt, .. } => {
                 kernel::matvec(vt, xn, t);
                 t
@@ -311,9 +330,14 @@ impl<'a> Decoder<'a> {
         let (w, n) = match self.weights {
             Weights::Dense { w } => (w, self.voxels),
             Weights::LowRank { u, rank, .. } => (u, rank),
+            Weights::Sparse(s) => (&[][..], s.k()),
         };
-        let w = w.get(first.saturating_mul(n)..).unwrap_or_default();
-        kernel::matvec(w, h, out);
+        if let Weights::Sparse(s) = self.weights {
+            s.rows(h, first, out);
+        } else {
+            let w = w.get(first.saturating_mul(n)..).unwrap_or_default();
+            kernel::matvec(w, h, out);
+        }
         let bias = self.bias.get(first..).unwrap_or_default();
         for (o, &b) in out.iter_mut().zip(bias) {
             *o = canonical(*o + le_f32(b));
@@ -352,7 +376,7 @@ impl<'a> Decoder<'a> {
     /// dense decoder and `hidden` for a low-rank one. Bit-identical to [`Decoder::decode`].
     pub fn decode_rows(&self, h: &[f32], first: usize, out: &mut [f32]) -> Result<()> {
         let n = match self.weights {
-            Weights::Dense { .. } => self.voxels,
+            Weights::Dense { .. } | Weights::Sparse(_) => self.voxels,
             Weights::LowRank { rank, .. } => rank,
         };
         check_len("scratch", n, h.len())?;
@@ -436,6 +460,8 @@ impl Accumulator<'_, '_, '_> {
             let (w, sums): (&[u16], &mut [f32]) = match self.dec.weights {
                 Weights::Dense { w } => (w, &mut *self.out),
                 Weights::LowRank { vt, .. } => (vt, &mut *self.t),
+                // Any output may read any voxel: all the work waits for `finish`.
+                Weights::Sparse(_) => return,
             };
             kernel::add_block(w, voxels, begin, x, sums);
             self.next_block += 1;
@@ -455,6 +481,7 @@ impl Accumulator<'_, '_, '_> {
                 }
             }
             Weights::LowRank { .. } => dec.output_rows(self.t, 0, self.out),
+            Weights::Sparse(_) => dec.output_rows(self.xn, 0, self.out),
         }
         Ok(self.stats)
     }

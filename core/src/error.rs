@@ -235,6 +235,17 @@ pub enum Error {
         /// The voxel.
         index: usize,
     },
+    /// A sparse decoder's `sparse_index` names a voxel at or past V.
+    SparseIndexOutOfRange {
+        /// The output (row of `sparse_index`).
+        output: usize,
+        /// The slot in that row.
+        slot: usize,
+        /// The index found there.
+        index: usize,
+        /// V, the number of voxels.
+        voxels: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -276,6 +287,7 @@ impl fmt::Display for Error {
             BadRank { rank, limit } => write!(f, "low-rank tensors `weight_u`/`weight_vt` have rank {rank}; it must be 1 to min(outputs, voxels) = {limit}"),
             EmptyDecoder { name } => write!(f, "tensor `{name}` is empty: a decoder needs at least one voxel and one output"),
             StdTooSmall { index } => write!(f, "voxel_std of voxel {index} is below {:e} (tiny or subnormal)", crate::MIN_STD),
+            SparseIndexOutOfRange { output, slot, index, voxels } => write!(f, "tensor `sparse_index` names voxel {index} at output {output}, slot {slot}; the decoder has {voxels} voxels"),
         }
     }
 }
@@ -321,6 +333,7 @@ impl Error {
             BadRank { .. } => 34,
             EmptyDecoder { .. } => 35,
             StdTooSmall { .. } => 36,
+            SparseIndexOutOfRange { .. } => 37,
         }
     }
 }

@@ -155,8 +155,16 @@ pub fn add_block(w: &[u16], n: usize, begin: usize, x: &[f32], sums: &mut [f32])
 
 /// x86-64 with AVX and F16C (detected at run time with CPUID, so one binary runs anywhere):
 /// VCVTPH2PS converts 8 halves exactly, VMULPS and VADDPS round separately like the portable
-/// code (no FMA), and lanes 0..7 / 8..15 are the two halves of the 16 lanes. Rows go in pairs
-/// to hide the latency of the additions; each row's own order of operations is unchanged.
+/// code (no FMA), and lanes 0..7 / 8..15 are the two halves of the 16 lanes. Rows go four at
+/// a time, so each group of `x` is loaded once for four rows and four streams of `W` are in
+/// flight; each row's own order of operations is unchanged.
+///
+/// Prefetching (BENCHMARKS.md, "percept-core decode", 2026-12-02): a whole decode prefetches
+/// `W` 1 KiB ahead in each row into all cache levels (T0). The non-temporal hint used before
+/// (meant to keep `x` in L1) made a 15,724 -> 59,136 decode 1.5x slower on a Xeon, and
+/// blocking over outputs so that `x` stays in L1 gained nothing there: the time is `W`'s
+/// stream from memory, not `x`'s reloads from L2. The streaming path ([`add_block`]) reads
+/// short row pieces and keeps the non-temporal hint.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::*;
@@ -228,12 +236,13 @@ mod x86 {
     }
 
     /// The lane loop for R rows sharing `x`: each group of `x` is loaded once for R rows.
-    /// `ahead` (in halves) is where the next rows' weights are: they are prefetched with a
-    /// non-temporal hint, so that streaming W does not push `x` out of L1.
+    /// `ahead` (in halves) is where the weights to prefetch are, relative to those in use,
+    /// and `HINT` the cache hint (`_MM_HINT_T0` or `_MM_HINT_NTA`); one prefetch per row and
+    /// 64-byte line.
     ///
     /// SAFETY (caller): every `w[r]` has at least `x.len()` groups.
     #[target_feature(enable = "avx,f16c")]
-    unsafe fn lanes_rows<const R: usize>(acc: &mut [[f32; LANES]; R], w: [&[[u16; LANES]]; R], x: &[[f32; LANES]], ahead: usize) {
+    unsafe fn lanes_rows<const R: usize, const HINT: i32>(acc: &mut [[f32; LANES]; R], w: [&[[u16; LANES]]; R], x: &[[f32; LANES]], ahead: usize) {
         let mut a0 = [_mm256_setzero_ps(); R];
         let mut a1 = [_mm256_setzero_ps(); R];
         for (g, xb) in x.iter().enumerate() {
@@ -242,7 +251,7 @@ mod x86 {
                 let wb = w[r].get_unchecked(g);
                 if g % 2 == 0 {
                     // A hint only: any address is allowed, nothing is read architecturally.
-                    _mm_prefetch::<_MM_HINT_NTA>(wb.as_ptr().wrapping_add(ahead).cast());
+                    _mm_prefetch::<HINT>(wb.as_ptr().wrapping_add(ahead).cast());
                 }
                 a0[r] = _mm256_add_ps(a0[r], _mm256_mul_ps(load_w(wb, 0), x0));
                 a1[r] = _mm256_add_ps(a1[r], _mm256_mul_ps(load_w(wb, 1), x1));
@@ -266,7 +275,7 @@ mod x86 {
             let split = start + xc.len() * LANES;
             let wc: [&[[u16; LANES]]; R] = core::array::from_fn(|r| w[r].get_unchecked(start..split).as_chunks::<LANES>().0);
             let mut acc = [[0.0f32; LANES]; R];
-            lanes_rows::<R>(&mut acc, wc, xc, ahead);
+            lanes_rows::<R, _MM_HINT_T0>(&mut acc, wc, xc, ahead);
             for r in 0..R {
                 y[r] = y[r] + finish_block(acc[r], w[r].get_unchecked(split..end), xt);
             }
@@ -290,7 +299,7 @@ mod x86 {
             if r + ROWS <= rows {
                 let ws: [&[u16]; ROWS] = core::array::from_fn(|k| part(r + k));
                 let mut acc = [[0.0f32; LANES]; ROWS];
-                lanes_rows::<ROWS>(&mut acc, core::array::from_fn(|k| ws[k].get_unchecked(..split).as_chunks::<LANES>().0), xc, ROWS * n);
+                lanes_rows::<ROWS, _MM_HINT_NTA>(&mut acc, core::array::from_fn(|k| ws[k].get_unchecked(..split).as_chunks::<LANES>().0), xc, ROWS * n);
                 for k in 0..ROWS {
                     let s = sums.get_unchecked_mut(r + k);
                     *s = *s + finish_block(acc[k], ws[k].get_unchecked(split..), xt);
@@ -306,7 +315,7 @@ mod x86 {
 
     /// Rows processed together (8 of the 16 AVX registers hold their lanes).
     const ROWS: usize = 4;
-    /// Prefetch distance in halves (1 KiB ahead in each row).
+    /// Prefetch distance of a whole decode in halves (1 KiB ahead in each row).
     const AHEAD: usize = 512;
 
     /// `y (rows,) = W (rows, n) . x (n,)`; bit-identical to the portable loop.

@@ -8,6 +8,7 @@ pub mod checksum;
 mod decoder;
 mod error;
 mod fixed;
+pub(crate) mod sparse;
 pub mod kernel;
 
 pub use blob::{Blob, Dtype, TensorView};

@@ -47,6 +47,8 @@ fn encode_and_fit_refuse_bad_arguments() {
     assert!(!out.exists(), "no output may be written on error");
     let (ok, err) = percept(&["fit", "--voxels", x.to_str().unwrap(), "--targets", y.to_str().unwrap(), "--out", out.to_str().unwrap(), "--cv", "ten"]);
     assert!(!ok && err.contains("--cv ten"), "{err}");
+    let (ok, err) = percept(&["demo", "--out", tmp("demo").to_str().unwrap(), "--size", "60"]);
+    assert!(!ok && err.contains("--size 60") && err.contains("multiple of 8"), "{err}");
 }
 
 #[test]

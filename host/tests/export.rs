@@ -8,6 +8,7 @@ use percept_core::Target;
 fn file(v: usize, shape: &[usize]) -> DecoderFile {
     let l: usize = shape.iter().product();
     DecoderFile {
+        features: None,
         region: "higher_visual".into(),
         target: Target::C,
         target_shape: shape.to_vec(),

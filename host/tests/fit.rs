@@ -6,7 +6,7 @@ use common::rand;
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 use percept::progress::Silent;
-use percept::fit::ridge::{self, log_grid, Cv, RidgeOptions, Score};
+use percept::fit::ridge::{self, log_grid, Cv, Order, RidgeOptions, Score};
 use percept::fit::{fit, FitSpec};
 use percept_core::{Decoder, Target};
 
@@ -102,7 +102,7 @@ fn kfold_scores_and_choice_match_brute_force_in_both_regimes() {
         let w = solve(&xs, &ys, alphas[best]);
         for j in 0..p {
             for t in 0..l {
-                assert!((r.weights[(j, t)] as f64 - w[(j, t)]).abs() < 1e-3 * (1.0 + w[(j, t)].abs()), "weight ({j}, {t})");
+                assert!((r.weight(j, t) as f64 - w[(j, t)]).abs() < 1e-3 * (1.0 + w[(j, t)].abs()), "weight ({j}, {t})");
             }
         }
     }
@@ -290,5 +290,31 @@ fn correlation_and_error_are_reported_for_every_alpha() {
         let i = opts.alphas.iter().position(|&a| a == want).unwrap();
         let mean_r = r.cv_r.iter().map(|&v| v as f64).sum::<f64>() / r.cv_r.len() as f64;
         assert!((mean_r - r.cv_corr[i]).abs() < 1e-4, "cv_r at the chosen alpha {mean_r} vs {}", r.cv_corr[i]);
+    }
+}
+
+#[test]
+fn both_orders_of_the_target_products_agree() {
+    // Kernel (n < p) and primal regimes, one alpha and one per target (columns of a chunk
+    // then go to different alphas), chunks that do not divide the targets.
+    for (n, p, per_target) in [(40, 90, false), (40, 90, true), (70, 15, false), (70, 15, true)] {
+        let l = 7;
+        let (x, _, y) = problem(n, p, l, 1.5, 11 + p as u64);
+        let (xs, ys) = prepared(&x, &y, n, p, l);
+        let run = |order| {
+            let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 9), cv: Cv::KFold(5), per_target, target_chunk: 3, order, ..Default::default() };
+            ridge_on(&xs, &ys, &opts)
+        };
+        let (a, b) = (run(Order::ProjectFirst), run(Order::TargetsLast));
+        assert_eq!(a.alpha, b.alpha, "n={n} p={p} per_target={per_target}: alphas");
+        for (i, (u, v)) in a.cv_score.iter().zip(&b.cv_score).enumerate() {
+            assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "n={n} p={p}: score of alpha {i}: {u} vs {v}");
+        }
+        for (i, (u, v)) in a.cv_corr.iter().zip(&b.cv_corr).enumerate() {
+            assert!((u - v).abs() <= 1e-4, "n={n} p={p}: correlation of alpha {i}: {u} vs {v}");
+        }
+        for (i, (u, v)) in a.weights.iter().zip(&b.weights).enumerate() {
+            assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "n={n} p={p}: weight {i}: {u} vs {v}");
+        }
     }
 }

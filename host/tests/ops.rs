@@ -585,3 +585,71 @@ fn pooling_matches_reference() {
         assert_close(&format!("global_mean case {i}"), &g.to_vec(gpu).unwrap(), &adaptive_avg_pool_ref(&x, [b, h, w, c], 1, 1), 1e-6, 1e-5);
     }
 }
+
+#[test]
+fn winograd_conv3x3_matches_reference() {
+    // F(2x2, 3x3) against the direct plain-loop convolution, with bias, activation and the
+    // residual added before it; odd sizes leave half tiles at the bottom and right. The
+    // products run on every matmul kernel the adapter has (the workgroup-tiled one is what
+    // GPUs get); with bindings capped, the batch runs in chunks.
+    use percept::ops::conv2d::ConvSpec;
+    use percept::ops::winograd::{conv3x3, conv3x3_with, WinogradWeight};
+    use percept::ops::Act;
+    let mut variants = vec![Variant::Tiled, Variant::Cpu];
+    let gpu = gpu();
+    if gpu.subgroup8_int64 {
+        variants.push(Variant::Subgroup);
+    }
+    let capped = Gpu::new().unwrap();
+    capped.cap_binding(16384);
+    let cases = [
+        // (B, H, W, Cin, Cout, act, bias, residual)
+        (1, 5, 7, 4, 8, Act::None, true, false),
+        (2, 8, 8, 64, 64, Act::Relu, true, true),
+        (3, 6, 9, 12, 4, Act::Relu, false, true),
+        (1, 1, 2, 8, 12, Act::Silu, true, false),
+        (2, 16, 12, 16, 20, Act::Relu6, true, true),
+    ];
+    for (i, &(b, h, w, cin, cout, act, use_bias, use_res)) in cases.iter().enumerate() {
+        let x = rand(b * h * w * cin, 200 + i as u64, 1.0);
+        let wt = rand(cout * cin * 9, 210 + i as u64, 0.3);
+        let bias = rand(cout, 220 + i as u64, 0.5);
+        let res = rand(b * h * w * cout, 230 + i as u64, 1.0);
+        let (conv, _) = conv2d_ref(&x, [b, h, w, cin], &wt, [cout, cin, 3, 3], use_bias.then_some(&bias[..]), ConvSpec::same(1, Act::None));
+        let added = if use_res { res.clone() } else { vec![0.0; conv.len()] };
+        let want = binary_ref(&conv, &added, false, act);
+        let what = format!("winograd case {i} {:?}", (b, h, w, cin, cout, act, use_bias, use_res));
+        for (g, label) in [(gpu, "auto"), (&capped, "chunked")] {
+            let ww = WinogradWeight::from_torch(g, &wt, [cout, cin, 3, 3], use_bias.then_some(&bias[..])).unwrap();
+            let xt = Tensor::from_f32(g, &[b, h, w, cin], &x).unwrap();
+            let rt = Tensor::from_f32(g, &[b, h, w, cout], &res).unwrap();
+            let mut enc = g.encoder();
+            let y = match conv3x3(&mut enc, &xt, &ww, act, use_res.then_some(&rt)) {
+                // Samples of 2,592 bytes cannot start at an allowed offset: refused, not mis-bound.
+                Err(e) if label == "chunked" && i == 2 && g.limits.min_storage_buffer_offset_alignment > 32 => {
+                    assert!(e.to_string().contains("alignment"), "{e}");
+                    continue;
+                }
+                y => y.unwrap(),
+            };
+            drop(enc);
+            assert_eq!(y.shape, vec![b, h, w, cout]);
+            assert_close(&format!("{label} {what}"), &y.to_vec(g).unwrap(), &want, 1e-4, 1e-4);
+            if label == "chunked" {
+                continue;
+            }
+            for &v in &variants {
+                let mut enc = g.encoder();
+                let y = conv3x3_with(&mut enc, &xt, &ww, act, use_res.then_some(&rt), v).unwrap();
+                drop(enc);
+                assert_close(&format!("{v:?} {what}"), &y.to_vec(g).unwrap(), &want, 1e-4, 1e-4);
+            }
+        }
+    }
+    let ww = WinogradWeight::from_torch(gpu, &rand(8 * 4 * 9, 1, 1.0), [8, 4, 3, 3], None).unwrap();
+    let bad = Tensor::from_f32(gpu, &[1, 4, 4, 8], &[0.0; 128]).unwrap();
+    let e = conv3x3(&mut gpu.encoder(), &bad, &ww, Act::None, None).unwrap_err().to_string();
+    assert!(e.contains("winograd") && e.contains("[1, 4, 4, 8]"), "{e}");
+    let e = WinogradWeight::from_torch(gpu, &[0.0; 27], [1, 3, 3, 3], None).unwrap_err().to_string();
+    assert!(e.contains("winograd") && e.contains("multiples of 4"), "{e}");
+}

@@ -37,6 +37,17 @@ fn gpu_matches_cpu_reference_at_64px() {
     let (y_cpu, ys) = t.decoder.forward_ref(&z_cpu, zs);
     assert_eq!(y.shape, ys.to_vec());
     assert_close("taesd decoder 64px", &y.to_vec(gpu).unwrap(), &y_cpu, 2e-4, 1e-4);
+
+    // The same with the stride-1 convs by Winograd F(2x2, 3x3), same tolerances.
+    let mut t = t;
+    t.encoder.winograd = true;
+    t.decoder.winograd = true;
+    let mut enc = gpu.encoder();
+    let zw = t.encode(&mut enc, &x).unwrap();
+    let yw = t.decode(&mut enc, &z).unwrap();
+    drop(enc);
+    assert_close("taesd encoder 64px, Winograd", &zw.to_vec(gpu).unwrap(), &z_cpu, 2e-4, 1e-4);
+    assert_close("taesd decoder 64px, Winograd", &yw.to_vec(gpu).unwrap(), &y_cpu, 2e-4, 1e-4);
 }
 
 #[test]

@@ -380,12 +380,13 @@ impl Decoder {
         Ok(self.core().map_err(err)?.target_shape().iter().map(|&d| d as usize).collect())
     }
 
-    /// "z" or "c".
+    /// "z", "c" or "features".
     #[getter]
     fn target(&self) -> PyResult<&'static str> {
         Ok(match self.core().map_err(err)?.target() {
             Target::Z => "z",
             Target::C => "c",
+            Target::Features => "features",
         })
     }
 
@@ -461,6 +462,7 @@ impl Decoder {
                 match d.target() {
                     Target::Z => "z",
                     Target::C => "c",
+                    Target::Features => "features",
                 },
                 d.voxels(),
                 d.target_shape(),

@@ -42,6 +42,7 @@ pub fn random_decoder(voxels: usize, target_shape: &[usize], rank: Option<usize>
         Some(k) => DecoderWeights::LowRank { u: r.vec(l * k, 1.0), vt: r.vec(k * voxels, scale), rank: k },
     };
     DecoderFile {
+        features: None,
         region: "early_visual".into(),
         target: if rank.is_some() { Target::C } else { Target::Z },
         target_shape: target_shape.to_vec(),
@@ -85,6 +86,20 @@ pub mod fw {
     pub const V3: usize = 1999;
     /// Outputs of the odd-sized decoder.
     pub const L3: usize = 33;
+    /// Outputs of the sparse decoder (V voxels).
+    pub const L4: usize = 200;
+    /// Voxels per output of the sparse decoder.
+    pub const K4: usize = 100;
+}
+
+/// The sparse decoder of the firmware fixture: V -> L4, K4 seeded random voxels per output.
+pub fn sparse_fixture() -> DecoderFile {
+    let mut r = Rng(5);
+    let mut file = random_decoder(fw::V, &[fw::L4], None, 5);
+    let index = (0..fw::L4 * fw::K4).map(|_| (r.next_u64() % fw::V as u64) as u32).collect();
+    file.weights = percept::io::decoder::DecoderWeights::Sparse { index, weight: r.vec(fw::L4 * fw::K4, 0.3), k: fw::K4 };
+    file.target = percept_core::Target::Features;
+    file
 }
 
 /// The three decoders and the input volume of the firmware fixture.
@@ -103,6 +118,7 @@ pub fn write_firmware_fixture(dir: &Path) -> Result<()> {
     dense.save(&dir.join("dense.safetensors"), true)?;
     low.save(&dir.join("lowrank.safetensors"), true)?;
     odd.save(&dir.join("odd.safetensors"), true)?;
+    sparse_fixture().save(&dir.join("sparse.safetensors"), true)?;
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(dir.join("x.bin"), bytes)?;
     Ok(())

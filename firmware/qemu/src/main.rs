@@ -6,7 +6,8 @@
 //! The fixture comes from the directory in PERCEPT_FW_DIR at build time (written by
 //! `percept_tests::write_firmware_fixture`): `dense.safetensors` (2000 voxels -> 256 outputs),
 //! `lowrank.safetensors` (2000 -> 1024, rank 8), `odd.safetensors` (1999 -> 33: rows not
-//! word-aligned) and `x.bin` (2000 little-endian f32 voxels).
+//! word-aligned), `sparse.safetensors` (2000 -> 200, 100 voxels per output) and `x.bin` (2000
+//! little-endian f32 voxels).
 #![no_std]
 #![no_main]
 
@@ -23,12 +24,15 @@ const L2: usize = 1024;
 const R2: usize = 8;
 const V3: usize = 1999;
 const L3: usize = 33;
+const L4: usize = 200;
+const K4: usize = 100;
 /// Voxels per streamed chunk (a slice's worth).
 const CHUNK: usize = 80;
 
 static DENSE: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("PERCEPT_FW_DIR"), "/dense.safetensors")));
 static LOWRANK: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("PERCEPT_FW_DIR"), "/lowrank.safetensors")));
 static ODD: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("PERCEPT_FW_DIR"), "/odd.safetensors")));
+static SPARSE: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("PERCEPT_FW_DIR"), "/sparse.safetensors")));
 static X: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("PERCEPT_FW_DIR"), "/x.bin")));
 
 fn fnv1a(values: &[f32]) -> u64 {
@@ -165,17 +169,32 @@ fn main() -> ! {
     }
     hprintln!("odd {:016x}", fnv1a(&y3));
 
+    // Sparse: each output reads its own K4 voxels (standardisation of all V included).
+    let sparse = match FixedDecoder::<V, L4>::from_bytes(&SPARSE.0) {
+        Ok(d) => d,
+        Err(e) => fail("sparse decoder", e),
+    };
+    let mut y4 = [0f32; L4];
+    let mut r4 = Ok(Default::default());
+    let t_sparse = ticks(syst, || r4 = sparse.decode(&x, &mut scratch, &mut y4));
+    if let Err(e) = r4 {
+        fail("sparse decode", e);
+    }
+    hprintln!("sparse {:016x}", fnv1a(&y4));
+
     // Calibrate: a loop of exactly 2 instructions per iteration.
     let n: u32 = 200_000;
     let t_cal = ticks(syst, || unsafe {
         asm!("1:", "subs {0}, {0}, #1", "bne 1b", inout(reg) n => _, options(nomem, nostack));
     });
     hprintln!(
-        "ticks dense_decode={} dense_macs={} odd_decode={} odd_macs={} last_chunk={} load_dense={} checksum={} checksum_bytes={} calibration={} calibration_instructions={}",
+        "ticks dense_decode={} dense_macs={} odd_decode={} odd_macs={} sparse_decode={} sparse_macs={} last_chunk={} load_dense={} checksum={} checksum_bytes={} calibration={} calibration_instructions={}",
         t_dense,
         V * L,
         t_odd,
         V3 * L3,
+        t_sparse,
+        L4 * K4,
         t_last,
         t_load,
         t_checksum,

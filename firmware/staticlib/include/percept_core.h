@@ -89,6 +89,7 @@ _Static_assert(_Alignof(percept_decoder) == PERCEPT_DECODER_ALIGN, "percept_deco
 #define PERCEPT_ERR_BAD_RANK             34  /* low-rank rank is 0 or above min(outputs, voxels) */
 #define PERCEPT_ERR_EMPTY_DECODER        35  /* no voxels or no outputs */
 #define PERCEPT_ERR_STD_TOO_SMALL        36  /* a voxel standard deviation is below 1e-30 (tiny or subnormal) */
+#define PERCEPT_ERR_SPARSE_INDEX_OUT_OF_RANGE 37  /* a sparse decoder's sparse_index names a voxel >= V */
 
 /*
  * Loads and checks the decoder in `blob` (8-byte aligned, kept alive by the caller).

@@ -27,9 +27,10 @@ pub const EFFNET_SIZE: usize = 224;
 pub const ALEXNET_SIZE: usize = 256;
 /// Images per forward pass.
 const BATCH: usize = 8;
-/// ImageNet's channel means and standard deviations (torchvision's).
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// ImageNet's channel means (torchvision's).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's channel standard deviations (torchvision's).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// One column of the table: its name and a value per image.
 pub type Column = (String, Vec<f64>);
@@ -99,7 +100,7 @@ impl Judges {
                 let img = img.resized(side);
                 match net {
                     Net::Eff => data.extend_from_slice(&img.data),
-                    Net::Alex(_) => data.extend(img.data.iter().enumerate().map(|(i, v)| (v - MEAN[i % 3]) / STD[i % 3])),
+                    Net::Alex(_) => data.extend(img.data.iter().enumerate().map(|(i, v)| (v - IMAGENET_MEAN[i % 3]) / IMAGENET_STD[i % 3])),
                 }
             }
             let x = Tensor::from_f32(gpu, &[batch.len(), side, side, 3], &data)?;

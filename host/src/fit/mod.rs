@@ -1,14 +1,19 @@
 //! Fitting voxel -> latent decoders (ridge regression on standardised voxels, alpha by
 //! cross-validation) and writing them in percept-core's file format.
 
+pub mod fastl2lir;
+pub mod feature_targets;
+pub mod features;
+mod eigen;
+pub mod grid;
 pub mod ridge;
 pub mod targets;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 use percept_core::Target;
 
 pub use crate::io::decoder::{DecoderFile, DecoderWeights};
-pub use ridge::{Cv, RidgeOptions, Score};
+pub use ridge::{Cv, Order, RidgeOptions, Score};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -89,13 +94,15 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         return Err(Error::Invalid(format!("voxel {j} is constant over the {n} training trials (std 0); remove it from the mask")));
     }
     let x = Mat::from_fn(n, v, |i, j| ((voxels[i * v + j] as f64 - mean[j]) / std[j]) as f32);
-    let y = Mat::from_fn(n, l, |i, j| targets[i * l + j]);
-    let r = ridge::fit(x.as_ref(), y.as_ref(), &spec.ridge, bar)?;
+    // The targets are read in place: a row-major (n, L) view, no copy.
+    let y = MatRef::from_row_major_slice(targets, n, l);
+    let mut r = ridge::fit(x.as_ref(), y, &spec.ridge, bar)?;
 
+    // The ridge writes the weights in the decoder's (L, V) layout already.
     let weights = match spec.rank {
-        None => DecoderWeights::Dense((0..l).flat_map(|t| (0..v).map(move |j| (t, j))).map(|(t, j)| r.weights[(j, t)]).collect()),
+        None => DecoderWeights::Dense(std::mem::take(&mut r.weights)),
         Some(k) => {
-            let (u, vt) = low_rank(&r.weights, k)?;
+            let (u, vt) = low_rank(MatRef::from_column_major_slice(&r.weights, v, l), k)?;
             DecoderWeights::LowRank { u, vt, rank: k }
         }
     };
@@ -124,6 +131,7 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         voxel_mean: mean.iter().map(|&m| m as f32).collect(),
         voxel_std: std.iter().map(|&s| s as f32).collect(),
         settings,
+        features: None,
     };
     let warning = ridge::edge_warning(&spec.ridge.alphas, &r.alpha);
     Ok(Fitted { file, cv_r: r.cv_r, alpha: r.alpha, cv_score: r.cv_score, cv_corr: r.cv_corr, warning })
@@ -131,7 +139,7 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
 
 /// Best rank-k factors of `w (V, L)` as the decoder stores them: `u (L, k)` (singular values
 /// folded in) and `vt (k, V)`, row-major.
-fn low_rank(w: &Mat<f32>, k: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+fn low_rank(w: MatRef<'_, f32>, k: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     let (v, l) = (w.nrows(), w.ncols());
     if k == 0 || k > v.min(l) {
         return Err(Error::Invalid(format!("--rank {k} must be between 1 and {}", v.min(l))));

@@ -9,9 +9,21 @@
 //! splitter himalaya uses) or by the exact leave-one-out shortcut `(y - yhat) / (1 - H_ii)`;
 //! the score is the negative mean squared error, averaged over folds, with himalaya's tiny
 //! preference for larger alphas on ties; one alpha for all targets or one per target.
+//!
+//! With many targets (a c decoder: 59,136) the products with the targets dominate, and their
+//! order matters: `B diag(g) (Phi Y)` projects the targets once per fold and then costs one
+//! `(m, r) x (r, T)` product per alpha, while `(B diag(g) Phi) Y` forms a `(m, n_train)` matrix
+//! per alpha (cheap) and then one `(m, n_train) x (n_train, T)` product per alpha, skipping the
+//! projection (`Phi`: `U^T`, or `V^T X^T`). The refit likewise multiplies the targets once by
+//! `Wb diag(g) Phi (p, n)` instead of projecting them first. [`Order::Auto`] takes the order
+//! with fewer multiply-adds. The targets are read in place (no centred copy: the mean is taken
+//! off each chunk as it is gathered) and the weights are written straight into the decoder's
+//! `(L, p)` layout.
 
-use faer::{Mat, MatRef, Side};
+use faer::{Mat, MatRef};
 
+use super::eigen::{decompose_gram, scaled_product, Decomp, Stats};
+pub use super::grid::{alpha_label, edge_warning, log_grid, wide_grid};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
@@ -48,6 +60,20 @@ pub struct RidgeOptions {
     pub target_chunk: usize,
     /// What the choice of alpha maximises.
     pub score: Score,
+    /// The order of the products with the targets (results agree within rounding).
+    pub order: Order,
+}
+
+/// The order of the products with the targets; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// The one with fewer multiply-adds.
+    #[default]
+    Auto,
+    /// Project the targets onto the eigenbasis first (`B diag(g) (Phi Y)`).
+    ProjectFirst,
+    /// Multiply the targets last (`(B diag(g) Phi) Y`).
+    TargetsLast,
 }
 
 impl Default for RidgeOptions {
@@ -60,7 +86,7 @@ impl Default for RidgeOptions {
 impl RidgeOptions {
     /// Takagi & Nishimoto's grid, 1e-6 ... 1 (wider grids suit many voxels), 5 folds.
     pub fn takagi() -> Self {
-        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse }
+        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse, order: Order::Auto }
     }
 
     /// The default: 1e-2 ... 1e7 at 5 alphas per decade (46; one decomposition per fold serves
@@ -70,49 +96,11 @@ impl RidgeOptions {
     }
 }
 
-/// An alpha with three significant digits, `3.98e3`, `1e-2`.
-pub fn alpha_label(a: f64) -> String {
-    let s = format!("{a:.2e}");
-    match s.split_once('e') {
-        Some((m, e)) => format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.')),
-        None => s,
-    }
-}
-
-/// The default alpha grid: 1e-2 ... 1e7, 5 per decade.
-pub fn wide_grid() -> Vec<f64> {
-    log_grid(-2.0, 7.0, 46)
-}
-
-/// Where the chosen alphas sit in the grid: a warning naming the end and what to widen when
-/// any target's alpha is the smallest or the largest of `alphas` (None when all are inside).
-pub fn edge_warning(alphas: &[f64], chosen: &[f64]) -> Option<String> {
-    let lo = alphas.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = alphas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if alphas.len() < 2 {
-        return None;
-    }
-    let at_lo = chosen.iter().filter(|&&a| a == lo).count();
-    let at_hi = chosen.iter().filter(|&&a| a == hi).count();
-    let of = |k: usize| if chosen.len() == 1 || k == chosen.len() { String::new() } else { format!(" for {k} of {} targets", chosen.len()) };
-    match (at_lo > 0, at_hi > 0) {
-        (false, false) => None,
-        (true, false) => Some(format!("alpha {}{} is the smallest of the grid: the best alpha may be smaller; widen the grid downwards (e.g. --alphas with values below {})", alpha_label(lo), of(at_lo), alpha_label(lo))),
-        (false, true) => Some(format!("alpha {}{} is the largest of the grid: the best alpha may be larger; widen the grid upwards (e.g. --alphas with values above {})", alpha_label(hi), of(at_hi), alpha_label(hi))),
-        (true, true) => Some(format!("alphas at both ends of the grid were chosen ({} for {at_lo}, {} for {at_hi} targets): widen the grid both ways", alpha_label(lo), alpha_label(hi))),
-    }
-}
-
-/// `count` alphas spaced evenly in log10 from `10^lo` to `10^hi`.
-pub fn log_grid(lo: f64, hi: f64, count: usize) -> Vec<f64> {
-    (0..count).map(|i| 10f64.powf(lo + (hi - lo) * i as f64 / (count.max(2) - 1) as f64)).collect()
-}
-
 /// A fitted ridge model on standardised inputs.
 #[derive(Debug)]
 pub struct RidgeFit {
-    /// `(p, L)`.
-    pub weights: Mat<f32>,
+    /// `(L, p)` row-major: target t's weights are `weights[t * p..(t + 1) * p]`.
+    pub weights: Vec<f32>,
     /// `(L)`: the mean of each target.
     pub intercept: Vec<f32>,
     /// `(L)`: the alpha chosen for each target.
@@ -126,96 +114,20 @@ pub struct RidgeFit {
     pub cv_corr: Vec<f64>,
 }
 
-/// The decomposition of one training set; see the module docs.
-struct Decomp {
-    /// Eigenvalues, clamped at 0 (float rounding can make tiny ones negative).
-    lam: Vec<f32>,
-    /// Kernel route: `U (n, r)`; primal route: `V (p, r)`.
-    basis: Mat<f32>,
-    kernel: bool,
-}
-
-/// Decomposes a Gram matrix already formed: `X X^T` (kernel) or `X^T X` (primal).
-fn decompose_gram(gram: Mat<f32>, kernel: bool) -> Result<Decomp> {
-    let eig = gram.self_adjoint_eigen(Side::Lower).map_err(|e| Error::Invalid(format!("ridge: eigendecomposition failed: {e:?}")))?;
-    let lam = eig.S().column_vector().iter().map(|&l| l.max(0.0)).collect();
-    Ok(Decomp { lam, basis: eig.U().to_owned(), kernel })
-}
-
-impl Decomp {
-    /// `A (r, T)` for the targets `y (n_train, T)` of training inputs `x`.
-    fn project(&self, x: MatRef<'_, f32>, y: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            self.basis.transpose() * y
-        } else {
-            let xty: Mat<f32> = x.transpose() * y;
-            self.basis.transpose() * &xty
-        }
-    }
-
-    /// `(Wb (p, r), g)`: weights are `Wb diag(g_k(alpha)) A` with `g_k = 1 / (l_k + alpha)`.
-    fn weight_basis(&self, x: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            x.transpose() * &self.basis
-        } else {
-            self.basis.clone()
-        }
-    }
-
-    /// `B (m, r)` such that predictions for inputs `xt (m, p)` are `B diag(1 / (l + alpha)) A`.
-    /// [`Decomp::test_basis`] from the kernel rows `k (m, n_train) = xt x^T` already formed.
-    fn test_basis_from_kernel(&self, k: MatRef<'_, f32>) -> Mat<f32> {
-        k * &self.basis
-    }
-
-    fn test_basis(&self, x: MatRef<'_, f32>, xt: MatRef<'_, f32>) -> Mat<f32> {
-        if self.kernel {
-            let k: Mat<f32> = xt * x.transpose();
-            k * &self.basis
-        } else {
-            xt * &self.basis
-        }
+impl RidgeFit {
+    /// The weight of input `j` for target `t`.
+    pub fn weight(&self, j: usize, t: usize) -> f32 {
+        let p = self.weights.len() / self.intercept.len().max(1);
+        self.weights[t * p + j]
     }
 }
 
-/// `out (m, T) = b (m, r) diag(s) a (r, T)`.
-fn scaled_product(b: MatRef<'_, f32>, s: &[f32], a: MatRef<'_, f32>) -> Mat<f32> {
-    let sa = Mat::from_fn(a.nrows(), a.ncols(), |k, j| s[k] * a[(k, j)]);
-    b * &sa
-}
-
-/// Per-alpha, per-target sums over cross-validated predictions.
-struct Stats {
-    score: Vec<Vec<f64>>, // [alpha][target] sum of -MSE over folds
-    sp: Vec<Vec<f64>>,    // sum of predictions
-    spp: Vec<Vec<f64>>,   // sum of squared predictions
-    spy: Vec<Vec<f64>>,   // sum of prediction * target
-}
-
-impl Stats {
-    fn new(n_alphas: usize, l: usize) -> Self {
-        let z = || vec![vec![0.0; l]; n_alphas];
-        Stats { score: z(), sp: z(), spp: z(), spy: z() }
-    }
-
-    /// Adds predictions `pred (m, T)` of targets `y (m, T)` (columns `first..`) at alpha `a`.
-    fn add(&mut self, a: usize, first: usize, y: MatRef<'_, f32>, pred: &Mat<f32>, weight: f64) {
-        let m = y.nrows() as f64;
-        for j in 0..y.ncols() {
-            let (mut se, mut sp, mut spp, mut spy) = (0.0, 0.0, 0.0, 0.0);
-            for i in 0..y.nrows() {
-                let (yv, pv) = (y[(i, j)] as f64, pred[(i, j)] as f64);
-                se += (yv - pv) * (yv - pv);
-                sp += pv;
-                spp += pv * pv;
-                spy += pv * yv;
-            }
-            let t = first + j;
-            self.score[a][t] -= weight * se / m;
-            self.sp[a][t] += sp;
-            self.spp[a][t] += spp;
-            self.spy[a][t] += spy;
-        }
+/// Whether to multiply the targets last, given the multiply-adds of both orders.
+fn choose_last(order: Order, last: f64, first: f64) -> bool {
+    match order {
+        Order::Auto => last < first,
+        Order::ProjectFirst => false,
+        Order::TargetsLast => true,
     }
 }
 
@@ -237,11 +149,14 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         return Err(Error::Invalid(format!("ridge: need at least 2 trials and 1 voxel, got {n} x {p}")));
     }
     let intercept: Vec<f32> = (0..l).map(|j| ((0..n).map(|i| y[(i, j)] as f64).sum::<f64>() / n as f64) as f32).collect();
-    let yc = Mat::from_fn(n, l, |i, j| y[(i, j)] - intercept[j]);
+    // Centred targets `rows x (c0..c1)`, gathered chunk by chunk (no copy of all of `y`).
+    let centred = |rows: &[usize], c0: usize, c1: usize| Mat::from_fn(rows.len(), c1 - c0, |i, j| y[(rows[i], c0 + j)] - intercept[c0 + j]);
+    let all: Vec<usize> = (0..n).collect();
     let na = opts.alphas.len();
     let chunk = opts.target_chunk.max(1);
     let mut stats = Stats::new(na, l);
     bar.set_len(((folds + 1) * l.div_ceil(chunk)) as u64);
+    let g_of = |d: &Decomp, alpha: f64| -> Vec<f32> { d.lam.iter().map(|&lam| (1.0 / (lam as f64 + alpha)) as f32).collect() };
 
     // The Gram matrix of all trials, formed once: each fold's is a part of it (kernel) or it
     // minus the held-out trials' outer products (primal).
@@ -257,8 +172,9 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let test: Vec<usize> = (start..start + size).collect();
                 let train: Vec<usize> = (0..n).filter(|i| !(start..start + size).contains(i)).collect();
                 start += size;
-                let xtr = Mat::from_fn(train.len(), p, |i, j| x[(train[i], j)]);
-                let xte = Mat::from_fn(test.len(), p, |i, j| x[(test[i], j)]);
+                // The kernel route reads only the Gram matrix: no copies of the voxels.
+                let rows = |idx: &[usize]| if kernel { Mat::zeros(0, 0) } else { Mat::from_fn(idx.len(), p, |i, j| x[(idx[i], j)]) };
+                let (xtr, xte): (Mat<f32>, Mat<f32>) = (rows(&train), rows(&test));
                 let (d, b) = if kernel {
                     let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
                     let kte = Mat::from_fn(test.len(), train.len(), |i, j| gram[(test[i], train[j])]);
@@ -271,17 +187,54 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                     let b = d.test_basis(xtr.as_ref(), xte.as_ref());
                     (d, b)
                 };
-                for c0 in (0..l).step_by(chunk) {
-                    let c1 = (c0 + chunk).min(l);
-                    let ytr = Mat::from_fn(train.len(), c1 - c0, |i, j| yc[(train[i], c0 + j)]);
-                    let yte = Mat::from_fn(test.len(), c1 - c0, |i, j| yc[(test[i], c0 + j)]);
-                    let a = d.project(xtr.as_ref(), ytr.as_ref());
-                    for (ai, &alpha) in opts.alphas.iter().enumerate() {
-                        let g: Vec<f32> = d.lam.iter().map(|&lam| (1.0 / (lam as f64 + alpha)) as f32).collect();
-                        let pred = scaled_product(b.as_ref(), &g, a.as_ref());
-                        stats.add(ai, c0, yte.as_ref(), &pred, 1.0 / k as f64);
+                // Multiply-adds of the two orders (see the module docs).
+                let (m, r, nt, lf) = (test.len() as f64, d.lam.len() as f64, train.len() as f64, l as f64);
+                let phi_cost = if kernel { 0.0 } else { r * p as f64 * nt };
+                let last = na as f64 * (m * r * nt + m * nt * lf) + phi_cost;
+                let first = if kernel { r * nt * lf } else { p as f64 * nt * lf + r * p as f64 * lf } + na as f64 * m * r * lf;
+                if choose_last(opts.order, last, first) {
+                    // Predictions for a batch of alphas at once: [H_a1; H_a2; ...] Y_train,
+                    // H_a = B diag(g_a) Phi (m, n_train); batches of at most 256 MiB of H.
+                    let phi = d.phi(xtr.as_ref());
+                    let per = ((256usize << 20) / (4 * test.len().max(1) * train.len().max(1))).clamp(1, na);
+                    let batches: Vec<(usize, usize)> = (0..na).step_by(per).map(|a0| (a0, (a0 + per).min(na))).collect();
+                    let hs: Vec<Mat<f32>> = batches
+                        .iter()
+                        .map(|&(a0, a1)| {
+                            let mut h = Mat::<f32>::zeros((a1 - a0) * test.len(), train.len());
+                            for ai in a0..a1 {
+                                let part = scaled_product(b.as_ref(), &g_of(&d, opts.alphas[ai]), phi.as_ref());
+                                h.as_mut().subrows_mut((ai - a0) * test.len(), test.len()).copy_from(&part);
+                            }
+                            h
+                        })
+                        .collect();
+                    drop(phi);
+                    for c0 in (0..l).step_by(chunk) {
+                        let c1 = (c0 + chunk).min(l);
+                        let ytr = centred(&train, c0, c1);
+                        let yte = centred(&test, c0, c1);
+                        for (&(a0, a1), h) in batches.iter().zip(&hs) {
+                            let pred: Mat<f32> = h * &ytr;
+                            for ai in a0..a1 {
+                                let part = pred.as_ref().subrows((ai - a0) * test.len(), test.len());
+                                stats.add(ai, c0, yte.as_ref(), part, 1.0 / k as f64);
+                            }
+                        }
+                        bar.inc(1);
                     }
-                    bar.inc(1);
+                } else {
+                    for c0 in (0..l).step_by(chunk) {
+                        let c1 = (c0 + chunk).min(l);
+                        let ytr = centred(&train, c0, c1);
+                        let yte = centred(&test, c0, c1);
+                        let a = d.project(xtr.as_ref(), ytr.as_ref());
+                        for (ai, &alpha) in opts.alphas.iter().enumerate() {
+                            let pred = scaled_product(b.as_ref(), &g_of(&d, alpha), a.as_ref());
+                            stats.add(ai, c0, yte.as_ref(), pred.as_ref(), 1.0 / k as f64);
+                        }
+                        bar.inc(1);
+                    }
                 }
             }
         }
@@ -291,7 +244,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
             let t: Mat<f32> = if full.kernel { full.basis.clone() } else { x * &full.basis };
             for c0 in (0..l).step_by(chunk) {
                 let c1 = (c0 + chunk).min(l);
-                let yk = Mat::from_fn(n, c1 - c0, |i, j| yc[(i, c0 + j)]);
+                let yk = centred(&all, c0, c1);
                 let a = full.project(x, yk.as_ref());
                 for (ai, &alpha) in opts.alphas.iter().enumerate() {
                     let g: Vec<f32> = full.lam.iter().map(|&lam| if full.kernel { lam as f64 / (lam as f64 + alpha) } else { 1.0 / (lam as f64 + alpha) } as f32).collect();
@@ -302,7 +255,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                         let r = (yk[(i, j)] - fitted[(i, j)]) as f64 / (1.0 - h[i]).max(1e-12);
                         (yk[(i, j)] as f64 - r) as f32
                     });
-                    stats.add(ai, c0, yk.as_ref(), &loo, 1.0);
+                    stats.add(ai, c0, yk.as_ref(), loo.as_ref(), 1.0);
                 }
                 bar.inc(1);
             }
@@ -313,7 +266,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let (sy, syy): (Vec<f64>, Vec<f64>) = (0..l)
         .map(|j| {
             (0..n).fold((0.0, 0.0), |(s, ss), i| {
-                let v = yc[(i, j)] as f64;
+                let v = (y[(i, j)] - intercept[j]) as f64;
                 (s + v, ss + v * v)
             })
         })
@@ -342,25 +295,43 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let cv_r: Vec<f32> = (0..l).map(|j| corr(best[j], j) as f32).collect();
     let cv_corr: Vec<f64> = (0..na).map(|a| (0..l).map(|j| corr(a, j)).sum::<f64>() / l.max(1) as f64).collect();
 
-    // Refit on all trials with the chosen alphas.
+    // Refit on all trials with the chosen alphas, straight into the (L, p) layout: a
+    // column-major (p, L) matrix over the same memory.
+    let mut weights = vec![0f32; p * l];
+    let mut wmat = faer::MatMut::from_column_major_slice_mut(&mut weights, p, l);
+    let used: Vec<usize> = (0..na).filter(|a| best.contains(a)).collect();
     let wb = full.weight_basis(x);
-    let mut weights = Mat::<f32>::zeros(p, l);
+    let (r, nf_, pf, lf) = (full.lam.len() as f64, n as f64, p as f64, l as f64);
+    let last = used.len() as f64 * (pf * r * nf_) + pf * nf_ * lf + if kernel { 0.0 } else { r * pf * nf_ };
+    let first = if kernel { r * nf_ * lf } else { pf * nf_ * lf + r * pf * lf } + pf * r * lf;
+    let targets_last = choose_last(opts.order, last, first);
+    // Targets last: M_a = Wb diag(g_a) Phi (p, n) per alpha used, weights M_a Y.
+    let ms: Vec<Mat<f32>> = if targets_last {
+        let phi = full.phi(x);
+        used.iter().map(|&ai| scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), phi.as_ref())).collect()
+    } else {
+        Vec::new()
+    };
     for c0 in (0..l).step_by(chunk) {
         let c1 = (c0 + chunk).min(l);
-        let yk = Mat::from_fn(n, c1 - c0, |i, j| yc[(i, c0 + j)]);
-        let a = full.project(x, yk.as_ref());
-        for ai in 0..na {
+        let yk = centred(&all, c0, c1);
+        let a = if targets_last { None } else { Some(full.project(x, yk.as_ref())) };
+        for (ui, &ai) in used.iter().enumerate() {
             let cols: Vec<usize> = (c0..c1).filter(|&j| best[j] == ai).collect();
             if cols.is_empty() {
                 continue;
             }
-            let g: Vec<f32> = full.lam.iter().map(|&lam| (1.0 / (lam as f64 + opts.alphas[ai])) as f32).collect();
-            let sub = Mat::from_fn(a.nrows(), cols.len(), |k, j| a[(k, cols[j] - c0)]);
-            let w = scaled_product(wb.as_ref(), &g, sub.as_ref());
-            for (j, &col) in cols.iter().enumerate() {
-                for i in 0..p {
-                    weights[(i, col)] = w[(i, j)];
+            let contiguous = cols.len() == c1 - c0;
+            let w: Mat<f32> = match &a {
+                None if contiguous => &ms[ui] * &yk,
+                None => &ms[ui] * Mat::from_fn(n, cols.len(), |i, j| yk[(i, cols[j] - c0)]),
+                Some(a) => {
+                    let sub = Mat::from_fn(a.nrows(), cols.len(), |k, j| a[(k, cols[j] - c0)]);
+                    scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), sub.as_ref())
                 }
+            };
+            for (j, &col) in cols.iter().enumerate() {
+                wmat.as_mut().col_mut(col).copy_from(w.col(j));
             }
         }
         bar.inc(1);

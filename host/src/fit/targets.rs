@@ -22,8 +22,15 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 
 /// A key that changes when the image file, the size or the encoder weights change.
 fn cache_key(image: &Path, size: usize, weights: &Path) -> Result<String> {
+    let h = file_key(&[image, &weights.join("taesd_encoder.safetensors")], &[size as u64])?;
+    Ok(format!("taesd-{size}-{h}.npy"))
+}
+
+/// 16 hex digits that change when any of `files` (canonical path, length, mtime) or `extra` change.
+pub fn file_key(files: &[&Path], extra: &[u64]) -> Result<String> {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for p in [image.to_path_buf(), weights.join("taesd_encoder.safetensors")] {
+    for &p in files {
+        let p = p.to_path_buf();
         let meta = std::fs::metadata(&p).map_err(io(&p))?;
         let canon = std::fs::canonicalize(&p).unwrap_or(p.clone());
         h = fnv(canon.to_string_lossy().as_bytes(), h);
@@ -31,8 +38,10 @@ fn cache_key(image: &Path, size: usize, weights: &Path) -> Result<String> {
         let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
         h = fnv(&mtime.to_le_bytes(), h);
     }
-    h = fnv(&size.to_le_bytes(), h);
-    Ok(format!("taesd-{size}-{h:016x}.npy"))
+    for x in extra {
+        h = fnv(&x.to_le_bytes(), h);
+    }
+    Ok(format!("{h:016x}"))
 }
 
 /// Latents of `images` at `size` x `size` (centre square): `(images, 4 * (size/8)^2)`.

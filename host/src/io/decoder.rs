@@ -28,6 +28,17 @@ pub enum DecoderWeights {
         /// r
         rank: usize,
     },
+    /// Per output k voxels and their weights (percept-core's sparse kind): `index (L, k)`
+    /// voxel indices (each < V) and `weight (L, k)`, row-major. Stored as `sparse_index`
+    /// (U16 when V <= 65536, else U32) and `sparse_weight` (F16).
+    Sparse {
+        /// `(L, k)`
+        index: Vec<u32>,
+        /// `(L, k)`
+        weight: Vec<f32>,
+        /// k
+        k: usize,
+    },
 }
 
 /// Everything a decoder file holds.
@@ -51,6 +62,29 @@ pub struct DecoderFile {
     pub voxel_std: Vec<f32>,
     /// Fitting settings, stored as metadata `fit.<key>`.
     pub settings: Vec<(String, String)>,
+    /// For a decoder of network features: which layer and units, and their training
+    /// statistics (for the rescaling before reconstruction).
+    pub features: Option<FeatureInfo>,
+}
+
+/// What a feature decoder's outputs are (Shen et al. 2019's DNN feature decoding), stored as
+/// tensors `feature_unit (L)` U32, `feature_mean (L)` and `feature_std (L)` F32 (covered by the
+/// checksum; percept-core ignores them) and metadata `feature_net`, `feature_layer`,
+/// `feature_layer_units`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureInfo {
+    /// The feature network, e.g. `efficientnet-lite2`.
+    pub net: String,
+    /// The layer's reference name, e.g. `_blocks.3`.
+    pub layer: String,
+    /// Units in the whole layer (NHWC-flattened).
+    pub layer_units: usize,
+    /// `(L,)` which unit of the NHWC-flattened layer each output is, ascending.
+    pub units: Vec<u32>,
+    /// `(L,)` mean of each unit's true feature over the training images.
+    pub mean: Vec<f32>,
+    /// `(L,)` standard deviation (ddof 1) of each unit's true feature over the training images.
+    pub std: Vec<f32>,
 }
 
 impl DecoderFile {
@@ -79,6 +113,14 @@ impl DecoderFile {
         len("bias", self.bias.len(), l)?;
         len("voxel_mean", self.voxel_mean.len(), v)?;
         len("voxel_std", self.voxel_std.len(), v)?;
+        if let Some(f) = &self.features {
+            len("feature_unit", f.units.len(), l)?;
+            len("feature_mean", f.mean.len(), l)?;
+            len("feature_std", f.std.len(), l)?;
+            if let Some(i) = f.units.iter().position(|&u| u as usize >= f.layer_units) {
+                return bad(format!("decoder tensor `feature_unit` names unit {} at output {i}; layer {} has {} units", f.units[i], f.layer, f.layer_units));
+            }
+        }
         match &self.weights {
             DecoderWeights::Dense(w) => len("weight", w.len(), l * v)?,
             DecoderWeights::LowRank { u, vt, rank } => {
@@ -87,6 +129,16 @@ impl DecoderFile {
                 }
                 len("weight_u", u.len(), l * rank)?;
                 len("weight_vt", vt.len(), rank * v)?;
+            }
+            DecoderWeights::Sparse { index, weight, k } => {
+                if *k == 0 {
+                    return bad("sparse decoder (`sparse_index`, `sparse_weight`) has k = 0 voxels per output".into());
+                }
+                len("sparse_index", index.len(), l * k)?;
+                len("sparse_weight", weight.len(), l * k)?;
+                if let Some(i) = index.iter().position(|&x| x as usize >= v) {
+                    return bad(format!("decoder tensor `sparse_index` names voxel {} at output {}, slot {}; there are {v} voxels", index[i], i / k, i % k));
+                }
             }
         }
         for (name, xs) in [("bias", &self.bias), ("voxel_mean", &self.voxel_mean)] {
@@ -125,6 +177,11 @@ impl DecoderFile {
             ("voxel_mean", "F32", vec![v], f32_bytes(&self.voxel_mean)),
             ("voxel_std", "F32", vec![v], f32_bytes(&self.voxel_std)),
         ];
+        if let Some(f) = &self.features {
+            tensors.push(("feature_mean", "F32", vec![l], f32_bytes(&f.mean)));
+            tensors.push(("feature_std", "F32", vec![l], f32_bytes(&f.std)));
+            tensors.push(("feature_unit", "U32", vec![l], f.units.iter().flat_map(|u| u.to_le_bytes()).collect()));
+        }
         let kind = match &self.weights {
             DecoderWeights::Dense(w) => {
                 tensors.push(("weight", "F16", vec![l, v], f16_bytes("weight", w, v)?));
@@ -134,6 +191,15 @@ impl DecoderFile {
                 tensors.push(("weight_u", "F16", vec![l, *rank], f16_bytes("weight_u", u, *rank)?));
                 tensors.push(("weight_vt", "F16", vec![*rank, v], f16_bytes("weight_vt", vt, v)?));
                 format!("low_rank:{rank}")
+            }
+            DecoderWeights::Sparse { index, weight, k } => {
+                if v <= 1 << 16 {
+                    tensors.push(("sparse_index", "U16", vec![l, *k], index.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect()));
+                } else {
+                    tensors.push(("sparse_index", "U32", vec![l, *k], index.iter().flat_map(|&x| x.to_le_bytes()).collect()));
+                }
+                tensors.push(("sparse_weight", "F16", vec![l, *k], f16_bytes("sparse_weight", weight, *k)?));
+                format!("sparse:{k}")
             }
         };
         // The data section (tensors in file order) and its checksum, then the header.
@@ -150,9 +216,14 @@ impl DecoderFile {
         meta.insert("format_version".into(), json!(FORMAT_VERSION));
         meta.insert("checksum".into(), json!(format!("{}{sum:08x}", checksum::PREFIX)));
         meta.insert("region".into(), json!(self.region));
-        meta.insert("target".into(), json!(match self.target { Target::Z => "z", Target::C => "c" }));
+        meta.insert("target".into(), json!(match self.target { Target::Z => "z", Target::C => "c", Target::Features => "features" }));
         meta.insert("target_shape".into(), json!(shape.join(",")));
         meta.insert("kind".into(), json!(kind));
+        if let Some(f) = &self.features {
+            meta.insert("feature_net".into(), json!(f.net));
+            meta.insert("feature_layer".into(), json!(f.layer));
+            meta.insert("feature_layer_units".into(), json!(f.layer_units.to_string()));
+        }
         for (k, val) in &self.settings {
             meta.insert(format!("fit.{k}"), json!(val));
         }
@@ -225,20 +296,53 @@ pub fn describe(path: &Path) -> Result<String> {
     let _ = writeln!(r, "  target        {:?} {:?}", dec.target(), dec.target_shape());
     let _ = writeln!(r, "  voxels        {}", dec.voxels());
     let _ = writeln!(r, "  outputs       {}", dec.outputs());
-    match dec.rank() {
-        Some(k) => { let _ = writeln!(r, "  weights       low-rank, rank {k}"); }
-        None => { let _ = writeln!(r, "  weights       dense f16"); }
+    match (dec.rank(), dec.sparse_k()) {
+        (Some(k), _) => { let _ = writeln!(r, "  weights       low-rank, rank {k}"); }
+        (None, Some(k)) => { let _ = writeln!(r, "  weights       sparse, {k} voxels per output (f16 weights)"); }
+        (None, None) => { let _ = writeln!(r, "  weights       dense f16"); }
     }
+    let _ = writeln!(r, "  size          {} bytes", loaded.bytes().len());
     let blob = percept_core::Blob::parse(loaded.bytes()).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })?;
     let checksum = match blob.metadata("checksum").map_err(|source| Error::Decoder { path: path.to_path_buf(), source })? {
         Some(c) => format!("{c} (verified)"),
         None => "none (format version 1 file, written before checksums)".into(),
     };
     let _ = writeln!(r, "  checksum      {checksum}");
-    for key in ["kind", "format_version", "fit.alpha", "fit.cv", "fit.trials", "fit.cv_r_mean", "fit.cv_r_median", "fit.note"] {
+    for key in ["kind", "format_version", "feature_net", "feature_layer", "feature_layer_units", "fit.method", "fit.select", "fit.alpha", "fit.cv", "fit.trials", "fit.cv_r_mean", "fit.cv_r_median", "fit.note"] {
         if let Some(v) = blob.metadata(key).map_err(|source| Error::Decoder { path: path.to_path_buf(), source })? {
             let _ = writeln!(r, "  {key:<13} {v}");
         }
     }
     Ok(r)
+}
+
+impl LoadedDecoder {
+    /// The feature layer, units and training statistics of a feature decoder (`None` for a
+    /// decoder of z or c). The tensors were covered by the checksum when the file was opened.
+    pub fn features(&self) -> Result<Option<FeatureInfo>> {
+        let path = &self.path;
+        let core = |source| Error::Decoder { path: path.clone(), source };
+        let blob = percept_core::Blob::parse(&self.map).map_err(core)?;
+        let meta = |key: &str| blob.metadata(key).map_err(core);
+        let (Some(net), Some(layer), Some(total)) = (meta("feature_net")?, meta("feature_layer")?, meta("feature_layer_units")?) else {
+            return Ok(None);
+        };
+        let bad = |what: &str| Error::Invalid(format!("{}: feature decoder: {what}", path.display()));
+        let layer_units: usize = total.parse().map_err(|_| bad("metadata `feature_layer_units` is not a number"))?;
+        let l = self.decoder()?.outputs();
+        let read = |name: &str, dtype: percept_core::Dtype| -> Result<Vec<u32>> {
+            let t = blob.tensor(name).map_err(core)?.ok_or_else(|| bad(&format!("tensor `{name}` is missing")))?;
+            if t.dtype != dtype || t.shape.len() != 1 || t.shape[0] != l as u64 {
+                return Err(bad(&format!("tensor `{name}` must be {} of shape ({l})", dtype.name())));
+            }
+            Ok(t.data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        };
+        let units = read("feature_unit", percept_core::Dtype::U32)?;
+        if let Some(i) = units.iter().position(|&u| u as usize >= layer_units) {
+            return Err(bad(&format!("`feature_unit` names unit {} at output {i}, past the layer's {layer_units} units", units[i])));
+        }
+        let mean: Vec<f32> = read("feature_mean", percept_core::Dtype::F32)?.into_iter().map(f32::from_bits).collect();
+        let std: Vec<f32> = read("feature_std", percept_core::Dtype::F32)?.into_iter().map(f32::from_bits).collect();
+        Ok(Some(FeatureInfo { net: net.to_string(), layer: layer.to_string(), layer_units, units, mean, std }))
+    }
 }

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Tensor};
 use crate::nn::Loader;
+use crate::nn::tape::{Node, Tape};
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::grad::conv_back_weight;
 use crate::ops::elementwise::{unary, Unary};
 use crate::ops::linear::linear;
 use crate::ops::pool::{adaptive_avg_pool, max_pool};
@@ -65,7 +67,8 @@ pub enum Head {
 /// A module's weights on the GPU.
 #[derive(Debug)]
 enum Loaded {
-    Conv(ConvWeight, Feature),
+    /// The conv, its input-gradient weights, its geometry.
+    Conv(Box<ConvWeight>, Box<ConvWeight>, Feature),
     Linear(Tensor, Tensor),
     Plain,
 }
@@ -91,7 +94,8 @@ impl ClassicNet {
                     let lw = w.pp("features").pp(i);
                     let bias = lw.host(&[cout], "bias")?;
                     channels = cout;
-                    Loaded::Conv(ConvWeight::from_torch(gpu, &lw.host(&[cout, cin, k, k], "weight")?, [cout, cin, k, k], Some(&bias), w.dtype())?, m)
+                    let wt = lw.host(&[cout, cin, k, k], "weight")?;
+                    Loaded::Conv(Box::new(ConvWeight::from_torch(gpu, &wt, [cout, cin, k, k], Some(&bias), w.dtype())?), Box::new(conv_back_weight(gpu, &wt, [cout, cin, k, k], w.dtype())?), m)
                 }
                 _ => Loaded::Plain,
             };
@@ -162,7 +166,7 @@ impl ClassicNet {
             let nf = self.features.len();
             if i < nf {
                 match &self.features[i] {
-                    (_, Loaded::Conv(cw, Feature::Conv { stride, pad, .. })) => {
+                    (_, Loaded::Conv(cw, _, Feature::Conv { stride, pad, .. })) => {
                         let relu_next = matches!(self.features.get(i + 1), Some((Feature::Relu, _))) && !want.contains(&i);
                         let act = if relu_next { Act::Relu } else { Act::None };
                         h = conv2d(enc, &h, cw, ConvSpec { stride: *stride, pad_y: (*pad, *pad), pad_x: (*pad, *pad), act })?;
@@ -195,5 +199,45 @@ impl ClassicNet {
             }
         }
         Ok(want.iter().map(|i| got[i].clone()).collect())
+    }
+
+    /// [`ClassicNet::forward_layers`] recorded on `tape` from node `x` (ReLUs unfused, so
+    /// every named layer is the module's own output): the nodes of `names`, in their order.
+    pub fn forward_taped<'w>(&'w self, enc: &mut Encoder<'_>, tape: &mut Tape<'w>, x: Node, names: &[&str]) -> Result<Vec<Node>> {
+        let all = self.layer_names();
+        let mut want = Vec::new();
+        for n in names {
+            want.push(all.iter().position(|a| a == n).ok_or_else(|| Error::Invalid(format!("no layer `{n}` (it has features.0 .. features.{}, avgpool, classifier.0 .. classifier.{})", self.features.len() - 1, self.classifier.len() - 1)))?);
+        }
+        let last = want.iter().copied().max().unwrap_or(0);
+        let nf = self.features.len();
+        let mut nodes = vec![x; last + 1];
+        let mut h = x;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if i < nf {
+                h = match &self.features[i] {
+                    (_, Loaded::Conv(cw, back, Feature::Conv { stride, pad, .. })) => tape.conv(enc, h, cw, back, ConvSpec { stride: *stride, pad_y: (*pad, *pad), pad_x: (*pad, *pad), act: Act::None })?,
+                    (Feature::Relu, _) => tape.relu(enc, h)?,
+                    (Feature::MaxPool { k, stride }, _) => tape.max_pool(enc, h, *k, *stride, 0)?,
+                    (Feature::Conv { .. }, _) => unreachable!("convs are loaded as Conv"),
+                };
+            } else if i == nf {
+                h = tape.adaptive_avg_pool(enc, h, self.pool, self.pool)?;
+            } else {
+                if i == nf + 1 {
+                    let shape = &tape.value(h).shape;
+                    let b = shape[0];
+                    let per = shape.iter().product::<usize>() / b;
+                    h = tape.reshape(h, &[b, per])?;
+                }
+                h = match &self.classifier[i - nf - 1] {
+                    (_, Loaded::Linear(w, b)) => tape.linear(enc, h, w, Some(b))?,
+                    (Head::Relu, _) => tape.relu(enc, h)?,
+                    _ => h,
+                };
+            }
+            *node = h;
+        }
+        Ok(want.iter().map(|i| nodes[*i]).collect())
     }
 }

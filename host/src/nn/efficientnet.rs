@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::layers::Linear;
 use crate::nn::Loader;
+use crate::nn::tape::{Node, Tape};
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::grad::{conv_back_weight, depthwise_back_weight};
 use crate::ops::depthwise::{depthwise, same_pad, DepthwiseSpec, DepthwiseWeight};
 use crate::ops::elementwise::{add, unary, Unary};
 use crate::ops::pool::global_mean;
@@ -53,10 +55,19 @@ fn shape_of(w: &Loader<'_>, name: &str) -> Result<Vec<usize>> {
     Ok(w.weights().get_any(name)?.1)
 }
 
-/// A conv `name` with batch norm `bn` folded, as f32 on the GPU; `shape` (Cout, Cin, k, k).
-fn conv_bn(w: &Loader<'_>, name: &str, bn: &str, shape: [usize; 4]) -> Result<ConvWeight> {
+/// A conv `name` with batch norm `bn` folded, as f32 on the GPU, and its input-gradient
+/// weights (`ops::grad::conv_back_weight`); `shape` (Cout, Cin, k, k).
+fn conv_bn(w: &Loader<'_>, name: &str, bn: &str, shape: [usize; 4]) -> Result<(ConvWeight, ConvWeight)> {
     let (wf, b) = fold_bn(&w.pp(bn), w.pp(name).host(&shape, "weight")?, shape[0])?;
-    ConvWeight::from_torch(w.gpu(), &wf, shape, Some(&b), DType::F32)
+    Ok((ConvWeight::from_torch(w.gpu(), &wf, shape, Some(&b), DType::F32)?, conv_back_weight(w.gpu(), &wf, shape, DType::F32)?))
+}
+
+/// The input-gradient weights of an MBConv block (for [`MbConv::forward_taped`]).
+#[derive(Debug)]
+struct MbConvGrad {
+    expand: Option<ConvWeight>,
+    depthwise: DepthwiseWeight,
+    project: ConvWeight,
 }
 
 /// One MBConv block: [expand 1x1, BN, ReLU6], depthwise kxk, BN, ReLU6, project 1x1, BN,
@@ -66,6 +77,7 @@ pub struct MbConv {
     _expand_conv: Option<ConvWeight>,
     _depthwise_conv: DepthwiseWeight,
     _project_conv: ConvWeight,
+    grad: MbConvGrad,
     /// Depthwise kernel side.
     pub kernel: usize,
     /// Depthwise stride.
@@ -94,10 +106,13 @@ impl MbConv {
         } else {
             (None, e)
         };
+        let (expand, grad_expand) = expand.map_or((None, None), |(c, g)| (Some(c), Some(g)));
         let (dwf, dwb) = fold_bn(&w.pp("_bn1"), w.pp("_depthwise_conv").host(&[e, 1, k, k], "weight")?, e)?;
         let depthwise = DepthwiseWeight::from_torch(w.gpu(), &dwf, [e, 1, k, k], Some(&dwb))?;
-        let project = conv_bn(w, "_project_conv", "_bn2", [cout, e, 1, 1])?;
-        Ok(MbConv { _expand_conv: expand, _depthwise_conv: depthwise, _project_conv: project, kernel: k, stride, cin, cout })
+        let grad_depthwise = depthwise_back_weight(w.gpu(), &dwf, [e, 1, k, k])?;
+        let (project, grad_project) = conv_bn(w, "_project_conv", "_bn2", [cout, e, 1, 1])?;
+        let grad = MbConvGrad { expand: grad_expand, depthwise: grad_depthwise, project: grad_project };
+        Ok(MbConv { _expand_conv: expand, _depthwise_conv: depthwise, _project_conv: project, grad, kernel: k, stride, cin, cout })
     }
 
     /// `x (B, H, W, cin) -> (B, ceil(H / s), ceil(W / s), cout)`.
@@ -117,6 +132,25 @@ impl MbConv {
             Ok(y)
         }
     }
+
+    /// [`MbConv::forward`] recorded on `tape`.
+    pub fn forward_taped<'w>(&'w self, enc: &mut Encoder<'_>, tape: &mut Tape<'w>, x: Node) -> Result<Node> {
+        let pw = |act| ConvSpec { stride: 1, pad_y: (0, 0), pad_x: (0, 0), act };
+        let h = match (&self._expand_conv, &self.grad.expand) {
+            (Some(c), Some(g)) => tape.conv(enc, x, c, g, pw(Act::Relu6))?,
+            _ => x,
+        };
+        let [_, hh, ww, _] = tape.value(h).shape[..] else { unreachable!("conv outputs are NHWC") };
+        let (t, b) = same_pad(hh, self.kernel, self.stride);
+        let (l, r) = same_pad(ww, self.kernel, self.stride);
+        let h = tape.depthwise(enc, h, &self._depthwise_conv, &self.grad.depthwise, DepthwiseSpec { stride: self.stride, pad: (t, l, b, r), act: Act::Relu6 })?;
+        let y = tape.conv(enc, h, &self._project_conv, &self.grad.project, pw(Act::None))?;
+        if self.stride == 1 && self.cin == self.cout {
+            tape.add(enc, y, x, Act::None)
+        } else {
+            Ok(y)
+        }
+    }
 }
 
 /// EfficientNet-Lite (any of Lite0..Lite4 by its weights; Lite0 and Lite2 are tested).
@@ -126,6 +160,9 @@ pub struct EfficientNet {
     _blocks: Vec<MbConv>,
     _conv_head: ConvWeight,
     _fc: Linear,
+    /// Input-gradient weights of the stem and the head.
+    grad_stem: ConvWeight,
+    grad_head: ConvWeight,
     /// `-127 / 128` per channel, the normalisation's shift.
     shift: Tensor,
     /// Output width of the head (1280).
@@ -140,7 +177,7 @@ impl EfficientNet {
         if stem.len() != 4 || stem[1] != 3 {
             return Err(Error::Shape(format!("{}: shape {stem:?}, expected (C, 3, k, k)", w.key("_conv_stem.weight"))));
         }
-        let conv_stem = conv_bn(w, "_conv_stem", "_bn0", [stem[0], 3, stem[2], stem[3]])?;
+        let (conv_stem, grad_stem) = conv_bn(w, "_conv_stem", "_bn0", [stem[0], 3, stem[2], stem[3]])?;
         let mut blocks = Vec::new();
         let (mut c, mut stage) = (stem[0], 0usize);
         while w.contains(&format!("_blocks.{}._depthwise_conv.weight", blocks.len())) {
@@ -164,11 +201,11 @@ impl EfficientNet {
         }
         let head = shape_of(w, "_conv_head.weight")?;
         let features = head[0];
-        let conv_head = conv_bn(w, "_conv_head", "_bn1", [features, c, 1, 1])?;
+        let (conv_head, grad_head) = conv_bn(w, "_conv_head", "_bn1", [features, c, 1, 1])?;
         let classes = shape_of(w, "_fc.weight")?[0];
         let fc = Linear::load(&w.pp("_fc"), classes, features, true)?;
         let shift = Tensor::from_f32(w.gpu(), &[3], &[-127.0 / 128.0; 3])?;
-        Ok(EfficientNet { _conv_stem: conv_stem, _blocks: blocks, _conv_head: conv_head, _fc: fc, shift, features })
+        Ok(EfficientNet { _conv_stem: conv_stem, _blocks: blocks, _conv_head: conv_head, _fc: fc, grad_stem, grad_head, shift, features })
     }
 
     /// Loads `dir/model.safetensors` (weights/efficientnet-lite0, -lite2).
@@ -233,6 +270,46 @@ impl EfficientNet {
             keep(i + 3, &h);
         }
         names.iter().map(|n| Ok(got[&pos(n).expect("checked")].clone())).collect()
+    }
+
+    /// [`EfficientNet::forward_layers`] recorded on `tape` from node `x`, up to `_avg_pooling`
+    /// (`_fc` has no taped backward): the nodes of `names`, in their order.
+    pub fn forward_taped<'w>(&'w self, enc: &mut Encoder<'_>, tape: &mut Tape<'w>, x: Node, names: &[&str]) -> Result<Vec<Node>> {
+        let shape = tape.value(x).shape.clone();
+        if shape.len() != 4 || shape[3] != 3 {
+            return Err(Error::Shape(format!("efficientnet: input {shape:?} is not (B, H, W, 3)")));
+        }
+        let all = self.layer_names();
+        let mut want = Vec::with_capacity(names.len());
+        for n in names {
+            match all.iter().position(|a| a == n) {
+                Some(i) if *n != "_fc" => want.push(i),
+                _ => return Err(Error::Invalid(format!("efficientnet has no differentiable layer `{n}` (it has stem, _blocks.0 .. _blocks.{}, head, _avg_pooling)", self._blocks.len() - 1))),
+            }
+        }
+        let last = want.iter().copied().max().unwrap_or(0);
+        let mut nodes = vec![0; all.len()];
+        let h = tape.affine(enc, x, 255.0 / 128.0, &self.shift)?;
+        let (k, _) = self._conv_stem.k;
+        let spec = ConvSpec { stride: 2, pad_y: same_pad(shape[1], k, 2), pad_x: same_pad(shape[2], k, 2), act: Act::Relu6 };
+        let mut h = tape.conv(enc, h, &self._conv_stem, &self.grad_stem, spec)?;
+        nodes[0] = h;
+        for (i, block) in self._blocks.iter().enumerate() {
+            if i >= last {
+                break;
+            }
+            h = block.forward_taped(enc, tape, h)?;
+            nodes[i + 1] = h;
+        }
+        let nb = self._blocks.len();
+        if last > nb {
+            h = tape.conv(enc, h, &self._conv_head, &self.grad_head, ConvSpec::same(0, Act::Relu6))?;
+            nodes[nb + 1] = h;
+        }
+        if last > nb + 1 {
+            nodes[nb + 2] = tape.global_mean(enc, h)?;
+        }
+        Ok(want.iter().map(|i| nodes[*i]).collect())
     }
 
     /// ImageNet logits `(B, 1000)` of images `x (B, H, W, 3)` in [0, 1].

@@ -13,6 +13,7 @@ pub mod efficientnet;
 pub mod layers;
 pub mod loader;
 pub mod taesd;
+pub mod tape;
 pub mod tokenizer;
 pub mod unet;
 pub mod vgg;

@@ -9,11 +9,14 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::{Loader, Weights};
 use crate::progress::Progress;
+use crate::nn::tape::{Node, Tape};
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::grad::conv_back_weight;
 use crate::ops::elementwise::{binary, unary, Unary};
 #[cfg(any(test, feature = "reference"))]
 use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
 use crate::ops::resample::upsample2x;
+use crate::ops::winograd::{conv3x3, WinogradWeight};
 use crate::ops::Act;
 
 /// Latent channels of SD v1.
@@ -96,17 +99,26 @@ struct Loaded {
     #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
     host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
+    /// Input-gradient weights of the convs (the decoder's only), for `forward_taped`.
+    back: Vec<ConvWeight>,
+    /// The same convs transformed for Winograd F(2x2, 3x3) where they qualify (stride 1,
+    /// Cin and Cout multiples of 4).
+    wino: Vec<Option<WinogradWeight>>,
 }
 
 /// Half of TAESD: the encoder or the decoder.
 #[derive(Debug)]
 pub struct TaesdPart {
     layers: Vec<Loaded>,
+    /// Run the stride-1 convs by Winograd F(2x2, 3x3) (`ops::winograd`) instead of direct
+    /// convolution (`ops::conv2d`, the default: on lavapipe the Winograd forward measured
+    /// 0.83-0.96x the direct one's speed, BENCHMARKS.md).
+    pub winograd: bool,
 }
 
 impl TaesdPart {
-    /// `layers`: the Sequential's layers, by index.
-    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>) -> Result<Self> {
+    /// `layers`: the Sequential's layers, by index; `grad`: with input-gradient weights.
+    fn load(w: &Loader<'_>, layers: Vec<(usize, Layer)>, grad: bool) -> Result<Self> {
         let mut out = Vec::new();
         for (i, layer) in layers {
             let convs: Vec<(Loader<'_>, usize, usize, bool)> = match layer {
@@ -116,35 +128,86 @@ impl TaesdPart {
             };
             let mut host = Vec::new();
             let mut dev = Vec::new();
+            let mut back = Vec::new();
+            let mut wino = Vec::new();
+            let stride1 = matches!(layer, Layer::Block | Layer::Conv { stride: 1, .. });
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
                 let weight = lw.host(&shape, "weight")?;
                 let bias = if has_bias { Some(lw.host(&[cout], "bias")?) } else { None };
                 dev.push(ConvWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref(), w.dtype())?);
+                if grad {
+                    back.push(conv_back_weight(w.gpu(), &weight, shape, w.dtype())?);
+                }
+                let fits = stride1 && cin.is_multiple_of(4) && cout.is_multiple_of(4);
+                wino.push(if fits { Some(WinogradWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref())?) } else { None });
                 host.push((weight, shape, bias));
             }
-            out.push(Loaded { layer, host, gpu: dev });
+            out.push(Loaded { layer, host, gpu: dev, back, wino });
         }
-        Ok(TaesdPart { layers: out })
+        Ok(TaesdPart { layers: out, winograd: false })
     }
 
     /// Runs the part on the GPU: `x (B, H, W, C) -> (B, H', W', C')`.
     pub fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
+        // Conv j of layer l with stride 1, the activation and a residual added before it.
+        let conv = |enc: &mut Encoder<'_>, l: &Loaded, j: usize, x: &Tensor, act: Act, res: Option<&Tensor>| -> Result<Tensor> {
+            match (&l.wino[j], self.winograd) {
+                (Some(wt), true) => conv3x3(enc, x, wt, act, res),
+                _ => match res {
+                    None => conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, act)),
+                    Some(r) => {
+                        let h = conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, Act::None))?;
+                        binary(enc, &h, r, false, act)
+                    }
+                },
+            }
+        };
         for l in &self.layers {
             x = match l.layer {
                 Layer::Conv { stride, relu, .. } => {
                     let act = if relu { Act::Relu } else { Act::None };
-                    conv2d(enc, &x, &l.gpu[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                    if stride == 1 {
+                        conv(enc, l, 0, &x, act, None)?
+                    } else {
+                        conv2d(enc, &x, &l.gpu[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                    }
                 }
                 Layer::Block => {
-                    let h = conv2d(enc, &x, &l.gpu[0], ConvSpec::same(1, Act::Relu))?;
-                    let h = conv2d(enc, &h, &l.gpu[1], ConvSpec::same(1, Act::Relu))?;
-                    let h = conv2d(enc, &h, &l.gpu[2], ConvSpec::same(1, Act::None))?;
-                    binary(enc, &h, &x, false, Act::Relu)?
+                    let h = conv(enc, l, 0, &x, Act::Relu, None)?;
+                    let h = conv(enc, l, 1, &h, Act::Relu, None)?;
+                    conv(enc, l, 2, &h, Act::Relu, Some(&x))?
                 }
                 Layer::Upsample => upsample2x(enc, &x)?,
                 Layer::Clamp => unary(enc, &x, Unary::TanhClamp(3.0))?,
+            };
+        }
+        Ok(x)
+    }
+
+    /// [`TaesdPart::forward`] recorded on `tape` from node `x` (the decoder only: the encoder
+    /// has no input-gradient weights).
+    pub fn forward_taped<'w>(&'w self, enc: &mut Encoder<'_>, tape: &mut Tape<'w>, x: Node) -> Result<Node> {
+        let mut x = x;
+        for l in &self.layers {
+            let n_convs = l.gpu.len();
+            if l.back.len() != n_convs {
+                return Err(Error::Invalid("taesd: this part was loaded without input-gradient weights (only the decoder has them)".into()));
+            }
+            x = match l.layer {
+                Layer::Conv { stride, relu, .. } => {
+                    let act = if relu { Act::Relu } else { Act::None };
+                    tape.conv(enc, x, &l.gpu[0], &l.back[0], ConvSpec { stride, pad_y: (1, 1), pad_x: (1, 1), act })?
+                }
+                Layer::Block => {
+                    let h = tape.conv(enc, x, &l.gpu[0], &l.back[0], ConvSpec::same(1, Act::Relu))?;
+                    let h = tape.conv(enc, h, &l.gpu[1], &l.back[1], ConvSpec::same(1, Act::Relu))?;
+                    let h = tape.conv(enc, h, &l.gpu[2], &l.back[2], ConvSpec::same(1, Act::None))?;
+                    tape.add(enc, h, x, Act::Relu)?
+                }
+                Layer::Upsample => tape.upsample2x(enc, x)?,
+                Layer::Clamp => tape.tanh_clamp(enc, x, 3.0)?,
             };
         }
         Ok(x)
@@ -189,7 +252,7 @@ impl Taesd {
     pub fn load(gpu: &Gpu, dir: &std::path::Path, dtype: DType) -> Result<Self> {
         let enc = Weights::open(&[dir.join("taesd_encoder.safetensors")])?;
         let dec = Weights::open(&[dir.join("taesd_decoder.safetensors")])?;
-        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers())?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers())? })
+        Ok(Taesd { encoder: TaesdPart::load(&Loader::new(gpu, &enc, dtype), encoder_layers(), false)?, decoder: TaesdPart::load(&Loader::new(gpu, &dec, dtype), decoder_layers(), true)? })
     }
 
     /// `image (B, H, W, 3)` in [0, 1], H and W multiples of 8 -> `latent (B, H/8, W/8, 4)`.

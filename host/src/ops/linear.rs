@@ -74,6 +74,22 @@ pub fn matmul(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, transpose_b: bool) 
     Ok(y)
 }
 
+/// [`matmul`] with a given kernel (tests and benchmarks; the needs of [`linear_with`], with
+/// `Cpu` and `Subgroup` for `transpose_b` only).
+pub fn matmul_with(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, transpose_b: bool, variant: Variant) -> Result<Tensor> {
+    ensure(a.shape.len() == 3 && b.shape.len() == 3 && a.shape[0] == b.shape[0], "matmul", || format!("expects (B, M, K) and (B, ., .), got {:?} and {:?}", a.shape, b.shape))?;
+    let (batch, m, k) = (a.shape[0], a.shape[1], a.shape[2]);
+    let (kb, n) = if transpose_b { (b.shape[2], b.shape[1]) } else { (b.shape[1], b.shape[2]) };
+    ensure(k == kb, "matmul", || format!("inner sizes differ: {:?} . {:?} (transpose_b {transpose_b})", a.shape, b.shape))?;
+    variant.needs(enc.gpu(), "matmul", VARIANTS)?;
+    ensure(variant != Variant::TiledF16 || b.dtype == DType::F16, "matmul", || "the TiledF16 kernel needs f16 weights".into())?;
+    ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || (transpose_b && k % 4 == 0), "matmul", || format!("the {variant:?} kernel needs b transposed and K % 4 == 0, got K {k}"))?;
+    ensure(variant != Variant::Subgroup || n % 2 == 0, "matmul", || format!("the Subgroup kernel stores pairs of outputs: N must be even, got {n}"))?;
+    let y = output(enc, &[batch, m, n])?;
+    run_variant(enc, a, b, None, &y, Dims { batch, m, n, k, x_batch: m * k, w_batch: k * n, y_batch: m * n }, transpose_b, variant)?;
+    Ok(y)
+}
+
 struct Dims {
     batch: usize,
     m: usize,

@@ -35,14 +35,17 @@ pub mod attention;
 pub mod conv2d;
 pub mod depthwise;
 pub mod elementwise;
+pub mod grad;
 pub mod linear;
 pub mod norm;
 pub mod pool;
 #[cfg(any(test, feature = "reference"))]
 pub mod reference;
 pub mod resample;
+pub mod resize;
 pub mod softmax;
 pub mod timestep;
+pub mod winograd;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,9 @@ use super::elementwise::Unary;
 use super::Act;
 
 mod features;
+mod grad;
 pub use features::{adaptive_avg_pool_ref, depthwise_ref, max_pool_ref};
+pub use grad::{act_backward_ref, adaptive_avg_pool_backward_ref, conv_backward_ref, max_pool_backward_ref, global_mean_backward_ref, resize_ref, tanh_clamp_backward_ref, upsample2x_backward_ref};
 
 // linear
 

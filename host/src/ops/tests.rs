@@ -5,7 +5,7 @@
 use wgpu::naga;
 use wgpu::naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
-use super::{attention, conv2d, depthwise, elementwise, linear, norm, pool, resample, softmax, timestep, Layout};
+use super::{attention, conv2d, depthwise, elementwise, grad, linear, norm, pool, resample, resize, softmax, timestep, winograd, Layout};
 use crate::gpu::Shader;
 
 const OPS: &[(&[Shader], Layout)] = &[
@@ -19,6 +19,9 @@ const OPS: &[(&[Shader], Layout)] = &[
     (resample::SHADERS, resample::META_LAYOUT),
     (softmax::SHADERS, softmax::META_LAYOUT),
     (timestep::SHADERS, timestep::META_LAYOUT),
+    (grad::SHADERS, grad::META_LAYOUT),
+    (resize::SHADERS, resize::META_LAYOUT),
+    (winograd::SHADERS, winograd::META_LAYOUT),
 ];
 
 /// The features a kernel file may use: SHADER_F16 for `*_f16.wgsl`, 8-lane subgroups and

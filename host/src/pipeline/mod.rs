@@ -7,6 +7,7 @@ pub mod demo;
 pub mod embed;
 pub mod encode;
 pub mod evaluate;
+pub mod features;
 pub mod fit;
 pub mod img2img;
 pub mod reconstruct;

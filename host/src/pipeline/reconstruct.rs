@@ -37,7 +37,7 @@ fn decode_voxels_as(path: &Path, voxels: &[f32], n: usize, want: Option<Target>)
     let loaded = LoadedDecoder::open(path)?;
     let dec = loaded.decoder()?;
     if let Some(want) = want.filter(|&w| w != dec.target()) {
-        let name = |t: Target| match t { Target::Z => "z (the image latent)", Target::C => "c (the text conditioning)" };
+        let name = |t: Target| match t { Target::Z => "z (the image latent)", Target::C => "c (the text conditioning)", Target::Features => "the features of a network layer" };
         return Err(Error::Invalid(format!("{}: is a decoder of {}, but a decoder of {} is expected here", path.display(), name(dec.target()), name(want))));
     }
     let (v, l) = (dec.voxels(), dec.outputs());

@@ -2,8 +2,15 @@
 //! ridge beside himalaya's RidgeCV (numpy backend) on the same synthetic data, same alphas,
 //! same 5 folds, in the same run: time, peak memory, chosen alpha, agreement of predictions.
 //!
+//! With `--fraction F`, himalaya runs on the first L / F targets only (its time on all of them
+//! is then not measured, and the report says so), and percept is timed on that fraction too
+//! (the same-run ratio) as well as on all L targets (time and peak memory). The peak of
+//! percept's fit is the process's resident peak from just before the fit (reset through
+//! /proc/self/clear_refs), so it includes the data the fit reads (x and y, as a CLI run holds
+//! them) but not earlier work of this benchmark.
+//!
 //! `cargo run --release -p percept-tests --bin bench-fit -- [--trials 8000] [--voxels 15724]
-//!  [--targets 6400] [--skip-himalaya] [--write BENCHMARKS.md]`
+//!  [--targets 6400] [--fraction 1] [--compare-orders] [--skip-himalaya] [--write BENCHMARKS.md]`
 
 use std::process::Command;
 use std::time::Instant;
@@ -20,6 +27,23 @@ fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {
         Some(i) => args.get(i + 1).context("missing value")?.parse().with_context(|| name.to_string()),
         None => Ok(default),
     }
+}
+
+/// Resets this process's resident peak (VmHWM) to its current size (Linux 4.0 and later).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU seconds (user + system, all threads) of this process so far.
+fn cpu_seconds() -> f64 {
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<f64> = s.rsplit(')').next()?.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+            Some(f.iter().sum::<f64>() / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// Peak resident memory of this process so far, in GB.
@@ -59,43 +83,88 @@ fn main() -> Result<()> {
     write_npy(&dir.join("x.npy"), &[n + test, p], &x)?;
     write_npy(&dir.join("y.npy"), &[n + test, l], &y)?;
 
+    let frac = arg(&args, "--fraction", 1)?.max(1);
+    let lf = l / frac;
     let ridge = RidgeOptions { cv: Cv::KFold(5), per_target: false, ..RidgeOptions::takagi() };
     let alphas: Vec<String> = ridge.alphas.iter().map(|a| format!("{a:.17e}")).collect();
-    let spec = FitSpec { region: "bench".into(), target: Target::Z, target_shape: vec![l], ridge, rank: None };
-    eprintln!("percept fit ...");
-    let before = peak_gb();
-    let t = Instant::now();
-    let f = fit(&x[..n * p], n, p, &y[..n * l], &spec, &Silent)?;
-    let ours = t.elapsed().as_secs_f64();
-    let ours_peak = peak_gb();
-    let percept::fit::DecoderWeights::Dense(w) = &f.file.weights else { bail!("dense expected") };
-    let mut pred = vec![0f32; test * l];
-    for i in 0..test {
-        let z: Vec<f32> = (0..p).map(|j| (x[(n + i) * p + j] - f.file.voxel_mean[j]) / f.file.voxel_std[j]).collect();
-        for t in 0..l {
-            pred[i * l + t] = (0..p).map(|j| w[t * p + j] * z[j]).sum::<f32>() + f.file.bias[t];
-        }
-    }
-    write_npy(&dir.join("pred.npy"), &[test, l], &pred)?;
+    let spec = |targets: usize| FitSpec { region: "bench".into(), target: Target::Z, target_shape: vec![targets], ridge: ridge.clone(), rank: None };
+    // Held-out predictions `(test, targets)` of a fitted dense decoder, by one product.
+    let predict = |f: &percept::fit::Fitted, targets: usize| -> Result<Vec<f32>> {
+        let percept::fit::DecoderWeights::Dense(w) = &f.file.weights else { bail!("dense expected") };
+        let z = faer::Mat::from_fn(test, p, |i, j| (x[(n + i) * p + j] - f.file.voxel_mean[j]) / f.file.voxel_std[j]);
+        let wm = faer::MatRef::from_column_major_slice(w, p, targets);
+        let pr: faer::Mat<f32> = &z * wm;
+        Ok((0..test * targets).map(|k| pr[(k / targets, k % targets)] + f.file.bias[k % targets]).collect())
+    };
 
-    let mut him = String::from("| himalaya RidgeCV (numpy) | not run | | | |\n");
+    // Percept on the fraction himalaya runs on (the same-run ratio), then on all targets.
+    let (mut ours_frac, mut alpha_frac) = (None, 0.0);
+    if frac > 1 {
+        eprintln!("percept fit, {lf} targets ...");
+        let yf: Vec<f32> = (0..n).flat_map(|i| y[i * l..i * l + lf].iter().copied()).collect();
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let f = fit(&x[..n * p], n, p, &yf, &spec(lf), &Silent)?;
+        ours_frac = Some((t.elapsed().as_secs_f64(), cpu_seconds() - c));
+        alpha_frac = f.alpha[0];
+        eprintln!("  {:?} s", ours_frac);
+        write_npy(&dir.join("pred.npy"), &[test, lf], &predict(&f, lf)?)?;
+    }
+    eprintln!("percept fit, {l} targets ...");
+    let before = peak_gb();
+    reset_peak();
+    let (t, c) = (Instant::now(), cpu_seconds());
+    let f = fit(&x[..n * p], n, p, &y[..n * l], &spec(l), &Silent)?;
+    let (ours, ours_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+    let ours_peak = peak_gb();
+    eprintln!("  {ours:.1} s ({ours_cpu:.1} CPU s), peak {ours_peak:.1} GB");
+    if frac == 1 {
+        alpha_frac = f.alpha[0];
+        write_npy(&dir.join("pred.npy"), &[test, l], &predict(&f, l)?)?;
+    }
+    let alpha_all = f.alpha[0];
+    drop(f);
+    // --compare-orders: the same fit with the targets projected first in every fold (the
+    // order of the products before 2026-12-02), for the same-run ratio.
+    let mut orders = String::new();
+    if args.iter().any(|a| a == "--compare-orders") {
+        eprintln!("percept fit, {l} targets, projected first ...");
+        let mut s = spec(l);
+        s.ridge.order = percept::fit::Order::ProjectFirst;
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let g = fit(&x[..n * p], n, p, &y[..n * l], &s, &Silent)?;
+        let (sec, csec) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+        eprintln!("  {sec:.1} s ({csec:.1} CPU s)");
+        orders = format!("| percept fit, {l} targets, targets projected first (the order before) | {sec:.1} s | {csec:.1} s | | {:e} | |\n| ratio projected first / new | {:.2} | {:.2} | | | |\n", g.alpha[0], sec / ours, csec / ours_cpu);
+    }
+    if frac > 1 {
+        let yf: Vec<f32> = (0..n + test).flat_map(|i| y[i * l..i * l + lf].iter().copied()).collect();
+        write_npy(&dir.join("y.npy"), &[n + test, lf], &yf)?;
+    }
+    let (ours_cmp, ours_cmp_cpu) = ours_frac.unwrap_or((ours, ours_cpu));
+
+    let mut him = String::from("| himalaya RidgeCV (numpy) | not run | | | | |\n");
     if !skip {
-        eprintln!("himalaya ...");
+        eprintln!("himalaya, {lf} targets ...");
         let script = format!(
             "import time, resource, numpy as np\nfrom himalaya.backend import set_backend\nfrom himalaya.ridge import RidgeCV\nfrom sklearn.preprocessing import StandardScaler\n\
              set_backend('numpy')\nx=np.load('{d}/x.npy'); y=np.load('{d}/y.npy'); n={n}\nxtr, ytr = x[:n], y[:n]\n\
-             t=time.perf_counter()\ns=StandardScaler().fit(xtr); xs=s.transform(xtr).astype(np.float32); ym=ytr.mean(0); yc=(ytr-ym).astype(np.float32)\n\
-             m=RidgeCV(alphas=np.array([{al}]), cv=5, fit_intercept=False, solver_params=dict(local_alpha=False, n_targets_batch=4096))\nm.fit(xs, yc)\nsec=time.perf_counter()-t\n\
+             cpu=lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])\nt=time.perf_counter(); c=cpu()\ns=StandardScaler().fit(xtr); xs=s.transform(xtr).astype(np.float32); ym=ytr.mean(0); yc=(ytr-ym).astype(np.float32)\n\
+             m=RidgeCV(alphas=np.array([{al}]), cv=5, fit_intercept=False, solver_params=dict(local_alpha=False, n_targets_batch=4096, warn=False))\nm.fit(xs, yc)\nsec=time.perf_counter()-t; csec=cpu()-c\n\
              ph=m.predict(s.transform(x[n:]).astype(np.float32))+ym\npp=np.load('{d}/pred.npy')\nr=np.corrcoef(ph.ravel(), pp.ravel())[0,1]\n\
-             print(sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6, float(np.unique(m.best_alphas_)[0]), r)",
+             print(sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6, float(np.unique(m.best_alphas_)[0]), r, csec)",
             d = dir.display(),
             al = alphas.join(",")
         );
         let out = Command::new("python3").args(["-c", &script]).env_remove("OPENBLAS_CORETYPE").env_remove("OPENBLAS_L2_SIZE").output()?;
         if out.status.success() {
             let v: Vec<f64> = String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect();
-            if let [sec, gb, alpha, r] = v[..] {
-                him = format!("| himalaya RidgeCV (numpy) | {sec:.1} s | {gb:.1} GB | {alpha:e} | {r:.6} |\n| ratio himalaya / percept | {:.2} | | | |\n", sec / ours);
+            if let [sec, gb, alpha, r, csec] = v[..] {
+                eprintln!("  {sec:.1} s ({csec:.1} CPU s)");
+                him = format!(
+                    "| himalaya RidgeCV (numpy), {lf} targets | {sec:.1} s | {csec:.1} s | {gb:.1} GB | {alpha:e} | {r:.6} |\n| ratio himalaya / percept, {lf} targets | {:.2} | {:.2} | | | |\n",
+                    sec / ours_cmp,
+                    csec / ours_cmp_cpu
+                );
             }
         } else {
             eprintln!("himalaya failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -103,13 +172,18 @@ fn main() -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let date = today();
+    let frac_row = match ours_frac {
+        Some((sec, csec)) => format!("| percept fit (faer, f32), {lf} targets | {sec:.1} s | {csec:.1} s | | {alpha_frac:e} | 1 |\n"),
+        None => String::new(),
+    };
     let report = format!(
-        "## Decoder fitting ({date})\n\nMachine: {}. Synthetic data: {n} training trials x {p} voxels -> {l} targets, 7 alphas (1e-6 ... 1), 5-fold CV, one alpha for all targets; predictions compared on 200 held-out trials.\n\
-         Command: `cargo run --release -p percept-tests --bin bench-fit -- --trials {n} --voxels {p} --targets {l}`.\n\n\
-         | | time | peak memory (process, incl. data) | alpha chosen | prediction r vs percept |\n|---|---|---|---|---|\n\
-         | percept fit (faer, f32) | {ours:.1} s | {ours_peak:.1} GB (data alone {before:.1} GB) | {:e} | 1 |\n{him}",
+        "## Decoder fitting ({date})\n\nMachine: {}, shared with other helpers' builds and benchmarks. Synthetic data: {n} training trials x {p} voxels -> {l} targets, 7 alphas (1e-6 ... 1), 5-fold CV, one alpha for all targets (as `percept fit` does unless `--per-target`); predictions compared on 200 held-out trials{}.\n\
+         Command: `cargo run --release -p percept-tests --bin bench-fit -- --trials {n} --voxels {p} --targets {l}{}`.\n\n\
+         | | time | CPU time (user + system, all threads) | peak memory (process, incl. data) | alpha chosen | prediction r vs percept |\n|---|---|---|---|---|---|\n\
+         | percept fit (faer, f32), {l} targets | {ours:.1} s | {ours_cpu:.1} s | {ours_peak:.1} GB (before the fit {before:.1} GB) | {alpha_all:e} | |\n{orders}{frac_row}{him}",
         machine(),
-        f.alpha[0]
+        if frac > 1 { format!("; himalaya on the first {lf} targets (1/{frac}) only, percept on those and on all") } else { String::new() },
+        if frac > 1 { format!(" --fraction {frac}") } else { String::new() },
     );
     publish(&report, &args)
 }

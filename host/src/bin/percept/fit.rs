@@ -1,4 +1,5 @@
-//! `percept fit`: a voxel -> latent decoder by ridge regression.
+//! `percept fit`: a voxel -> latent decoder by ridge regression, or (`--target features`)
+//! one decoder per layer of a feature network (FastL2LiR or ridge; see `features.rs`).
 
 use std::path::PathBuf;
 
@@ -17,6 +18,8 @@ enum TargetKind {
     Z,
     /// The text conditioning c.
     C,
+    /// Layers of a feature network (Shen et al. 2019): one decoder per layer into the folder --out.
+    Features,
 }
 
 /// Arguments of `percept fit`.
@@ -25,7 +28,8 @@ pub struct Args {
     #[command(flatten)]
     voxels: VoxelArgs,
     /// Targets given directly: a (trials, ...) float .npy (e.g. caption embeddings (N, 77, 768)).
-    #[arg(long, conflicts_with = "stimuli", required_unless_present = "stimuli")]
+    /// Without it, --stimuli is needed.
+    #[arg(long, conflicts_with = "stimuli")]
     targets: Option<PathBuf>,
     /// Targets from images: a stimulus list (CSV with an `image` column, one row per trial).
     #[arg(long)]
@@ -61,7 +65,10 @@ pub struct Args {
     /// Write a low-rank decoder of this rank.
     #[arg(long)]
     rank: Option<usize>,
-    /// The decoder file to write (.safetensors); the report goes to <out>.md.
+    #[command(flatten)]
+    features: crate::features::FeatureArgs,
+    /// The decoder file to write (.safetensors); the report goes to <out>.md. With
+    /// `--target features`: the folder for `<layer>.safetensors` and `report.md`.
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -99,6 +106,12 @@ fn parse_cv(s: &str) -> Result<Cv, String> {
 }
 
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    if let TargetKind::Features = a.target {
+        let ridge = RidgeOptions { alphas: a.alphas.0.clone(), cv: a.cv, per_target: a.per_target, ..RidgeOptions::default() };
+        let Some(list) = &a.stimuli else { anyhow::bail!("--target features needs the training images: --stimuli LIST.csv") };
+        let cache = a.cache.clone().unwrap_or_else(|| a.output.out.with_extension("cache"));
+        return crate::features::run(&a.features, a.voxels.source()?, list, ridge, &a.region, cache, &a.output, ctx);
+    }
     crate::args::check_side("--size", a.size, 4096)?;
     let out = a.output.out.clone();
     let targets = match (&a.targets, &a.stimuli) {
@@ -119,6 +132,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
     let target = match a.target {
         TargetKind::Z => Target::Z,
         TargetKind::C => Target::C,
+        TargetKind::Features => anyhow::bail!("--target features is fitted above"),
     };
     let o = fit::Options { voxels: a.voxels.source()?, targets, region: a.region.clone(), target, ridge, rank: a.rank, out, force: a.output.force };
     let outcome = fit::run(ctx, &o, &Bars::default())?;

@@ -7,6 +7,7 @@ mod demo;
 mod embed;
 mod encode;
 mod eval;
+mod features;
 mod fit;
 mod gpu;
 mod img2img;
