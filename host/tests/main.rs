@@ -7,6 +7,7 @@ mod cli;
 mod clip;
 mod data;
 mod dir;
+mod dirpipe;
 mod eval;
 mod export;
 mod featdec;

@@ -133,7 +133,7 @@ pub struct Outcome {
 }
 
 /// Output names for the distinct images: their file stems, made unique (`a.png`, `a_2.png`).
-fn output_names(images: Option<&[PathBuf]>, m: usize) -> Vec<String> {
+pub fn output_names(images: Option<&[PathBuf]>, m: usize) -> Vec<String> {
     let Some(images) = images else { return (0..m).map(|i| format!("trial_{i:05}.png")).collect() };
     let mut seen = HashSet::new();
     images
@@ -230,16 +230,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     grid(&rows)?.save_png(&o.out.join("grid.png"), o.force)?;
     written.push(o.out.join("grid.png"));
     if let Some(imgs) = &images {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let failed = |e: csv::Error| Error::Invalid(format!("{}: {e}", o.out.join("pairs.csv").display()));
-        // `samples`: the second stage's images of each trial, `|`-separated (scored by eval).
-        w.write_record(["original", "reconstruction", "samples"]).map_err(failed)?;
-        for ((img, name), samples) in imgs.iter().zip(&names).zip(&sample_names) {
-            let original = std::fs::canonicalize(img).unwrap_or_else(|_| img.clone());
-            w.write_record([original.to_string_lossy().as_ref(), name.as_str(), samples.join("|").as_str()]).map_err(failed)?;
-        }
-        let bytes = w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", o.out.join("pairs.csv").display())))?;
-        crate::io::output::write_atomic(&o.out.join("pairs.csv"), &bytes, o.force)?;
+        write_pairs(&o.out, imgs, &names, &sample_names, o.force)?;
         written.push(o.out.join("pairs.csv"));
     }
     let summary = format!(
@@ -251,6 +242,22 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         if images.is_some() { ", pairs.csv" } else { "" }
     );
     Ok(Outcome { images: recon, written, summary })
+}
+
+/// Writes `<out>/pairs.csv`: each original (canonical path) beside its reconstruction's file
+/// name and the second stage's samples (`|`-separated; empty without one), what `percept eval`
+/// scores.
+pub fn write_pairs(out: &Path, originals: &[PathBuf], names: &[String], samples: &[Vec<String>], force: bool) -> Result<()> {
+    let path = out.join("pairs.csv");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| Error::Invalid(format!("{}: {e}", path.display()));
+    w.write_record(["original", "reconstruction", "samples"]).map_err(failed)?;
+    for ((img, name), samples) in originals.iter().zip(names).zip(samples) {
+        let original = std::fs::canonicalize(img).unwrap_or_else(|_| img.clone());
+        w.write_record([original.to_string_lossy().as_ref(), name.as_str(), samples.join("|").as_str()]).map_err(failed)?;
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    crate::io::output::write_atomic(&path, &bytes, force)
 }
 
 /// Decodes c from the higher visual voxels and runs img2img from each z image.

@@ -1,9 +1,10 @@
-//! `percept reconstruct`: voxels -> images.
+//! `percept reconstruct`: voxels -> images, by the z decoder (and Takagi & Nishimoto's second
+//! stage), or by deep image reconstruction (`--method dir`).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use percept::pipeline::{reconstruct, Context};
+use percept::pipeline::{dir, features::NetChoice, reconstruct, Context};
 
 use crate::args::{OutputArgs, SamplingArgs, VoxelArgs};
 use crate::bars::Bars;
@@ -13,9 +14,16 @@ use crate::bars::Bars;
 pub struct Args {
     #[command(flatten)]
     voxels: VoxelArgs,
-    /// The z decoder (early visual -> VAE latent), from `percept fit`.
+    /// `z`: the z decoder's latents through TAESD (or SD); `dir`: deep image reconstruction
+    /// from decoded DNN features (Shen et al. 2019).
+    #[arg(long, value_enum, default_value = "z")]
+    method: MethodArg,
+    /// The z decoder (early visual -> VAE latent), from `percept fit`; with `--method dir` the
+    /// start of the optimisation (the z-only image).
     #[arg(long)]
-    decoder: PathBuf,
+    decoder: Option<PathBuf>,
+    #[command(flatten)]
+    dir: DirArgs,
     /// The stimulus list of the trials (CSV with `image`): repeats of an image are averaged
     /// before decoding, and the grid and `pairs.csv` put each original beside its reconstruction.
     #[arg(long)]
@@ -50,7 +58,113 @@ pub struct Args {
     output: OutputArgs,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Z,
+    Dir,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GeneratorArg {
+    Taesd,
+    None,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adam,
+}
+
+/// The arguments of `--method dir`.
+#[derive(clap::Args)]
+struct DirArgs {
+    /// The folder of feature decoders from `percept fit --target features` (one per layer);
+    /// they read the voxels of --voxels / --nifti.
+    #[arg(long)]
+    decoders: Option<PathBuf>,
+    /// The voxels the z decoder reads (.npy, same trials), when not those of the feature decoders.
+    #[arg(long)]
+    voxels_z: Option<PathBuf>,
+    /// A start latent (4, size/8, size/8) .npy, e.g. the mean training latent, when there is no
+    /// z decoder (default: a grey image).
+    #[arg(long, conflicts_with = "decoder")]
+    start_latent: Option<PathBuf>,
+    /// The generator: TAESD's decoder, or none (the pixels are optimised, blurred between steps).
+    #[arg(long, value_enum, default_value = "taesd")]
+    generator: GeneratorArg,
+    /// The loss network's EfficientNet-Lite folder (default: the shipped efficientnet-lite2);
+    /// the feature decoders must be of the same network.
+    #[arg(long)]
+    net: Option<PathBuf>,
+    /// Side of the reconstructed images (a multiple of 8).
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Iterations of the optimiser.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// The optimiser: the lab's SGD with momentum (rate falling linearly to 0) or Adam.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: OptimizerArg,
+    /// Learning rate (default: 0.02 SGD, 0.1 Adam through TAESD; 2/255 SGD on pixels).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Weight of the anchor lambda * ||latent - start||^2 (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    anchor: f32,
+    /// Images optimised together.
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+}
+
+fn run_dir(a: &Args, ctx: &Context) -> Result<()> {
+    let d = &a.dir;
+    let decoders = d.decoders.clone().ok_or_else(|| anyhow::anyhow!("--method dir needs --decoders (a folder of feature decoders from `percept fit --target features`)"))?;
+    anyhow::ensure!(a.sd.is_none(), "--sd is the z method's second stage; --method dir makes its images by optimisation");
+    crate::args::check_side("--size", d.size, 1024)?;
+    let start = match (&a.decoder, &d.start_latent) {
+        (Some(decoder), _) => dir::Start::ZDecoder { decoder: decoder.clone(), voxels: d.voxels_z.clone().map(percept::io::voxels::VoxelSource::Npy) },
+        (None, Some(p)) => dir::Start::Latent(p.clone()),
+        (None, None) => dir::Start::Grey,
+    };
+    let net = match &d.net {
+        Some(p) => NetChoice::EfficientNet { dir: p.clone(), name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() },
+        None => NetChoice::lite2(),
+    };
+    let o = dir::Options {
+        voxels: a.voxels.source()?,
+        decoders,
+        stimuli: a.stimuli.clone(),
+        start,
+        taesd: match d.generator {
+            GeneratorArg::Taesd => Some(a.taesd.clone().unwrap_or_else(percept::paths::taesd)),
+            GeneratorArg::None => None,
+        },
+        net,
+        size: d.size,
+        optimizer: match d.optimizer {
+            OptimizerArg::Sgd => dir::Optimizer::Sgd,
+            OptimizerArg::Adam => dir::Optimizer::Adam,
+        },
+        lr: d.lr,
+        iterations: d.iterations,
+        anchor: d.anchor,
+        batch: d.batch,
+        out: a.output.out.clone(),
+        force: a.output.force,
+    };
+    let _lock = percept::io::output::lock(&o.out)?;
+    let outcome = dir::run(ctx, &o, &Bars::default())?;
+    println!("{}", outcome.summary);
+    Ok(())
+}
+
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
+    if matches!(a.method, MethodArg::Dir) {
+        return run_dir(&a, ctx);
+    }
+    let decoder = a.decoder.clone().ok_or_else(|| anyhow::anyhow!("--method z needs --decoder (the z decoder from `percept fit`)"))?;
+    anyhow::ensure!(a.dir.decoders.is_none(), "--decoders belongs to --method dir");
     crate::args::check_side("--sd-size", a.sd_size, 2048)?;
     let sd = match (&a.sd, &a.decoder_c, &a.voxels_c) {
         (Some(model), Some(decoder_c), Some(voxels_c)) => Some(reconstruct::SdStage {
@@ -67,7 +181,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
     };
     let o = reconstruct::Options {
         voxels: a.voxels.source()?,
-        decoder: a.decoder.clone(),
+        decoder,
         stimuli: a.stimuli.clone(),
         taesd: a.taesd.clone().unwrap_or_else(percept::paths::taesd),
         sd,

@@ -1,0 +1,323 @@
+//! `percept reconstruct --method dir`: deep image reconstruction (Shen, Horikawa, Majima &
+//! Kamitani 2019). Voxels -> each layer's features (the feature decoders of `percept fit
+//! --target features`, percept-core) -> the lab's rescaling -> an image optimised, through
+//! TAESD's decoder or directly in pixels, until the loss network's features match ->
+//! the lab's output rule (clip 0.02% at each end, rescale to 0-255). The start is the z-only
+//! reconstruction (a z decoder given), a latent from a file, or a grey image.
+
+use std::path::{Path, PathBuf};
+
+use super::features::NetChoice;
+use super::reconstruct::{decode_voxels, grid};
+use super::Context;
+use crate::dir::objective::{Generator, LayerTarget, LossNet, Objective};
+use crate::dir::optim::{self, Adam, Dgn, Method, PixelGd, Settings};
+use crate::dir::output;
+use crate::error::{Error, Result};
+use crate::gpu::DType;
+use crate::io::decoder::{FeatureInfo, LoadedDecoder};
+use crate::io::image::Rgb;
+use crate::io::output::{ensure_writable, write_atomic};
+use crate::io::voxels::VoxelSource;
+use crate::io::{npy, stimuli};
+use crate::nn::efficientnet::EfficientNet;
+use crate::nn::taesd::Taesd;
+use crate::progress::Progress;
+
+/// The optimiser of the command line (rates default per optimiser and generator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimizer {
+    /// The lab's SGD with momentum, normalised gradient, falling rate, L2 decay.
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// Where the optimisation starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// The z-only reconstruction: the z decoder and the voxels it reads (same trials).
+    ZDecoder {
+        /// The z decoder file.
+        decoder: PathBuf,
+        /// Its voxels (default: the feature decoders' voxels).
+        voxels: Option<VoxelSource>,
+    },
+    /// One TAESD latent `(4, h, w)` for every image (e.g. the mean training latent), .npy.
+    Latent(PathBuf),
+    /// A mid-grey image (encoded by TAESD's encoder when there is a generator).
+    Grey,
+}
+
+/// What the job does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The voxels the feature decoders read.
+    pub voxels: VoxelSource,
+    /// The folder of feature decoders (`*.safetensors`, one per layer).
+    pub decoders: PathBuf,
+    /// The stimulus list of the trials (repeats averaged; originals beside reconstructions).
+    pub stimuli: Option<PathBuf>,
+    /// The start.
+    pub start: Start,
+    /// TAESD weights folder; `None`: optimise the pixels (no generator).
+    pub taesd: Option<PathBuf>,
+    /// The loss network (must be the decoders' network).
+    pub net: NetChoice,
+    /// Side of the reconstructed images (a multiple of 8).
+    pub size: usize,
+    /// The optimiser.
+    pub optimizer: Optimizer,
+    /// Its rate (`None`: [`default_lr`]).
+    pub lr: Option<f32>,
+    /// Iterations.
+    pub iterations: usize,
+    /// Weight of the anchor keeping the latent near its start (0: none).
+    pub anchor: f32,
+    /// Images optimised together.
+    pub batch: usize,
+    /// The folder to write.
+    pub out: PathBuf,
+    /// Replace earlier outputs.
+    pub force: bool,
+}
+
+/// The default rate: their DGN descent diverges at their 2 with TAESD's latent; 0.02 (SGD)
+/// and 0.1 (Adam) converge (the PyTorch experiment). Pixels: their 2 grey levels.
+pub fn default_lr(optimizer: Optimizer, generator: bool) -> f32 {
+    match (optimizer, generator) {
+        (Optimizer::Sgd, true) => 0.02,
+        (Optimizer::Adam, true) => 0.1,
+        (Optimizer::Sgd, false) => 2.0 / 255.0,
+        (Optimizer::Adam, false) => 0.01,
+    }
+}
+
+/// What the job made.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The reconstructions after the output rule.
+    pub images: Vec<Rgb>,
+    /// The starting images (the z-only reconstructions when a z decoder is given).
+    pub starts: Vec<Rgb>,
+    /// Mean feature loss over the images at each iteration, and after the last.
+    pub loss: Vec<f32>,
+    /// Every file written.
+    pub written: Vec<PathBuf>,
+    /// One line saying what was made.
+    pub summary: String,
+}
+
+/// One layer's decoder.
+struct Layer {
+    path: PathBuf,
+    info: FeatureInfo,
+}
+
+/// The feature decoders of `dir`, sorted by file name, each checked to be one of `net_name`.
+fn layers(dir: &Path, net_name: &str, voxels: usize) -> Result<Vec<Layer>> {
+    let rd = std::fs::read_dir(dir).map_err(crate::error::io(dir))?;
+    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!("{}: holds no feature decoders (*.safetensors from `percept fit --target features`)", dir.display())));
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let loaded = LoadedDecoder::open(&path)?;
+        let info = loaded.features()?.ok_or_else(|| Error::Invalid(format!("{}: is not a feature decoder (no feature layer in it)", path.display())))?;
+        if info.net != net_name {
+            return Err(Error::Invalid(format!("{}: decodes features of {}, but the loss network is {net_name}", path.display(), info.net)));
+        }
+        let v = loaded.decoder()?.voxels();
+        if v != voxels {
+            return Err(Error::Shape(format!("{}: reads {v} voxels, the data has {voxels}", path.display())));
+        }
+        out.push(Layer { path, info });
+    }
+    Ok(out)
+}
+
+/// Runs the job.
+pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
+    if o.size == 0 || !o.size.is_multiple_of(8) || o.size > 1024 {
+        return Err(Error::Invalid(format!("--size {}: a positive multiple of 8 up to 1024", o.size)));
+    }
+    if o.batch == 0 || o.iterations == 0 {
+        return Err(Error::Invalid(format!("batch {} and iterations {} must be at least 1", o.batch, o.iterations)));
+    }
+    let (net_dir, net_name) = match &o.net {
+        NetChoice::EfficientNet { dir, name } => (dir.clone(), name.clone()),
+        NetChoice::Vgg19(_) => return Err(Error::Invalid("the DIR objective has EfficientNet-Lite loss networks only (VGG19's backward pass is not there yet)".into())),
+    };
+    let vox = o.voxels.load()?;
+    let (images, groups) = match &o.stimuli {
+        Some(list) => {
+            let trials = stimuli::read(list)?;
+            vox.ensure_trials(list, trials.len(), "trials listed")?;
+            let (images, groups) = stimuli::repeats(&trials);
+            (Some(images), groups)
+        }
+        None => (None, (0..vox.trials).map(|i| vec![i]).collect()),
+    };
+    let m = groups.len();
+    let names = super::reconstruct::output_names(images.as_deref(), m);
+    let mut outputs: Vec<PathBuf> = names.iter().map(|nm| o.out.join(nm)).collect();
+    outputs.extend(["grid.png", "loss.csv", "features.txt"].iter().map(|f| o.out.join(f)));
+    if images.is_some() {
+        outputs.push(o.out.join("pairs.csv"));
+    }
+    for p in &outputs {
+        ensure_writable(p, o.force)?;
+    }
+    let layers = layers(&o.decoders, &net_name, vox.voxels)?;
+
+    // Decoded, rescaled features of every image, per layer.
+    let x = stimuli::average_rows(&vox.data, vox.voxels, &groups);
+    let mut targets = Vec::with_capacity(layers.len());
+    for l in &layers {
+        let (d, _) = decode_voxels(&l.path, &x, m)?;
+        targets.push(crate::fit::features::rescale(&d, &l.info)?);
+    }
+
+    let gpu = ctx.gpu()?;
+    let net = EfficientNet::load(gpu, &net_dir)?;
+    let taesd = o.taesd.as_ref().map(|d| Taesd::load(gpu, d, DType::F32)).transpose()?;
+    let s = o.size;
+    progress.begin("start", 0);
+    let (x0, starts) = start(ctx, o, taesd.as_ref(), m, &groups)?;
+    progress.done();
+    let generator = match &taesd {
+        Some(t) => Generator::Taesd(&t.decoder),
+        None => Generator::Pixels,
+    };
+    let objective = Objective::new(gpu, generator, LossNet::EfficientNet(&net), s)?;
+    let dim = x0.len() / m;
+    let lr = o.lr.unwrap_or_else(|| default_lr(o.optimizer, taesd.is_some()));
+    let method = match (o.optimizer, taesd.is_some()) {
+        (Optimizer::Sgd, true) => Method::Dgn(Dgn { lr_start: lr, ..Dgn::default() }),
+        (Optimizer::Sgd, false) => Method::PixelGd(PixelGd { lr_start: lr, ..PixelGd::new(s) }),
+        (Optimizer::Adam, _) => Method::Adam(Adam { lr, ..Adam::default() }),
+    };
+    let settings = Settings { method, iterations: o.iterations, anchor: o.anchor };
+    let mut result = vec![0f32; m * s * s * 3];
+    let mut loss = vec![0f32; o.iterations + 1];
+    let batches = m.div_ceil(o.batch);
+    for (k, first) in (0..m).step_by(o.batch).enumerate() {
+        let b = o.batch.min(m - first);
+        let t: Vec<LayerTarget> = layers
+            .iter()
+            .zip(&targets)
+            .map(|(l, v)| {
+                let u = l.info.units.len();
+                LayerTarget { layer: l.info.layer.clone(), units: Some(l.info.units.clone()), values: v[first * u..(first + b) * u].to_vec() }
+            })
+            .collect();
+        let mut xb = x0[first * dim..(first + b) * dim].to_vec();
+        let start_b = xb.clone();
+        progress.begin(&format!("optimising {}/{batches}", k + 1), o.iterations as u64);
+        let mut f = |x: &[f32]| objective.loss_and_grad(x, b, &t).map(|e| (e.loss, e.grad));
+        let trace = optim::optimise(&mut xb, b, &settings, Some(&start_b), &mut f, progress)?;
+        progress.done();
+        let last = objective.loss_and_grad(&xb, b, &t)?;
+        for (i, l) in trace.loss.iter().chain([&last.loss]).enumerate() {
+            loss[i] += l.iter().sum::<f32>() / m as f32;
+        }
+        result[first * s * s * 3..(first + b) * s * s * 3].copy_from_slice(&last.images);
+    }
+    let recon: Vec<Rgb> = result.chunks(s * s * 3).map(|img| output::to_rgb(img, s)).collect();
+    write_outputs(o, &names, images.as_deref(), &recon, &starts, &loss, &layers)?;
+    let summary = format!(
+        "{}: {m} reconstructions of {s}x{s} by deep image reconstruction ({} layers, {} iterations, feature loss {:.4} -> {:.4}); grid.png, loss.csv{}",
+        o.out.display(),
+        layers.len(),
+        o.iterations,
+        loss[0],
+        loss[o.iterations],
+        if images.is_some() { ", pairs.csv" } else { "" }
+    );
+    Ok(Outcome { images: recon, starts, loss, written: outputs, summary })
+}
+
+/// The start `x (m, dim)` for the objective and the images it makes.
+fn start(ctx: &Context, o: &Options, taesd: Option<&Taesd>, m: usize, groups: &[Vec<usize>]) -> Result<(Vec<f32>, Vec<Rgb>)> {
+    let gpu = ctx.gpu()?;
+    let s = o.size;
+    let grey = || Rgb { height: s, width: s, data: vec![0.5; s * s * 3] };
+    // The start as images (at size s) or as one latent.
+    let images: Vec<Rgb> = match &o.start {
+        Start::Grey => vec![grey(); m],
+        Start::ZDecoder { decoder, voxels } => {
+            let vox = voxels.as_ref().unwrap_or(&o.voxels).load()?;
+            let n = groups.iter().flatten().copied().max().map_or(0, |t| t + 1);
+            if vox.trials < n {
+                return Err(Error::Shape(format!("{}: {} trials, but the feature voxels have {n}", vox.source, vox.trials)));
+            }
+            let xz = stimuli::average_rows(&vox.data, vox.voxels, groups);
+            let (z, shape) = decode_voxels(decoder, &xz, m)?;
+            let [4, h, w] = shape[..] else { return Err(Error::Shape(format!("{}: decodes a target of shape {shape:?}, not a latent (4, h, w)", decoder.display()))) };
+            if let (Some(t), true) = (taesd, 8 * h == s && 8 * w == s) {
+                let imgs = t.decode_latents(gpu, &z, m, h, w)?;
+                return Ok((npy::nchw_to_nhwc(&z, [m, 4, h, w]), imgs));
+            }
+            // Another size, or pixels: the z-only image (TAESD, the shipped one without a
+            // generator), resized.
+            let own;
+            let t = match taesd {
+                Some(t) => t,
+                None => {
+                    own = Taesd::load(gpu, &crate::paths::taesd(), DType::F32)?;
+                    &own
+                }
+            };
+            t.decode_latents(gpu, &z, m, h, w)?.iter().map(|i| i.resized(s)).collect()
+        }
+        Start::Latent(path) => {
+            let a = npy::read(path)?;
+            let per = (s / 8) * (s / 8) * 4;
+            if a.data.len() != per {
+                return Err(Error::Shape(format!("{}: shape {:?}; one latent (4, {}, {}) is expected for --size {s}", path.display(), a.shape, s / 8, s / 8)));
+            }
+            let t = taesd.ok_or_else(|| Error::Invalid(format!("{}: a start latent needs the generator (TAESD)", path.display())))?;
+            let z: Vec<f32> = (0..m).flat_map(|_| a.data.iter().copied()).collect();
+            let imgs = t.decode_latents(gpu, &z, m, s / 8, s / 8)?;
+            return Ok((npy::nchw_to_nhwc(&z, [m, 4, s / 8, s / 8]), imgs));
+        }
+    };
+    match taesd {
+        None => Ok((images.iter().flat_map(|i| i.data.iter().copied()).collect(), images)),
+        Some(t) => {
+            let refs: Vec<&Rgb> = images.iter().collect();
+            let z = t.encode_rgb(gpu, &refs, &crate::progress::Silent)?;
+            Ok((npy::nchw_to_nhwc(&z, [m, 4, s / 8, s / 8]), images))
+        }
+    }
+}
+
+fn write_outputs(o: &Options, names: &[String], original_paths: Option<&[PathBuf]>, recon: &[Rgb], starts: &[Rgb], loss: &[f32], layers: &[Layer]) -> Result<()> {
+    let s = o.size;
+    for (img, name) in recon.iter().zip(names) {
+        img.save_png(&o.out.join(name), o.force)?;
+    }
+    let originals: Vec<Rgb> = match original_paths {
+        Some(p) => p.iter().map(|p| Rgb::open_square(p, s)).collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let starts: Vec<Rgb> = starts.iter().map(|i| if i.width == s { i.clone() } else { i.resized(s) }).collect();
+    let rows: Vec<&[Rgb]> = if originals.is_empty() { vec![&starts, recon] } else { vec![&originals, &starts, recon] };
+    grid(&rows)?.save_png(&o.out.join("grid.png"), o.force)?;
+    let mut csv = String::from("iteration,mean_feature_loss\n");
+    for (i, l) in loss.iter().enumerate() {
+        csv.push_str(&format!("{i},{l}\n"));
+    }
+    write_atomic(&o.out.join("loss.csv"), csv.as_bytes(), o.force)?;
+    let mut f = String::new();
+    for l in layers {
+        f.push_str(&format!("{}\t{}\t{} of {} units\n", l.path.display(), l.info.layer, l.info.units.len(), l.info.layer_units));
+    }
+    write_atomic(&o.out.join("features.txt"), f.as_bytes(), o.force)?;
+    if let Some(p) = original_paths {
+        super::reconstruct::write_pairs(&o.out, p, names, &vec![Vec::new(); names.len()], o.force)?;
+    }
+    Ok(())
+}
