@@ -64,6 +64,7 @@ fn options(s: &Path, decoders: &Path, out: &Path) -> dir::Options {
         batch: 4,
         out: out.to_path_buf(),
         force: false,
+        oracle: false,
     }
 }
 

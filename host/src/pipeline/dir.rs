@@ -80,6 +80,10 @@ pub struct Options {
     pub out: PathBuf,
     /// Replace earlier outputs.
     pub force: bool,
+    /// The oracle run: the targets are the TRUE features of the stimuli (the loss network on
+    /// the originals, needs `stimuli`), not decoded ones; a check of the optimiser and the
+    /// gradients without brain data.
+    pub oracle: bool,
 }
 
 /// The default rate: their DGN descent diverges at their 2 with TAESD's latent; 0.02 (SGD)
@@ -171,19 +175,31 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         ensure_writable(p, o.force)?;
     }
     let layers = layers(&o.decoders, &net_name, vox.voxels)?;
-
-    // Decoded, rescaled features of every image, per layer.
-    let x = stimuli::average_rows(&vox.data, vox.voxels, &groups);
-    let mut targets = Vec::with_capacity(layers.len());
-    for l in &layers {
-        let (d, _) = decode_voxels(&l.path, &x, m)?;
-        targets.push(crate::fit::features::rescale(&d, &l.info)?);
-    }
-
     let gpu = ctx.gpu()?;
     let net = EfficientNet::load(gpu, &net_dir)?;
     let taesd = o.taesd.as_ref().map(|d| Taesd::load(gpu, d, DType::F32)).transpose()?;
     let s = o.size;
+
+    // Decoded, rescaled features of every image, per layer (or, for the oracle, the true ones).
+    let x = stimuli::average_rows(&vox.data, vox.voxels, &groups);
+    let mut targets = Vec::with_capacity(layers.len());
+    match (&images, o.oracle) {
+        (None, true) => return Err(Error::Invalid("the oracle run needs the stimulus list (its targets are the originals' features)".into())),
+        (Some(paths), true) => {
+            let originals: Vec<f32> = paths.iter().map(|p| Rgb::open_square(p, s)).collect::<Result<Vec<_>>>()?.into_iter().flat_map(|i| i.data).collect();
+            let names: Vec<String> = layers.iter().map(|l| l.info.layer.clone()).collect();
+            let feats = Objective::new(gpu, Generator::Pixels, LossNet::EfficientNet(&net), s)?.features(&originals, m, &names)?;
+            for (l, f) in layers.iter().zip(feats) {
+                targets.push(crate::fit::features::columns(&f, l.info.layer_units, &l.info.units));
+            }
+        }
+        (_, false) => {
+            for l in &layers {
+                let (d, _) = decode_voxels(&l.path, &x, m)?;
+                targets.push(crate::fit::features::rescale(&d, &l.info)?);
+            }
+        }
+    }
     progress.begin("start", 0);
     let (x0, starts) = start(ctx, o, taesd.as_ref(), m, &groups)?;
     progress.done();
@@ -228,8 +244,9 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     let recon: Vec<Rgb> = result.chunks(s * s * 3).map(|img| output::to_rgb(img, s)).collect();
     write_outputs(o, &names, images.as_deref(), &recon, &starts, &loss, &layers)?;
     let summary = format!(
-        "{}: {m} reconstructions of {s}x{s} by deep image reconstruction ({} layers, {} iterations, feature loss {:.4} -> {:.4}); grid.png, loss.csv{}",
+        "{}: {m} reconstructions of {s}x{s} by deep image reconstruction{} ({} layers, {} iterations, feature loss {:.4} -> {:.4}); grid.png, loss.csv{}",
         o.out.display(),
+        if o.oracle { " from the TRUE features (oracle)" } else { "" },
         layers.len(),
         o.iterations,
         loss[0],

@@ -115,6 +115,10 @@ struct DirArgs {
     /// Images optimised together.
     #[arg(long, default_value_t = 10)]
     batch: usize,
+    /// The oracle run: the targets are the true features of the --stimuli images (no brain
+    /// data), a check of the optimiser and the gradients.
+    #[arg(long)]
+    oracle: bool,
 }
 
 fn run_dir(a: &Args, ctx: &Context) -> Result<()> {
@@ -150,6 +154,7 @@ fn run_dir(a: &Args, ctx: &Context) -> Result<()> {
         iterations: d.iterations,
         anchor: d.anchor,
         batch: d.batch,
+        oracle: d.oracle,
         out: a.output.out.clone(),
         force: a.output.force,
     };
