@@ -977,6 +977,8 @@ fn simulate<'py>(
         letters,
         test_repeats,
         population: PopulationSettings { early, higher, snr_early, snr_higher, ..Settings::default().population },
+        // The default imagery photos, or every held-out photo when fewer are held out.
+        imagery: percept::sim::imagery::ImagerySettings { photos: Settings::default().imagery.photos.min(test_photos), ..Settings::default().imagery },
         ..Settings::default()
     };
     let subject = run_detached(py, progress_of(progress)?, |bar| match &out {

@@ -45,9 +45,10 @@ pub struct Args {
     /// Repeats of each test photo.
     #[arg(long, default_value_t = 3)]
     test_repeats: usize,
-    /// Held-out photos the subject also imagines (mental imagery trials).
-    #[arg(long, default_value_t = 6)]
-    imagery_photos: usize,
+    /// Held-out photos the subject also imagines (mental imagery trials) [default: 6, or every
+    /// held-out photo when fewer are held out].
+    #[arg(long)]
+    imagery_photos: Option<usize>,
     /// New drawn shapes the subject imagines.
     #[arg(long, default_value_t = 6)]
     imagery_shapes: usize,
@@ -78,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
         test_repeats: a.test_repeats,
         population: PopulationSettings { early: a.early, higher: a.higher, snr_early: a.snr_early, snr_higher: a.snr_higher, ..Settings::default().population },
         imagery: ImagerySettings {
-            photos: a.imagery_photos,
+            photos: a.imagery_photos.unwrap_or(6.min(a.test_photos)),
             shapes: a.imagery_shapes,
             letters: a.imagery_letters,
             repeats: a.imagery_repeats,
