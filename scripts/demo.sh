@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 cargo build --release -p percept
 run() { cargo run -q --release -p percept -- "$@"; }
 if ! run gpu >/dev/null 2>&1; then
-  echo "demo: no GPU adapter found; installing Mesa's CPU Vulkan driver (apt-get install mesa-vulkan-drivers)"
-  ./scripts/apt-install.sh mesa-vulkan-drivers
+  echo "demo: no GPU adapter found; installing Mesa's CPU Vulkan driver (scripts/install-mesa.sh)"
+  ./scripts/install-mesa.sh
   run gpu
 fi
 run demo "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what percept's tests need on a fresh Debian machine: QEMU for the Cortex-M4
-# firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU),
+# firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU;
+# on Debian bookworm Mesa 25 from bookworm-backports, see scripts/install-mesa.sh),
 # C and C++ compilers (the C header test, libFuzzer for the fuzzing smoke run), and the
 # thumbv7em-none-eabihf Rust target. Safe to run
 # again: it skips what is there.
@@ -9,7 +10,6 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
-[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
@@ -17,6 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   ./scripts/apt-install.sh "${need[@]}"
 fi
+./scripts/install-mesa.sh
 
 if ! cargo clippy --version >/dev/null 2>&1; then
   echo "setup: adding clippy"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::io::image::Rgb;
 use crate::io::npy;
 use crate::error::{io, Error, Result};
-use crate::gpu::{DType, Gpu};
+use crate::gpu::Gpu;
 use crate::nn::taesd::Taesd;
 use crate::progress::Progress;
 
@@ -68,7 +68,7 @@ pub fn encode_images(gpu: &Gpu, weights: &Path, images: &[PathBuf], size: usize,
     if todo.is_empty() {
         return Ok(out);
     }
-    let taesd = Taesd::load(gpu, weights, DType::F32)?;
+    let taesd = Taesd::load(gpu, weights, crate::nn::taesd::WEIGHTS)?;
     for batch in todo.chunks(crate::nn::taesd::BATCH) {
         let rgbs = batch.iter().map(|(i, _)| Rgb::open_square(&images[*i], size)).collect::<Result<Vec<_>>>()?;
         let z = taesd.encode_rgb(gpu, &rgbs.iter().collect::<Vec<_>>(), &crate::progress::Silent)?;

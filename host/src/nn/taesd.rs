@@ -21,8 +21,13 @@ use crate::ops::Act;
 
 /// Latent channels of SD v1.
 pub const LATENT_CHANNELS: usize = 4;
-/// Images encoded per GPU submission.
+/// Images encoded per GPU submission (16 measured no faster per image than 8, BENCHMARKS.md).
 pub const BATCH: usize = 8;
+/// How the conv weights are kept on the GPU where the caller has no reason to choose: f16
+/// (the shipped files are bf16, so nothing is lost but values below f16's normal range; outputs
+/// agree with f32 weights to 7e-6). Measured 1.1-1.3x faster than f32 weights on Mesa 25's
+/// lavapipe (BENCHMARKS.md, issue 18).
+pub const WEIGHTS: DType = DType::F16;
 /// Width of every hidden layer.
 const C: usize = 64;
 
@@ -95,14 +100,14 @@ type HostConv = (Vec<f32>, [usize; 4], Option<Vec<f32>>);
 #[derive(Debug)]
 struct Loaded {
     layer: Layer,
-    /// PyTorch-layout weights and biases of the layer's convs (1 or 3).
-    #[cfg_attr(not(any(test, feature = "reference")), allow(dead_code))]
+    /// PyTorch-layout weights and biases of the layer's convs (1 or 3), for the CPU reference
+    /// and for the Winograd weights made when Winograd is switched on.
     host: Vec<HostConv>,
     gpu: Vec<ConvWeight>,
     /// Input-gradient weights of the convs (the decoder's only), for `forward_taped`.
     back: Vec<ConvWeight>,
     /// The same convs transformed for Winograd F(2x2, 3x3) where they qualify (stride 1,
-    /// Cin and Cout multiples of 4).
+    /// Cin and Cout multiples of 4); empty until [`TaesdPart::set_winograd`] makes them.
     wino: Vec<Option<WinogradWeight>>,
 }
 
@@ -112,8 +117,8 @@ pub struct TaesdPart {
     layers: Vec<Loaded>,
     /// Run the stride-1 convs by Winograd F(2x2, 3x3) (`ops::winograd`) instead of direct
     /// convolution (`ops::conv2d`, the default: on lavapipe the Winograd forward measured
-    /// 0.83-0.96x the direct one's speed, BENCHMARKS.md).
-    pub winograd: bool,
+    /// 0.83-0.96x the direct one's speed, BENCHMARKS.md). Set by [`TaesdPart::set_winograd`].
+    winograd: bool,
 }
 
 impl TaesdPart {
@@ -129,8 +134,6 @@ impl TaesdPart {
             let mut host = Vec::new();
             let mut dev = Vec::new();
             let mut back = Vec::new();
-            let mut wino = Vec::new();
-            let stride1 = matches!(layer, Layer::Block | Layer::Conv { stride: 1, .. });
             for (lw, cin, cout, has_bias) in convs {
                 let shape = [cout, cin, 3, 3];
                 let weight = lw.host(&shape, "weight")?;
@@ -139,13 +142,37 @@ impl TaesdPart {
                 if grad {
                     back.push(conv_back_weight(w.gpu(), &weight, shape, w.dtype())?);
                 }
-                let fits = stride1 && cin.is_multiple_of(4) && cout.is_multiple_of(4);
-                wino.push(if fits { Some(WinogradWeight::from_torch(w.gpu(), &weight, shape, bias.as_deref())?) } else { None });
                 host.push((weight, shape, bias));
             }
-            out.push(Loaded { layer, host, gpu: dev, back, wino });
+            out.push(Loaded { layer, host, gpu: dev, back, wino: Vec::new() });
         }
         Ok(TaesdPart { layers: out, winograd: false })
+    }
+
+    /// Switches the stride-1 convs to Winograd F(2x2, 3x3) (`on`) or back to direct
+    /// convolution. The Winograd weights (U = G g G^T, f32) are made on the first switch-on, so
+    /// a part that never uses Winograd never builds them.
+    pub fn set_winograd(&mut self, gpu: &Gpu, on: bool) -> Result<()> {
+        if on {
+            for l in self.layers.iter_mut().filter(|l| l.wino.len() != l.host.len()) {
+                let stride1 = matches!(l.layer, Layer::Block | Layer::Conv { stride: 1, .. });
+                l.wino = l
+                    .host
+                    .iter()
+                    .map(|(weight, shape, bias)| {
+                        let fits = stride1 && shape[0].is_multiple_of(4) && shape[1].is_multiple_of(4);
+                        fits.then(|| WinogradWeight::from_torch(gpu, weight, *shape, bias.as_deref())).transpose()
+                    })
+                    .collect::<Result<_>>()?;
+            }
+        }
+        self.winograd = on;
+        Ok(())
+    }
+
+    /// Whether the stride-1 convs run by Winograd ([`TaesdPart::set_winograd`]).
+    pub fn winograd(&self) -> bool {
+        self.winograd
     }
 
     /// Runs the part on the GPU: `x (B, H, W, C) -> (B, H', W', C')`.
@@ -153,8 +180,8 @@ impl TaesdPart {
         let mut x = x.clone();
         // Conv j of layer l with stride 1, the activation and a residual added before it.
         let conv = |enc: &mut Encoder<'_>, l: &Loaded, j: usize, x: &Tensor, act: Act, res: Option<&Tensor>| -> Result<Tensor> {
-            match (&l.wino[j], self.winograd) {
-                (Some(wt), true) => conv3x3(enc, x, wt, act, res),
+            match (l.wino.get(j), self.winograd) {
+                (Some(Some(wt)), true) => conv3x3(enc, x, wt, act, res),
                 _ => match res {
                     None => conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, act)),
                     Some(r) => {

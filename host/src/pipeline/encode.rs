@@ -4,7 +4,6 @@ use std::path::Path;
 
 use super::Context;
 use crate::error::{Error, Result};
-use crate::gpu::DType;
 use crate::io::image::Rgb;
 use crate::nn::taesd::{Taesd, LATENT_CHANNELS};
 
@@ -16,7 +15,7 @@ pub fn encode_image(ctx: &Context, weights: &Path, image: &Path, size: usize) ->
     }
     let img = Rgb::open_square(image, size)?;
     let gpu = ctx.gpu()?;
-    let taesd = Taesd::load(gpu, weights, DType::F32)?;
+    let taesd = Taesd::load(gpu, weights, crate::nn::taesd::WEIGHTS)?;
     let z = taesd.encode_rgb(gpu, &[&img], &crate::progress::Silent)?;
     Ok((z, [LATENT_CHANNELS, size / 8, size / 8]))
 }
@@ -27,7 +26,7 @@ pub fn decode_latent(ctx: &Context, weights: &Path, latent: &[f32], [c, h, w]: [
         return Err(Error::Shape(format!("a latent of {c} channels; SD v1 latents have {LATENT_CHANNELS}")));
     }
     let gpu = ctx.gpu()?;
-    let taesd = Taesd::load(gpu, weights, DType::F32)?;
+    let taesd = Taesd::load(gpu, weights, crate::nn::taesd::WEIGHTS)?;
     let mut imgs = taesd.decode_latents(gpu, latent, 1, h, w)?;
     imgs.pop().ok_or_else(|| Error::Invalid("TAESD decoded no image".into()))
 }

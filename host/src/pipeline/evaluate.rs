@@ -7,7 +7,6 @@ use super::Context;
 use crate::error::{io, Error, Result};
 use crate::eval::features::Judges;
 use crate::eval::{report, Scores};
-use crate::gpu::DType;
 use crate::io::image::Rgb;
 use crate::io::output::{ensure_writable, write_atomic};
 use crate::nn::taesd::Taesd;
@@ -113,7 +112,7 @@ pub fn run_with(ctx: &Context, dir: &Path, force: bool, o: &Options, progress: &
     }
     progress.begin("evaluating", 3 + 2 * n_samples as u64);
     let gpu = ctx.gpu()?;
-    let taesd = Taesd::load(gpu, &crate::paths::taesd(), DType::F32)?;
+    let taesd = Taesd::load(gpu, &crate::paths::taesd(), crate::nn::taesd::WEIGHTS)?;
     let latents = |imgs: &[Rgb]| -> Result<Vec<Vec<f32>>> {
         let l = 4 * (imgs[0].width / 8) * (imgs[0].height / 8);
         let z = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;

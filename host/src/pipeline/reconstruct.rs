@@ -190,7 +190,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     let sd = o.sd.as_ref().map(|s| StableDiffusion::load(gpu, &s.model, None, DType::F16)).transpose()?;
     let recon = match &sd {
         Some(sd) => z.chunks(4 * h * w).map(|zk| sd.decode(gpu, zk, [4, h, w])).collect::<Result<Vec<_>>>()?,
-        None => Taesd::load(gpu, &o.taesd, DType::F32)?.decode_latents(gpu, &z, m, h, w)?,
+        None => Taesd::load(gpu, &o.taesd, crate::nn::taesd::WEIGHTS)?.decode_latents(gpu, &z, m, h, w)?,
     };
     progress.done();
     let mut written = Vec::new();

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs Mesa's Vulkan drivers (lavapipe, the CPU Vulkan driver percept runs on without a GPU).
+# On Debian bookworm it takes Mesa 25 from bookworm-backports (adding that source if missing):
+# percept's kernels measured 1.3-1.6x faster there than on bookworm's own Mesa 22.3
+# (BENCHMARKS.md, "Mesa 25.0 from bookworm-backports against Debian's 22.3"). Elsewhere, or when
+# backports cannot be reached, or with PERCEPT_MESA=stable, the distribution's own package.
+# Says which Mesa it got. Safe to run again: it does nothing when that Mesa is there.
+# PERCEPT_SETUP_DRY_RUN=1 prints the commands that change the system instead of running them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dry="${PERCEPT_SETUP_DRY_RUN:-}"
+sudo=""
+if [ -z "$dry" ] && [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "percept: installing Mesa needs root (or sudo)" >&2; exit 1; }
+  sudo="sudo"
+fi
+# Runs a command that changes the system (or prints it, in a dry run).
+change() { if [ -n "$dry" ]; then echo "dry run: $*"; else $sudo "$@"; fi; }
+installed() { dpkg-query -W -f='${Status} ${Version}' mesa-vulkan-drivers 2>/dev/null | sed -n 's/^install ok installed //p'; }
+have_icd() { [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ]; }
+report() { echo "setup: Mesa Vulkan drivers ${1:-$(installed)}${2:+ ($2)}"; }
+
+codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")" || codename=""
+if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-backports}" != stable ]; then
+  case "$(installed)" in
+    *bpo*) report; exit 0 ;;
+  esac
+  sources=(/etc/apt/sources.list /etc/apt/sources.list.d/*)
+  if ! grep -qs 'bookworm-backports' "${sources[@]}"; then
+    echo "setup: adding Debian's bookworm-backports source (/etc/apt/sources.list.d/percept-bookworm-backports.sources)"
+    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > /tmp/percept-bookworm-backports.sources
+    change install -m 644 /tmp/percept-bookworm-backports.sources /etc/apt/sources.list.d/percept-bookworm-backports.sources
+  fi
+  echo "setup: installing mesa-vulkan-drivers from bookworm-backports"
+  if change apt-get update -qq && DEBIAN_FRONTEND=noninteractive change apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers; then
+    [ -n "$dry" ] && { report "from bookworm-backports" "dry run"; exit 0; }
+    case "$(installed)" in
+      *bpo*) report; exit 0 ;;
+    esac
+  fi
+  echo "setup: bookworm-backports' Mesa could not be installed; using Debian's own"
+fi
+
+if have_icd && [ -n "$(installed)" ]; then
+  report
+  exit 0
+fi
+echo "setup: installing mesa-vulkan-drivers"
+change apt-get update -qq
+DEBIAN_FRONTEND=noninteractive change apt-get install -y -qq mesa-vulkan-drivers
+report "$( [ -n "$dry" ] && echo "(dry run)" || installed)"
