@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs Mesa's Vulkan drivers (lavapipe, the CPU Vulkan driver percept runs on without a GPU).
-# On Debian bookworm it takes Mesa 25 from bookworm-backports (adding that source if missing):
-# percept's kernels measured 1.3-1.6x faster there than on bookworm's own Mesa 22.3
-# (BENCHMARKS.md, "Mesa 25.0 from bookworm-backports against Debian's 22.3"). Elsewhere, or when
-# backports cannot be reached, or with PERCEPT_MESA=stable, the distribution's own package.
+# By default the distribution's own package (on Debian bookworm Mesa 22.3). With
+# PERCEPT_MESA=backports on Debian bookworm it takes Mesa 25 from bookworm-backports instead
+# (adding that source if missing; falling back to bookworm's own when backports cannot be
+# reached or the system is not bookworm). Mesa 25 is not the default: on the project's shared
+# 2-core Intel Xeon it measured no faster for TAESD than 22.3 (BENCHMARKS.md, "Mesa 25.0 from
+# bookworm-backports beside Debian's 22.3"); on an AMD EPYC its conv kernels ran 1.3-1.6x faster.
 # Says which Mesa it got. Safe to run again: it does nothing when that Mesa is there.
 # PERCEPT_SETUP_DRY_RUN=1 prints the commands that change the system instead of running them.
 set -euo pipefail
@@ -20,9 +22,13 @@ change() { if [ -n "$dry" ]; then echo "dry run: $*"; else $sudo "$@"; fi; }
 installed() { dpkg-query -W -f='${Status} ${Version}' mesa-vulkan-drivers 2>/dev/null | sed -n 's/^install ok installed //p'; }
 have_icd() { [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ]; }
 report() { echo "setup: Mesa Vulkan drivers ${1:-$(installed)}${2:+ ($2)}"; }
+# (an empty version: lavapipe is there but not from a Debian package)
 
 codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")" || codename=""
-if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-backports}" != stable ]; then
+if [ "${PERCEPT_MESA:-stable}" = backports ] && [ "$codename" != bookworm ]; then
+  echo "setup: PERCEPT_MESA=backports is for Debian bookworm (this is '${codename:-unknown}'); using the distribution's Mesa"
+fi
+if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-stable}" = backports ]; then
   case "$(installed)" in
     *bpo*) report; exit 0 ;;
   esac
@@ -43,8 +49,8 @@ if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-backports}" != stable ]; the
   echo "setup: bookworm-backports' Mesa could not be installed; using Debian's own"
 fi
 
-if have_icd && [ -n "$(installed)" ]; then
-  report
+if have_icd; then
+  report "$(installed)"
   exit 0
 fi
 echo "setup: installing mesa-vulkan-drivers"
