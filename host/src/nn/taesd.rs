@@ -25,8 +25,8 @@ pub const LATENT_CHANNELS: usize = 4;
 pub const BATCH: usize = 8;
 /// How the conv weights are kept on the GPU where the caller has no reason to choose: f16
 /// (the shipped files are bf16, so nothing is lost but values below f16's normal range; outputs
-/// agree with f32 weights to 7e-6). Measured 1.1-1.3x faster than f32 weights on Mesa 25's
-/// lavapipe (BENCHMARKS.md, issue 18).
+/// agree with f32 weights to 8e-6). On lavapipe (Mesa 22.3 and 25.0) faster than f32 weights
+/// in 25 of 28 measured cases, median 1.10x (BENCHMARKS.md, issue 18).
 pub const WEIGHTS: DType = DType::F16;
 /// Width of every hidden layer.
 const C: usize = 64;
