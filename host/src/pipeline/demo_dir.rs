@@ -93,9 +93,21 @@ pub struct ImageryRow {
     pub kind: &'static str,
     /// Imagined images of this kind.
     pub images: usize,
-    /// Per method (`z-only`, `DIR`): column name -> (mean against the imagined images, mean
-    /// against the shuffled pairing).
-    pub methods: Vec<(&'static str, Vec<(String, bool, f64, f64)>)>,
+    /// Per method (`z-only`, `DIR`): every column's means.
+    pub methods: Vec<(&'static str, Vec<ImageryCell>)>,
+}
+
+/// One column's means over an imagery category.
+#[derive(Debug, Clone)]
+pub struct ImageryCell {
+    /// The column (as in [`Scores::columns`]).
+    pub column: String,
+    /// Shown as a percentage.
+    pub pct: bool,
+    /// Mean against the imagined images.
+    pub imagined: f64,
+    /// Mean against the shuffled pairing.
+    pub shuffled: f64,
 }
 
 /// What a run made.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ImageryRow, Options};
+use super::{ImageryCell, ImageryRow, Options};
 use crate::eval::{cell, feature_note, mean, mean_row, table_header, Scores};
 use crate::fit::features::Method;
 use crate::fit::ridge::alpha_label;
@@ -43,7 +43,7 @@ pub(super) fn per_kind(kinds: &[&'static str], scores: &[(&'static str, Scores, 
         let methods = scores
             .iter()
             .map(|(name, real, control)| {
-                let cols = real.columns().iter().zip(control.columns()).map(|((c, v, pct), (_, w, _))| (c.to_string(), *pct, sub(v), sub(w))).collect();
+                let cols = real.columns().iter().zip(control.columns()).map(|((c, v, pct), (_, w, _))| ImageryCell { column: c.to_string(), pct: *pct, imagined: sub(v), shuffled: sub(w) }).collect();
                 (*name, cols)
             })
             .collect();
@@ -138,11 +138,11 @@ fn imagery_section(r: &mut String, f: &Facts, rows: &[ImageryRow]) {
         f.kinds.len().saturating_sub(1)
     );
     let Some(first) = rows.first().and_then(|x| x.methods.first()) else { return };
-    let names: Vec<&str> = first.1.iter().map(|c| c.0.as_str()).collect();
+    let names: Vec<&str> = first.1.iter().map(|c| c.column.as_str()).collect();
     let _ = writeln!(r, "| category | images | method | {} |\n|{}", names.join(" | "), "---|".repeat(names.len() + 3));
     for row in rows {
         for (method, cols) in &row.methods {
-            let cells: Vec<String> = cols.iter().map(|(_, pct, a, b)| format!("{} / {}", cell(*a, *pct, 1), cell(*b, *pct, 1))).collect();
+            let cells: Vec<String> = cols.iter().map(|c| format!("{} / {}", cell(c.imagined, c.pct, 1), cell(c.shuffled, c.pct, 1))).collect();
             let _ = writeln!(r, "| {}s | {} | {method} | {} |", row.kind, row.images, cells.join(" | "));
         }
     }
@@ -150,7 +150,7 @@ fn imagery_section(r: &mut String, f: &Facts, rows: &[ImageryRow]) {
     match rows.iter().find(|x| x.kind == "shape") {
         Some(row) => {
             for (method, cols) in &row.methods {
-                let get = |n: &str| cols.iter().find(|c| c.0 == n).map(|c| (c.2, c.3));
+                let get = |n: &str| cols.iter().find(|c| c.column == n).map(|c| (c.imagined, c.shuffled));
                 if let Some((a, b)) = get("2-way pixel") {
                     let _ = writeln!(r, "- {method}, 2-way pixel: {:.1}% (shuffled pairing {:.1}%, chance 50%) ({})", 100.0 * a, 100.0 * b, verdict(a > 0.5 && a > b));
                 }
