@@ -75,3 +75,71 @@ fn reconstruct_and_eval_refuse_bad_input() {
     let (ok, err) = percept(&["simulate", "--out", tmp("sim").to_str().unwrap(), "--size", "20"]);
     assert!(!ok && err.contains("size 20"), "{err}");
 }
+
+#[test]
+fn reconstruct_dir_refuses_bad_arguments_before_any_work() {
+    let x = tmp("dirx.npy");
+    percept::io::npy::write(&x, &[3, 5], &[0.5; 15], true).unwrap();
+    let decs = tmp("dir-decoders");
+    std::fs::create_dir_all(&decs).unwrap();
+    let out = tmp("dir-out");
+    let missing = tmp("no-such-folder");
+    let (xs, ds, os, ms) = (x.to_str().unwrap(), decs.to_str().unwrap(), out.to_str().unwrap(), missing.to_str().unwrap());
+    let base = ["reconstruct", "--method", "dir", "--voxels", xs, "--out", os];
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        percept(&a)
+    };
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["--method dir needs --decoders"]),
+        (&["--decoders", ds, "--optimizer", "rmsprop"], &["rmsprop", "--optimizer"]),
+        (&["--decoders", ds, "--lr", "0"], &["--lr 0", "above 0"]),
+        (&["--decoders", ds, "--lr=-0.5"], &["--lr -0.5"]),
+        (&["--decoders", ds, "--lr", "NaN"], &["--lr NaN"]),
+        (&["--decoders", ds, "--lr", "inf"], &["--lr inf"]),
+        (&["--decoders", ds, "--iterations", "0"], &["iterations 0", "at least 1"]),
+        (&["--decoders", ds, "--batch", "0"], &["batch 0", "at least 1"]),
+        (&["--decoders", ds, "--size", "60"], &["--size 60", "multiple of 8"]),
+        (&["--decoders", ds, "--size", "0"], &["--size 0"]),
+        (&["--decoders", ds, "--anchor=-1"], &["--anchor -1"]),
+        (&["--decoders", ds, "--anchor", "NaN"], &["--anchor NaN"]),
+        (&["--decoders", ds, "--oracle"], &["--oracle needs --stimuli"]),
+        (&["--decoders", ds, "--generator", "none", "--start-latent", xs], &["dirx.npy", "needs the generator"]),
+        (&["--decoders", ds, "--voxels-z", xs], &["--decoder"]),
+        (&["--decoders", ds, "--start-latent", xs, "--decoder", xs], &["--start-latent", "--decoder"]),
+        (&["--decoders", ds, "--sd", xs], &["--sd"]),
+        (&["--decoders", ms], &["no-such-folder"]),
+        // An empty folder: no feature decoders in it.
+        (&["--decoders", ds], &["dir-decoders", "holds no feature decoders"]),
+    ];
+    for (extra, want) in cases {
+        let (ok, err) = run(extra);
+        assert!(!ok, "{extra:?} was accepted");
+        for w in *want {
+            assert!(err.contains(w), "{extra:?}: no `{w}` in: {err}");
+        }
+    }
+    // The lock may leave the folder; nothing in it.
+    assert!(std::fs::read_dir(&out).map_or(true, |mut d| d.next().is_none()), "nothing may be written on error");
+}
+
+#[test]
+fn demo_dir_refuses_to_overwrite_and_bad_arguments() {
+    let out = tmp("demo-dir");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.md"), b"an earlier run").unwrap();
+    let os = out.to_str().unwrap();
+    let (ok, err) = percept(&["demo", "--dir", "--out", os]);
+    assert!(!ok && err.contains("report.md") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(out.join("report.md")).unwrap(), b"an earlier run");
+    let (ok, err) = percept(&["demo", "--out", os, "--iterations", "5"]);
+    assert!(!ok && err.contains("--dir"), "{err}");
+    let (ok, err) = percept(&["demo", "--dir", "--out", os, "--iterations", "0", "--force"]);
+    assert!(!ok && err.contains("--iterations 0"), "{err}");
+    let (ok, err) = percept(&["demo", "--dir", "--out", os, "--units", "0", "--force"]);
+    assert!(!ok && err.contains("--units 0"), "{err}");
+    let (ok, err) = percept(&["demo", "--dir", "--out", os, "--size", "44", "--force"]);
+    assert!(!ok && err.contains("--size 44"), "{err}");
+    assert_eq!(std::fs::read(out.join("report.md")).unwrap(), b"an earlier run");
+}

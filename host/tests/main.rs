@@ -8,6 +8,7 @@ mod clip;
 mod data;
 mod dir;
 mod dirpipe;
+mod demodir;
 mod eval;
 mod export;
 mod featdec;

@@ -62,10 +62,16 @@ pub struct Outcome {
 }
 
 /// Per-stage wall-clock times.
-struct Clock(Vec<(String, f64)>, Instant);
+pub(crate) struct Clock(pub(crate) Vec<(String, f64)>, Instant);
 
 impl Clock {
-    fn lap(&mut self, what: &str) {
+    /// A clock started now.
+    pub(crate) fn start() -> Self {
+        Clock(Vec::new(), Instant::now())
+    }
+
+    /// Records the time since the last lap under `what`.
+    pub(crate) fn lap(&mut self, what: &str) {
         let t = self.1.elapsed().as_secs_f64();
         tracing::info!("{what}: {t:.1} s");
         self.0.push((what.to_string(), t));
@@ -73,27 +79,39 @@ impl Clock {
     }
 }
 
-/// Runs the demo.
-pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
-    let b = progress;
-    let (out, s) = (&o.out, &o.settings);
-    let report_path = out.join("report.md");
-    let grid_path = out.join("grid.png");
-    let _lock = lock(out)?;
-    for p in [&report_path, &grid_path] {
-        ensure_writable(p, o.force)?;
-    }
-    // A folder with files but no report (an interrupted run) is refused too.
-    ensure_fresh_dir(out, o.force)?;
-    let mut clock = Clock(Vec::new(), Instant::now());
+/// The demo's first stages, shared with `percept demo --dir` (`super::demo_dir`): the subject
+/// (saved in `out/subject`), TAESD, the latents of its stimuli, and the early visual -> z
+/// decoder with its shuffled-voxel control (in `out/decoders`).
+pub(crate) struct ZStage {
+    /// The simulated subject.
+    pub subject: Subject,
+    /// TAESD (f32).
+    pub taesd: Taesd,
+    /// `(test photos, l)` TAESD latents of the test photos.
+    pub test_z: Vec<f32>,
+    /// The z decoder.
+    pub fitted: crate::fit::Fitted,
+    /// Seconds its fit took.
+    pub fit_seconds: f64,
+    /// Its file.
+    pub dec_path: PathBuf,
+    /// The shuffled control's file.
+    pub control_path: PathBuf,
+    /// The permutation of training trials the control's voxel rows were shuffled by.
+    pub perm: Vec<usize>,
+}
+
+/// Simulates and saves the subject, encodes its stimuli and fits the z decoder and its
+/// shuffled-voxel control; one lap of `clock` per stage.
+pub(crate) fn z_stage(ctx: &super::Context, out: &Path, force: bool, s: &Settings, taesd_dir: &Path, clock: &mut Clock, b: &dyn Progress) -> Result<ZStage> {
     let gpu = ctx.gpu()?;
-    let taesd = Taesd::load(gpu, &o.taesd, DType::F32)?;
+    let taesd = Taesd::load(gpu, taesd_dir, DType::F32)?;
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
     let subject = sim::simulate(s, &photos, b)?;
     b.begin("saving", 0);
-    subject.save(&out.join("subject"), o.force, b)?;
+    subject.save(&out.join("subject"), force, b)?;
     b.done();
     clock.lap("simulate the subject and save it");
 
@@ -111,7 +129,7 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     let nv = subject.voxels.len();
     let v = range.len();
     let n = subject.train.shown.len();
-    let x = sim::columns(&subject.train.voxels, nv, range.clone());
+    let x = sim::columns(&subject.train.voxels, nv, range);
     let y: Vec<f32> = subject.train.shown.iter().flat_map(|&i| train_z[i * l..(i + 1) * l].iter().copied()).collect();
     let spec = FitSpec {
         region: region.to_string(),
@@ -138,20 +156,82 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     let control_path = dec_dir.join("control_shuffled_z.safetensors");
     control_fit.file.save(&control_path, true)?;
     clock.lap("fit the decoder and the shuffled control");
+    let test_z = test_z.to_vec();
+    Ok(ZStage { subject, taesd, test_z, fitted, fit_seconds, dec_path, control_path, perm })
+}
+
+/// Scores images against one set of originals: pixel and latent metrics, and the judging
+/// network's columns when `judges` is given.
+pub(crate) struct Scorer<'a> {
+    gpu: &'a crate::gpu::Gpu,
+    taesd: &'a Taesd,
+    judges: Option<&'a Judges>,
+    truth: Vec<Rgb>,
+    truth_z: Vec<Vec<f32>>,
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer of reconstructions of `truth`, whose TAESD latents are `truth_z` (`None`: encoded here).
+    pub(crate) fn new(gpu: &'a crate::gpu::Gpu, taesd: &'a Taesd, judges: Option<&'a Judges>, truth: Vec<Rgb>, truth_z: Option<&[f32]>) -> Result<Self> {
+        let l = 4 * (truth[0].width / 8) * (truth[0].height / 8);
+        let z = match truth_z {
+            Some(z) => z.to_vec(),
+            None => taesd.encode_rgb(gpu, &truth.iter().collect::<Vec<_>>(), &Silent)?,
+        };
+        let truth_z = z.chunks(l).map(<[f32]>::to_vec).collect();
+        Ok(Scorer { gpu, taesd, judges, truth, truth_z })
+    }
+
+    /// The originals.
+    pub(crate) fn truth(&self) -> &[Rgb] {
+        &self.truth
+    }
+
+    /// The scores of `imgs` (one per original, same order).
+    pub(crate) fn score(&self, imgs: &[Rgb]) -> Result<Scores> {
+        let l = self.truth_z[0].len();
+        let zs = self.taesd.encode_rgb(self.gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;
+        let zs: Vec<Vec<f32>> = zs.chunks(l).map(<[f32]>::to_vec).collect();
+        let mut r = Scores::compute(&self.truth, imgs, Some((&self.truth_z, &zs)))?;
+        if let Some(j) = self.judges {
+            r.features = j.score(self.gpu, &self.truth, imgs)?;
+        }
+        Ok(r)
+    }
+}
+
+/// Runs the demo.
+pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
+    let b = progress;
+    let (out, s) = (&o.out, &o.settings);
+    let report_path = out.join("report.md");
+    let grid_path = out.join("grid.png");
+    let _lock = lock(out)?;
+    for p in [&report_path, &grid_path] {
+        ensure_writable(p, o.force)?;
+    }
+    // A folder with files but no report (an interrupted run) is refused too.
+    ensure_fresh_dir(out, o.force)?;
+    let mut clock = Clock::start();
+    let gpu = ctx.gpu()?;
+    let z = z_stage(ctx, out, o.force, s, &o.taesd, &mut clock, b)?;
+    let (subject, taesd) = (&z.subject, &z.taesd);
 
     // 4. Reconstruct the test photos from their averaged repeats.
+    let (range, nv) = (sim::regions(subject).swap_remove(0).1, subject.voxels.len());
+    let v = range.len();
     let groups: Vec<Vec<usize>> = (0..subject.test_stimuli.len()).map(|k| subject.test.shown.iter().enumerate().filter(|(_, &i)| i == k).map(|(t, _)| t).collect()).collect();
     let test_x = crate::io::stimuli::average_rows(&sim::columns(&subject.test.voxels, nv, range), v, &groups);
     let nt = groups.len();
     let h = s.size / 8;
     b.begin("reconstruct", 3);
-    let (z, _) = crate::pipeline::reconstruct::decode_voxels(&dec_path, &test_x, nt)?;
-    let recon = taesd.decode_latents(gpu, &z, nt, h, h)?;
+    let (zp, _) = crate::pipeline::reconstruct::decode_voxels(&z.dec_path, &test_x, nt)?;
+    let recon = taesd.decode_latents(gpu, &zp, nt, h, h)?;
     b.inc(1);
-    let (zc, _) = crate::pipeline::reconstruct::decode_voxels(&control_path, &test_x, nt)?;
+    let (zc, _) = crate::pipeline::reconstruct::decode_voxels(&z.control_path, &test_x, nt)?;
     let control = taesd.decode_latents(gpu, &zc, nt, h, h)?;
     b.inc(1);
-    let ceiling = taesd.decode_latents(gpu, test_z, nt, h, h)?;
+    let ceiling = taesd.decode_latents(gpu, &z.test_z, nt, h, h)?;
     b.done();
     let rec_dir = out.join("reconstructions");
     for (k, st) in subject.test_stimuli.iter().enumerate() {
@@ -163,28 +243,23 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
     // 5. Evaluate.
     b.begin("evaluating", 3);
     let truth: Vec<Rgb> = subject.test_stimuli.iter().map(|st| st.image.clone()).collect();
-    let truth_z: Vec<Vec<f32>> = test_z.chunks(l).map(<[f32]>::to_vec).collect();
     // The judging network (EfficientNet-Lite0, shipped) adds the feature columns.
     let judges = if o.feature_columns { Some(Judges::shipped(gpu)?) } else { None };
+    let scorer = Scorer::new(gpu, taesd, judges.as_ref(), truth, Some(&z.test_z))?;
     let score = |imgs: &[Rgb]| -> Result<Scores> {
-        let zs = taesd.encode_rgb(gpu, &imgs.iter().collect::<Vec<_>>(), &Silent)?;
-        let zs: Vec<Vec<f32>> = zs.chunks(l).map(<[f32]>::to_vec).collect();
-        let mut r = Scores::compute(&truth, imgs, Some((&truth_z, &zs)))?;
-        if let Some(j) = &judges {
-            r.features = j.score(gpu, &truth, imgs)?;
-        }
+        let r = scorer.score(imgs);
         b.inc(1);
-        Ok(r)
+        r
     };
     let scores = score(&recon)?;
     let control_scores = score(&control)?;
     let ceiling_scores = score(&ceiling)?;
     b.done();
-    let g = crate::pipeline::reconstruct::grid(&[&truth, &recon, &control])?;
+    let g = crate::pipeline::reconstruct::grid(&[scorer.truth(), &recon, &control])?;
     g.save_png(&grid_path, true)?;
     clock.lap("evaluate and draw the grid");
 
-    let report = write_report(o, &subject, &fitted, fit_seconds, &[("decoder", &scores), ("shuffled control", &control_scores), ("TAESD round trip (ceiling)", &ceiling_scores)], &clock.0);
+    let report = write_report(o, subject, &z.fitted, z.fit_seconds, &[("decoder", &scores), ("shuffled control", &control_scores), ("TAESD round trip (ceiling)", &ceiling_scores)], &clock.0);
     write_atomic(&report_path, report.as_bytes(), true)?;
     Ok(Outcome { report, scores, control: control_scores })
 }
@@ -195,12 +270,7 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
     let _ = writeln!(r, "# percept demo: reconstruction from a simulated subject\n");
     let _ = writeln!(r, "![originals (top), reconstructions (middle), shuffled-voxel control (bottom)](grid.png)\n");
     let _ = writeln!(r, "Top row: the held-out test photos as shown ({0}x{0}); middle: reconstructed from early visual voxels (averaged over {1} repeats) through the ridge decoder and TAESD's decoder; bottom: the same with a decoder fitted on shuffled voxel rows.\n", s.size, s.test_repeats);
-    let _ = writeln!(r, "## Subject\n");
-    let p = &s.population;
-    let photos = subject.train_stimuli.iter().filter(|st| st.source != "drawn").map(|st| &st.source).collect::<std::collections::BTreeSet<_>>().len();
-    let _ = writeln!(r, "- {} early visual voxels (V1-V3: population receptive fields with Gabor-energy, luminance and colour tuning) and {} higher visual voxels (large fields, caption-driven); median single-trial SNR {} and {}, {:.0}% of voxels nearly signal-free.", p.early, p.higher, p.snr_early, p.snr_higher, p.dead * 100.0);
-    let _ = writeln!(r, "- Training: {} stimuli ({} crops of {photos} photos, {} shapes, {} letters), {} trial(s) each. Test: {} whole photos never cropped into training, {} trials each.", subject.train_stimuli.len(), photos * s.crops, s.shapes, s.letters, s.train_repeats, subject.test_stimuli.len(), s.test_repeats);
-    let _ = writeln!(r, "- Seed {}; everything is in `subject/` (stimuli, voxels as .npy and NIfTI, settings).\n", s.seed);
+    r.push_str(&subject_section(subject));
     let _ = writeln!(r, "## Decoder\n");
     let mean_r = fitted.cv_r.iter().sum::<f32>() / fitted.cv_r.len().max(1) as f32;
     let grid = &RidgeOptions::default().alphas;
@@ -247,5 +317,18 @@ fn write_report(o: &Options, subject: &Subject, fitted: &crate::fit::Fitted, fit
         let _ = writeln!(r, "| {what} | {t:.1} |");
     }
     let _ = writeln!(r, "| total | {:.1} |", times.iter().map(|t| t.1).sum::<f64>());
+    r
+}
+
+/// The report's "Subject" section.
+pub(crate) fn subject_section(subject: &Subject) -> String {
+    let s = &subject.settings;
+    let mut r = String::new();
+    let _ = writeln!(r, "## Subject\n");
+    let p = &s.population;
+    let photos = subject.train_stimuli.iter().filter(|st| st.source != "drawn").map(|st| &st.source).collect::<std::collections::BTreeSet<_>>().len();
+    let _ = writeln!(r, "- {} early visual voxels (V1-V3: population receptive fields with Gabor-energy, luminance and colour tuning) and {} higher visual voxels (large fields, caption-driven); median single-trial SNR {} and {}, {:.0}% of voxels nearly signal-free.", p.early, p.higher, p.snr_early, p.snr_higher, p.dead * 100.0);
+    let _ = writeln!(r, "- Training: {} stimuli ({} crops of {photos} photos, {} shapes, {} letters), {} trial(s) each. Test: {} whole photos never cropped into training, {} trials each.", subject.train_stimuli.len(), photos * s.crops, s.shapes, s.letters, s.train_repeats, subject.test_stimuli.len(), s.test_repeats);
+    let _ = writeln!(r, "- Seed {}; everything is in `subject/` (stimuli, voxels as .npy and NIfTI, settings).\n", s.seed);
     r
 }

@@ -150,6 +150,18 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     if o.batch == 0 || o.iterations == 0 {
         return Err(Error::Invalid(format!("batch {} and iterations {} must be at least 1", o.batch, o.iterations)));
     }
+    if let Some(lr) = o.lr.filter(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(Error::Invalid(format!("--lr {lr}: the learning rate must be finite and above 0")));
+    }
+    if !(o.anchor.is_finite() && o.anchor >= 0.0) {
+        return Err(Error::Invalid(format!("--anchor {}: the anchor weight must be finite and at least 0", o.anchor)));
+    }
+    if o.oracle && o.stimuli.is_none() {
+        return Err(Error::Invalid("--oracle needs --stimuli (its targets are the true features of the images seen)".into()));
+    }
+    if let (Start::Latent(p), None) = (&o.start, &o.taesd) {
+        return Err(Error::Invalid(format!("{}: a start latent needs the generator (TAESD), not --generator none", p.display())));
+    }
     let (net_dir, net_name) = match &o.net {
         NetChoice::EfficientNet { dir, name } => (dir.clone(), name.clone()),
         NetChoice::Vgg19(_) => return Err(Error::Invalid("the DIR objective has EfficientNet-Lite loss networks only (VGG19's backward pass is not there yet)".into())),
@@ -184,7 +196,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     let x = stimuli::average_rows(&vox.data, vox.voxels, &groups);
     let mut targets = Vec::with_capacity(layers.len());
     match (&images, o.oracle) {
-        (None, true) => return Err(Error::Invalid("the oracle run needs the stimulus list (its targets are the originals' features)".into())),
+        (None, true) => return Err(Error::Invalid("--oracle needs --stimuli (its targets are the true features of the images seen)".into())),
         (Some(paths), true) => {
             let originals: Vec<f32> = paths.iter().map(|p| Rgb::open_square(p, s)).collect::<Result<Vec<_>>>()?.into_iter().flat_map(|i| i.data).collect();
             let names: Vec<String> = layers.iter().map(|l| l.info.layer.clone()).collect();

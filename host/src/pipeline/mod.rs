@@ -4,6 +4,7 @@
 //! other programs call them directly.
 
 pub mod demo;
+pub mod demo_dir;
 pub mod dir;
 pub mod embed;
 pub mod encode;

@@ -84,7 +84,7 @@ struct DirArgs {
     #[arg(long)]
     decoders: Option<PathBuf>,
     /// The voxels the z decoder reads (.npy, same trials), when not those of the feature decoders.
-    #[arg(long)]
+    #[arg(long, requires = "decoder")]
     voxels_z: Option<PathBuf>,
     /// A start latent (4, size/8, size/8) .npy, e.g. the mean training latent, when there is no
     /// z decoder (default: a grey image).
