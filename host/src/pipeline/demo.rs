@@ -18,7 +18,6 @@ use crate::eval::{mean, Scores};
 use crate::io::output::{ensure_fresh_dir, ensure_writable, lock, write_atomic};
 use crate::fit::ridge::alpha_label;
 use crate::fit::{fit, FitSpec, RidgeOptions};
-use crate::gpu::DType;
 use crate::nn::taesd::Taesd;
 use crate::progress::{Progress, Silent};
 use crate::sim::{self, Settings, Subject};
@@ -105,7 +104,7 @@ pub(crate) struct ZStage {
 /// shuffled-voxel control; one lap of `clock` per stage.
 pub(crate) fn z_stage(ctx: &super::Context, out: &Path, force: bool, s: &Settings, taesd_dir: &Path, clock: &mut Clock, b: &dyn Progress) -> Result<ZStage> {
     let gpu = ctx.gpu()?;
-    let taesd = Taesd::load(gpu, taesd_dir, DType::F32)?;
+    let taesd = Taesd::load(gpu, taesd_dir, crate::nn::taesd::WEIGHTS)?;
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
