@@ -91,7 +91,7 @@ pub fn run(ctx: &super::Context, o: &Options, progress: &dyn Progress) -> Result
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
-    let subject = sim::simulate(s, &photos, b)?;
+    let subject = sim::simulate(s, &photos, Some(gpu), b)?;
     b.begin("saving", 0);
     subject.save(&out.join("subject"), o.force, b)?;
     b.done();
