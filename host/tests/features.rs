@@ -205,6 +205,22 @@ fn efficientnet_lite2_matches_reference() {
     }
 }
 
+#[test]
+fn efficientnet_lite1_matches_reference() {
+    // The simulated subject's higher visual cortex (sim::dnn); fixture by tests/fixtures/make_lite1.py.
+    let gpu = gpu();
+    let net = lite("efficientnet-lite1");
+    let f = fixture("efficientnet_lite1.safetensors");
+    let x = pixels(&fixture("efficientnet_lite0.safetensors"));
+    let mut enc = gpu.encoder();
+    let out = net.forward_layers(&mut enc, &x, &["_avg_pooling", "_fc"]).unwrap();
+    drop(enc);
+    for (name, t) in ["_avg_pooling", "_fc"].iter().zip(&out) {
+        assert_eq!(t.shape, f[*name].1, "{name}");
+        assert_rel(&format!("lite1 {name}"), &t.to_vec(gpu).unwrap(), &f[*name].0, 1e-3);
+    }
+}
+
 /// The fixtures' generated state dict (README: tensor k of the state dict is SplitMix64 with
 /// seed k + 1, scale 1/sqrt(fan_in) for weights and 0.01 for biases, rounded to f16), written
 /// as an f16 safetensors file and opened as `Weights`.

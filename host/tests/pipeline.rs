@@ -31,7 +31,7 @@ fn simulate_fit_reconstruct_evaluate_as_library_calls() {
         population: PopulationSettings { early: 500, higher: 50, ..Settings::default().population },
         ..Settings::default()
     };
-    let subj = simulate::run(&settings, &dir.join("subject"), false, &Silent).unwrap();
+    let subj = simulate::run(&percept::pipeline::Context::new(), &settings, &dir.join("subject"), false, &Silent).unwrap();
     assert!(dir.join("subject/settings.txt").exists());
     let s = dir.join("subject");
     let o = fit::Options {

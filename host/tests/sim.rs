@@ -2,6 +2,7 @@
 
 use percept::io::image::Rgb;
 use percept::sim::cortex::{self, Area, ORIENTATIONS, PopulationSettings};
+use percept::sim::dnn::DnnSettings;
 use percept::sim::{self, Settings};
 
 fn tiny() -> Settings {
@@ -13,6 +14,7 @@ fn tiny() -> Settings {
         shapes: 30,
         letters: 20,
         population: PopulationSettings { early: 600, higher: 100, ..Settings::default().population },
+        dnn: DnnSettings { share: 0.0, ..DnnSettings::default() },
         ..Settings::default()
     }
 }
@@ -30,7 +32,7 @@ fn test_photos_are_held_out_whole_and_runs_are_seeded() {
     let photos = sim::shipped_photos().unwrap();
     assert_eq!(photos.len(), 56);
     let s = tiny();
-    let a = sim::simulate(&s, &photos, &QUIET).unwrap();
+    let a = sim::simulate(&s, &photos, None, &QUIET).unwrap();
     let train_sources: std::collections::HashSet<&str> = a.train_stimuli.iter().map(|st| st.source.as_str()).collect();
     assert_eq!(a.test_stimuli.len(), 8);
     for st in &a.test_stimuli {
@@ -41,11 +43,11 @@ fn test_photos_are_held_out_whole_and_runs_are_seeded() {
     assert_eq!(a.test.shown.len(), 8 * 3);
     assert_eq!(a.train.voxels.len(), a.train.shown.len() * 700);
     assert!(a.train.voxels.iter().all(|v| v.is_finite()));
-    let b = sim::simulate(&s, &photos, &QUIET).unwrap();
+    let b = sim::simulate(&s, &photos, None, &QUIET).unwrap();
     assert_eq!(a.train.voxels, b.train.voxels);
-    let c = sim::simulate(&Settings { seed: 7, ..s.clone() }, &photos, &QUIET).unwrap();
+    let c = sim::simulate(&Settings { seed: 7, ..s.clone() }, &photos, None, &QUIET).unwrap();
     assert_ne!(a.train.voxels, c.train.voxels);
-    let err = sim::simulate(&Settings { test_photos: 56, ..s }, &photos, &QUIET).unwrap_err().to_string();
+    let err = sim::simulate(&Settings { test_photos: 56, ..s }, &photos, None, &QUIET).unwrap_err().to_string();
     assert!(err.contains("56 test photos") && err.contains("only 56"), "{err}");
 }
 
@@ -78,7 +80,7 @@ fn voxels_follow_their_receptive_fields() {
     // A voxel whose field sits on the left half responds to a patch there, not on the right.
     let photos = sim::shipped_photos().unwrap();
     let s = tiny();
-    let subj = sim::simulate(&s, &photos, &QUIET).unwrap();
+    let subj = sim::simulate(&s, &photos, None, &QUIET).unwrap();
     assert!(subj.voxels.iter().filter(|v| v.area == Area::Higher).count() == 100);
     let size = 32;
     let patch = |left: bool| {
@@ -108,7 +110,7 @@ fn voxels_follow_their_receptive_fields() {
 fn saved_subject_reads_back_as_npy_and_nifti() {
     let photos = sim::shipped_photos().unwrap();
     let s = Settings { crops: 1, shapes: 4, letters: 4, ..tiny() };
-    let subj = sim::simulate(&s, &photos, &QUIET).unwrap();
+    let subj = sim::simulate(&s, &photos, None, &QUIET).unwrap();
     let dir = tmp("save");
     subj.save(&dir, false, &QUIET).unwrap();
     let npy = percept::io::npy::read(&dir.join("early_visual_train.npy")).unwrap();
@@ -175,8 +177,8 @@ fn imagery_leaves_perception_alone_and_is_weak_early_and_closer_higher() {
     let mut s = tiny();
     s.test_repeats = 6;
     s.imagery = sim::imagery::ImagerySettings { photos: 8, shapes: 3, letters: 2, repeats: 6, ..Default::default() };
-    let a = sim::simulate(&s, &photos, &QUIET).unwrap();
-    let none = sim::simulate(&Settings { imagery: sim::imagery::ImagerySettings { photos: 0, shapes: 0, letters: 0, ..Default::default() }, ..s.clone() }, &photos, &QUIET).unwrap();
+    let a = sim::simulate(&s, &photos, None, &QUIET).unwrap();
+    let none = sim::simulate(&Settings { imagery: sim::imagery::ImagerySettings { photos: 0, shapes: 0, letters: 0, ..Default::default() }, ..s.clone() }, &photos, None, &QUIET).unwrap();
     assert_eq!((a.train.voxels == none.train.voxels, a.test.voxels == none.test.voxels), (true, true), "imagining changed the perception trials");
     assert!(none.imagery.shown.is_empty());
     assert_eq!((a.imagery_stimuli.len(), a.imagery.shown.len()), (13, 13 * 6));
@@ -223,7 +225,7 @@ fn imagery_leaves_perception_alone_and_is_weak_early_and_closer_higher() {
         sim::imagery::ImagerySettings { repeats: 0, ..Default::default() },
         sim::imagery::ImagerySettings { blur: 0.5, ..Default::default() },
     ] {
-        assert!(sim::simulate(&Settings { imagery: bad.clone(), ..s.clone() }, &photos, &QUIET).is_err(), "{bad:?} was accepted");
+        assert!(sim::simulate(&Settings { imagery: bad.clone(), ..s.clone() }, &photos, None, &QUIET).is_err(), "{bad:?} was accepted");
     }
     // Saved as a third split.
     let dir = tmp("imagery");
@@ -234,4 +236,77 @@ fn imagery_leaves_perception_alone_and_is_weak_early_and_closer_higher() {
     assert_eq!(trials.len(), 13 * 6);
     assert!(trials.iter().all(|t| t.image.exists()));
     assert!(std::fs::read_to_string(dir.join("settings.txt")).unwrap().contains("imagery_early_gain = 0.25"));
+}
+
+#[test]
+fn dnn_term_drives_higher_voxels_and_leaves_early_voxels_alone() {
+    let gpu = crate::common::gpu();
+    let photos = sim::shipped_photos().unwrap();
+    let off = Settings { crops: 2, shapes: 10, letters: 10, ..tiny() };
+    let on = Settings { dnn: DnnSettings { share: 0.5, side: 64, ..DnnSettings::default() }, ..off.clone() };
+    let a = sim::simulate(&off, &photos, None, &QUIET).unwrap();
+    let b = sim::simulate(&on, &photos, Some(gpu), &QUIET).unwrap();
+    let zero = sim::simulate(&Settings { dnn: DnnSettings { share: 0.0, ..on.dnn.clone() }, ..off.clone() }, &photos, Some(gpu), &QUIET).unwrap();
+    // Early visual voxels are bit-identical; higher visual ones move; share 0 is exactly "off".
+    let nv = a.voxels.len();
+    let (early, higher) = (sim::regions(&a)[0].1.clone(), sim::regions(&a)[1].1.clone());
+    for (x, y) in [(&a.train, &b.train), (&a.test, &b.test), (&a.imagery, &b.imagery)] {
+        assert_eq!(sim::columns(&x.voxels, nv, early.clone()), sim::columns(&y.voxels, nv, early.clone()), "the DNN share moved early visual voxels");
+        assert_ne!(sim::columns(&x.voxels, nv, higher.clone()), sim::columns(&y.voxels, nv, higher.clone()));
+        assert_eq!(x.shown, y.shown);
+    }
+    assert_eq!((a.train.voxels == zero.train.voxels, a.imagery.voxels == zero.imagery.voxels), (true, true));
+    assert!(b.settings.describe().contains("higher_dnn_share = 0.5") && b.settings.describe().contains("higher_dnn_net = efficientnet-lite1"));
+
+    // The noise-free responses: with share d each higher voxel correlates about sqrt(d) with
+    // its drive, a linear read-out of Lite1's features; without the term, about 0.
+    let images: Vec<Rgb> = b.train_stimuli.iter().chain(&b.test_stimuli).map(|st| st.image.clone()).collect();
+    let (f, units) = sim::dnn::features(gpu, &on.dnn.weights, &images, on.dnn.side, &QUIET).unwrap();
+    assert_eq!(units, 1280);
+    let nh = higher.len();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(11);
+    let drive = sim::dnn::drive(&f, units, &sim::dnn::tuning(nh, units, &mut rng), images.len());
+    let maps = cortex::all_features(&images, on.grid, &QUIET);
+    let sem: Vec<_> = b.train_stimuli.iter().chain(&b.test_stimuli).map(|st| cortex::semantic(&st.captions)).collect();
+    let ns = images.len();
+    let mean_r = |share: f32| {
+        let dd = sim::dnn::DnnDrive { drive: &drive, share };
+        let r = cortex::responses_against(&b.voxels, &maps, &sem, on.grid, ns, Some(dd), &QUIET);
+        (0..nh).map(|h| corr(&r[(early.len() + h) * ns..][..ns], &drive[h * ns..][..ns])).sum::<f32>() / nh as f32
+    };
+    let (r0, r5, r1) = (mean_r(0.0), mean_r(0.5), mean_r(1.0));
+    assert!(r0.abs() < 0.15 && (0.5..0.85).contains(&r5) && r1 > 0.999, "mean correlation with the drive at shares 0, 0.5, 1: {r0} {r5} {r1}");
+    // The drive carries image content: two crops of one photo are closer in the (share 1)
+    // higher visual pattern than crops of different photos.
+    let pattern = |i: usize| (0..nh).map(|h| drive[h * ns + i]).collect::<Vec<f32>>();
+    let (mut same, mut other, mut n_same, mut n_other) = (0f32, 0f32, 0, 0);
+    for i in 0..48 * 2 {
+        for j in i + 1..48 * 2 {
+            let r = corr(&pattern(i), &pattern(j));
+            if b.train_stimuli[i].source == b.train_stimuli[j].source { same += r; n_same += 1 } else { other += r; n_other += 1 }
+        }
+    }
+    let (same, other) = (same / n_same as f32, other / n_other as f32);
+    assert!(same > other + 0.2, "crops of one photo {same} vs of different photos {other}");
+}
+
+#[test]
+fn dnn_term_refuses_missing_weights_and_bad_settings() {
+    let photos = sim::shipped_photos().unwrap();
+    let gpu = crate::common::gpu();
+    let missing = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-lite1");
+    let s = Settings { dnn: DnnSettings { share: 0.5, weights: missing.clone(), ..DnnSettings::default() }, ..tiny() };
+    let e = sim::simulate(&s, &photos, Some(gpu), &QUIET).unwrap_err().to_string();
+    assert!(e.contains(&missing.join("model.safetensors").display().to_string()) && e.contains("not found"), "{e}");
+    // The pipeline job refuses before it writes anything.
+    let out = tmp("dnn-missing");
+    let e = percept::pipeline::simulate::run(&percept::pipeline::Context::new(), &s, &out, false, &QUIET).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+    assert!(!out.exists(), "a refused subject was written");
+    // A share outside 0-1, an unusable side, and a DNN term without a GPU.
+    for bad in [DnnSettings { share: 1.5, ..DnnSettings::default() }, DnnSettings { share: f32::NAN, ..DnnSettings::default() }, DnnSettings { side: 8, ..DnnSettings::default() }] {
+        assert!(sim::simulate(&Settings { dnn: bad.clone(), ..tiny() }, &photos, Some(gpu), &QUIET).is_err(), "{bad:?} was accepted");
+    }
+    let e = sim::simulate(&Settings { dnn: DnnSettings::default(), ..tiny() }, &photos, None, &QUIET).unwrap_err().to_string();
+    assert!(e.contains("GPU"), "{e}");
 }

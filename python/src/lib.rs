@@ -947,8 +947,10 @@ fn split_dict<'py>(py: Python<'py>, subject: &percept::sim::Subject, stimuli: &[
 /// region -> (trials, voxels)), "trials" (the stimulus list: one dict per trial), "shown"
 /// (stimulus index per trial) and "images" (the split's distinct stimuli, (m, size, size, 3));
 /// and "settings". With `out`, also writes the subject's folder as the CLI does.
+/// `higher_dnn_share`: share of the higher visual voxels' signal from EfficientNet-Lite1's late
+/// features (runs on the GPU; 0: none, as before).
 #[pyfunction]
-#[pyo3(signature = (seed = 2023, size = 64, early = 3000, higher = 1000, snr_early = 0.5, snr_higher = 0.3, test_photos = 12, crops = 16, shapes = 300, letters = 200, test_repeats = 3, out = None, force = false, progress = None))]
+#[pyo3(signature = (seed = 2023, size = 64, early = 3000, higher = 1000, snr_early = 0.5, snr_higher = 0.3, test_photos = 12, crops = 16, shapes = 300, letters = 200, test_repeats = 3, out = None, force = false, progress = None, higher_dnn_share = 0.5))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
     py: Python<'py>,
@@ -966,8 +968,9 @@ fn simulate<'py>(
     out: Option<PathBuf>,
     force: bool,
     progress: Option<Bound<'py, PyAny>>,
+    higher_dnn_share: f32,
 ) -> PyResult<Bound<'py, PyDict>> {
-    use percept::sim::{cortex::PopulationSettings, Settings};
+    use percept::sim::{cortex::PopulationSettings, dnn::DnnSettings, Settings};
     let settings = Settings {
         seed,
         size,
@@ -979,11 +982,16 @@ fn simulate<'py>(
         population: PopulationSettings { early, higher, snr_early, snr_higher, ..Settings::default().population },
         // The default imagery photos, or every held-out photo when fewer are held out.
         imagery: percept::sim::imagery::ImagerySettings { photos: Settings::default().imagery.photos.min(test_photos), ..Settings::default().imagery },
+        dnn: DnnSettings { share: higher_dnn_share, ..DnnSettings::default() },
         ..Settings::default()
     };
     let subject = run_detached(py, progress_of(progress)?, |bar| match &out {
-        Some(dir) => percept::pipeline::simulate::run(&settings, dir, force, bar),
-        None => percept::sim::simulate(&settings, &percept::sim::shipped_photos()?, bar),
+        Some(dir) => percept::pipeline::simulate::run(ctx(), &settings, dir, force, bar),
+        None => {
+            settings.dnn.check()?;
+            let gpu = if settings.dnn.share > 0.0 { Some(ctx().gpu()?) } else { None };
+            percept::sim::simulate(&settings, &percept::sim::shipped_photos()?, gpu, bar)
+        }
     })?;
     let d = PyDict::new(py);
     d.set_item("train", split_dict(py, &subject, &subject.train_stimuli, &subject.train)?)?;

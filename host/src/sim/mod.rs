@@ -2,9 +2,12 @@
 //! letters) are shown to a model of visual cortex ([`cortex`]); the voxel responses, with
 //! noise and repeats, are what a scanner would record. Whole photos are held out for testing:
 //! no crop of a test photo is ever a training stimulus. The subject also imagines some of the
-//! held-out photos and new shapes and letters ([`imagery`]): a third split of trials.
+//! held-out photos and new shapes and letters ([`imagery`]): a third split of trials. The
+//! higher visual voxels also carry a random mixture of EfficientNet-Lite1's late features
+//! ([`dnn`]; computed on the GPU, so [`simulate`] takes one when that term is on).
 
 pub mod cortex;
+pub mod dnn;
 pub mod draw;
 pub mod imagery;
 pub mod words;
@@ -18,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::io::image::Rgb;
 use crate::error::{io, Error, Result};
+use crate::gpu::Gpu;
 use crate::io::output::write_atomic;
 use crate::progress::Progress;
 use cortex::{Area, PopulationSettings, Voxel};
@@ -47,6 +51,8 @@ pub struct Settings {
     pub population: PopulationSettings,
     /// Mental imagery trials.
     pub imagery: imagery::ImagerySettings,
+    /// The higher visual voxels' DNN term.
+    pub dnn: dnn::DnnSettings,
 }
 
 impl Default for Settings {
@@ -63,6 +69,7 @@ impl Default for Settings {
             test_repeats: 3,
             population: PopulationSettings { early: 3000, higher: 1000, snr_early: 0.5, snr_higher: 0.3, dead: 0.15 },
             imagery: imagery::ImagerySettings::default(),
+            dnn: dnn::DnnSettings::default(),
         }
     }
 }
@@ -76,6 +83,7 @@ impl Settings {
         let _ = writeln!(s, "train_repeats = {}\ntest_repeats = {}", self.train_repeats, self.test_repeats);
         let _ = writeln!(s, "early_visual_voxels = {}\nhigher_visual_voxels = {}\nsnr_early_median = {}\nsnr_higher_median = {}\nlow_signal_share = {}", p.early, p.higher, p.snr_early, p.snr_higher, p.dead);
         s.push_str(&self.imagery.describe());
+        s.push_str(&self.dnn.describe());
         s
     }
 }
@@ -147,8 +155,9 @@ pub const MAX_VOXELS: usize = 1 << 20;
 /// The most voxel values (trials x voxels) or stimulus pixel values [`simulate`] makes.
 pub const MAX_VALUES: usize = 1 << 31;
 
-/// Simulates a subject seeing `photos` (plus drawn stimuli).
-pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) -> Result<Subject> {
+/// Simulates a subject seeing `photos` (plus drawn stimuli). `gpu` runs the higher visual
+/// voxels' DNN ([`dnn`]); it may be `None` only when the DNN share is 0.
+pub fn simulate(settings: &Settings, photos: &[Photo], gpu: Option<&Gpu>, progress: &dyn Progress) -> Result<Subject> {
     let s = settings;
     if !s.size.is_multiple_of(8) || s.size < 32 {
         return Err(Error::Invalid(format!("stimulus size {} must be a multiple of 8 and at least 32", s.size)));
@@ -172,6 +181,11 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
         return Err(Error::Invalid("repeats must be at least 1".into()));
     }
     s.imagery.check(s.test_photos)?;
+    s.dnn.check()?;
+    let gpu = match gpu {
+        None if s.dnn.share > 0.0 => return Err(Error::Invalid(format!("the higher visual voxels' DNN term (share {}) runs EfficientNet-Lite on a GPU, and none was given", s.dnn.share))),
+        g => g,
+    };
     let train = (photos.len() - s.test_photos).checked_mul(s.crops).and_then(|c| c.checked_add(s.shapes)).and_then(|c| c.checked_add(s.letters));
     let trials = train.and_then(|t| t.checked_mul(s.train_repeats)).and_then(|t| t.checked_add(s.test_photos.checked_mul(s.test_repeats)?)).and_then(|t| t.checked_add(s.imagery.images().checked_mul(s.imagery.repeats)?));
     let values = trials.and_then(|t| t.checked_mul(s.population.early + s.population.higher));
@@ -228,8 +242,22 @@ pub fn simulate(settings: &Settings, photos: &[Photo], progress: &dyn Progress) 
     let maps = cortex::all_features(&images, s.grid, bar);
     bar.done();
     let sem: Vec<_> = seen.iter().copied().chain(&imagery_stimuli).map(|st| cortex::semantic(&st.captions)).collect();
+    // The DNN term, its tuning from its own random stream (every other draw stays as it was).
+    let drive = match gpu {
+        Some(gpu) if s.dnn.share > 0.0 => {
+            bar.begin("dnn features", 0);
+            let (f, units) = dnn::features(gpu, &s.dnn.weights, &images, s.dnn.side, bar)?;
+            bar.done();
+            let mut rng_dnn = ChaCha8Rng::seed_from_u64(s.seed);
+            rng_dnn.set_stream(2);
+            let higher = voxels.iter().filter(|v| v.area == Area::Higher).count();
+            Some(dnn::drive(&f, units, &dnn::tuning(higher, units, &mut rng_dnn), seen.len()))
+        }
+        _ => None,
+    };
+    let dnn_drive = drive.as_deref().map(|d| dnn::DnnDrive { drive: d, share: s.dnn.share });
     bar.begin("voxels", 0);
-    let signal = cortex::responses_against(&voxels, &maps, &sem, s.grid, seen.len(), bar);
+    let signal = cortex::responses_against(&voxels, &maps, &sem, s.grid, seen.len(), dnn_drive, bar);
     bar.done();
 
     // Trials: training stimuli in a random order, test photos repeated.

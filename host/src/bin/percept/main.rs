@@ -104,7 +104,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode(a) => encode::run_decode(a, &ctx),
         Command::Fit(a) => fit::run(a, &ctx),
         Command::EmbedText(a) => embed::run(a, &ctx),
-        Command::Simulate(a) => simulate::run(a),
+        Command::Simulate(a) => simulate::run(a, &ctx),
         Command::Reconstruct(a) => reconstruct::run(a, &ctx),
         Command::Eval(a) => eval::run(a, &ctx),
         Command::Img2img(a) => img2img::run(a, &ctx),

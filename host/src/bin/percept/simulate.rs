@@ -1,7 +1,8 @@
 //! `percept simulate`: a simulated subject.
 
 use anyhow::Result;
-use percept::sim::{cortex::PopulationSettings, imagery::ImagerySettings, Settings};
+use percept::pipeline::Context;
+use percept::sim::{cortex::PopulationSettings, dnn::DnnSettings, imagery::ImagerySettings, Settings};
 
 use crate::args::OutputArgs;
 use crate::bars::Bars;
@@ -64,9 +65,17 @@ pub struct Args {
     /// Higher visual signal during imagery as a share of seeing's (0-1).
     #[arg(long, default_value_t = 0.7)]
     imagery_higher_gain: f32,
+    /// Share (0-1) of each higher visual voxel's signal variance driven by a random mixture of
+    /// EfficientNet-Lite1's late features (weights/efficientnet-lite1; runs on the GPU); the rest
+    /// is coarse content and words, 30:70. 0: higher visual voxels as without this term.
+    #[arg(long, default_value_t = 0.5)]
+    higher_dnn_share: f32,
+    /// Side (px) the stimuli are resized to for EfficientNet-Lite1.
+    #[arg(long, default_value_t = 64)]
+    dnn_side: usize,
 }
 
-pub fn run(a: Args) -> Result<()> {
+pub fn run(a: Args, ctx: &Context) -> Result<()> {
     anyhow::ensure!(a.size <= percept::sim::MAX_SIZE, "--size {} is more than {}", a.size, percept::sim::MAX_SIZE);
     anyhow::ensure!(a.early > 0 && a.higher > 0, "--early {} --higher {}: each region needs at least one voxel", a.early, a.higher);
     let settings = Settings {
@@ -87,10 +96,11 @@ pub fn run(a: Args) -> Result<()> {
             higher_gain: a.imagery_higher_gain,
             ..ImagerySettings::default()
         },
+        dnn: DnnSettings { share: a.higher_dnn_share, side: a.dnn_side, ..DnnSettings::default() },
         ..Settings::default()
     };
     let out = &a.output.out;
-    let subject = percept::pipeline::simulate::run(&settings, out, a.output.force, &Bars::default())?;
+    let subject = percept::pipeline::simulate::run(ctx, &settings, out, a.output.force, &Bars::default())?;
     println!(
         "{}: {} training trials, {} test trials ({} photos held out), {} imagery trials ({} images imagined: {} photos, {} shapes, {} letters), {} voxels",
         out.display(),
