@@ -327,6 +327,8 @@ def test_errors_name_the_problem(tmp, z_fit):
         percept.encode("not an image")
     with pytest.raises(percept.PerceptError, match="test photos"):
         percept.simulate(test_photos=1000)
+    with pytest.raises(percept.PerceptError, match="DNN share 1.5"):
+        percept.simulate(higher_dnn_share=1.5)
 
 
 def test_progress_and_threads(z_fit):
