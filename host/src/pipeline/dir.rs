@@ -87,7 +87,10 @@ pub struct Options {
 }
 
 /// The default rate: their DGN descent diverges at their 2 with TAESD's latent; 0.02 (SGD)
-/// and 0.1 (Adam) converge (the PyTorch experiment). Pixels: their 2 grey levels.
+/// and 0.1 (Adam) converge (the PyTorch experiment), and each gave the lowest final
+/// feature loss of a sweep over 5 rates per optimiser on decoded features (never scored
+/// against the images; BENCHMARKS.md, "choosing the learning rates"). Pixels: their 2 grey
+/// levels.
 pub fn default_lr(optimizer: Optimizer, generator: bool) -> f32 {
     match (optimizer, generator) {
         (Optimizer::Sgd, true) => 0.02,
