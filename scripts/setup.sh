@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what percept's tests need on a fresh Debian machine: QEMU for the Cortex-M4
 # firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU;
-# on Debian bookworm Mesa 25 from bookworm-backports, see scripts/install-mesa.sh),
+# the distribution's own Mesa, or bookworm-backports' with PERCEPT_MESA=backports: scripts/install-mesa.sh),
 # C and C++ compilers (the C header test, libFuzzer for the fuzzing smoke run), and the
 # thumbv7em-none-eabihf Rust target. Safe to run
 # again: it skips what is there.
