@@ -326,7 +326,7 @@ pub(crate) fn subject_section(subject: &Subject) -> String {
     let _ = writeln!(r, "## Subject\n");
     let p = &s.population;
     let photos = subject.train_stimuli.iter().filter(|st| st.source != "drawn").map(|st| &st.source).collect::<std::collections::BTreeSet<_>>().len();
-    let _ = writeln!(r, "- {} early visual voxels (V1-V3: population receptive fields with Gabor-energy, luminance and colour tuning) and {} higher visual voxels (large fields, caption-driven); median single-trial SNR {} and {}, {:.0}% of voxels nearly signal-free.", p.early, p.higher, p.snr_early, p.snr_higher, p.dead * 100.0);
+    let _ = writeln!(r, "- {} early visual voxels (V1-V3: population receptive fields with Gabor-energy, luminance and colour tuning) and {} higher visual voxels (large fields, driven by coarse content, the captions' words and, with share {}, a random mixture of EfficientNet-Lite1's late features); median single-trial SNR {} and {}, {:.0}% of voxels nearly signal-free.", p.early, p.higher, s.dnn.share, p.snr_early, p.snr_higher, p.dead * 100.0);
     let _ = writeln!(r, "- Training: {} stimuli ({} crops of {photos} photos, {} shapes, {} letters), {} trial(s) each. Test: {} whole photos never cropped into training, {} trials each.", subject.train_stimuli.len(), photos * s.crops, s.shapes, s.letters, s.train_repeats, subject.test_stimuli.len(), s.test_repeats);
     let _ = writeln!(r, "- Seed {}; everything is in `subject/` (stimuli, voxels as .npy and NIfTI, settings).\n", s.seed);
     r
