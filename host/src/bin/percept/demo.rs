@@ -18,9 +18,10 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// Stimulus side in pixels (a multiple of 8, at least 32): TAESD latents of (4, size/8,
-    /// size/8) are the decoder's targets and the reconstructions are size x size.
-    #[arg(long, default_value_t = 64)]
-    size: usize,
+    /// size/8) are the decoder's targets and the reconstructions are size x size [default: 128;
+    /// 64 with --dir, whose optimisation costs four times as much at 128].
+    #[arg(long)]
+    size: Option<usize>,
     /// Add deep image reconstruction (EfficientNet-Lite2 feature decoders on every voxel, an
     /// image optimised through TAESD's decoder from the z-only start) and the imagery trials
     /// (both methods); takes far longer (see the README).
@@ -37,13 +38,19 @@ pub struct Args {
     layers: Vec<String>,
 }
 
+/// The demo's stimulus side without `--size`.
+pub const DEFAULT_SIZE: usize = 128;
+/// `demo --dir`'s stimulus side without `--size`.
+pub const DEFAULT_SIZE_DIR: usize = 64;
+
 pub fn run(a: Args, ctx: &Context) -> Result<()> {
-    anyhow::ensure!(a.size.is_multiple_of(8) && (32..=percept::sim::MAX_SIZE).contains(&a.size), "--size {}: the stimulus side must be a multiple of 8 from 32 to {}", a.size, percept::sim::MAX_SIZE);
+    let size = a.size.unwrap_or(if a.dir { DEFAULT_SIZE_DIR } else { DEFAULT_SIZE });
+    anyhow::ensure!(size.is_multiple_of(8) && (32..=percept::sim::MAX_SIZE).contains(&size), "--size {size}: the stimulus side must be a multiple of 8 from 32 to {}", percept::sim::MAX_SIZE);
     if a.dir {
         anyhow::ensure!(a.iterations >= 1, "--iterations {}: at least 1", a.iterations);
         anyhow::ensure!(a.units >= 1, "--units {}: at least 1", a.units);
         let mut o = demo_dir::Options::new(&a.out, a.force);
-        o.settings.size = a.size;
+        o.settings.size = size;
         o.iterations = a.iterations;
         o.units = a.units;
         if !a.layers.is_empty() {
@@ -55,7 +62,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let mut options = demo::Options::new(&a.out, a.force);
-    options.settings.size = a.size;
+    options.settings.size = size;
     let outcome = demo::run(ctx, &options, &Bars::default())?;
     print!("{}", outcome.report);
     println!("\nwrote {} and {}", a.out.join("report.md").display(), a.out.join("grid.png").display());
