@@ -250,7 +250,7 @@ pub fn population(s: &PopulationSettings, rng: &mut ChaCha8Rng) -> Vec<Voxel> {
     out
 }
 
-/// Pooling weights under this are 0: their subnormal products made `simulate` 8x slower.
+/// Pooling weights under this are 0: their subnormal products took most of `simulate`'s time.
 const POOL_FLOOR: f32 = 1e-30;
 
 /// Pooling weights `(voxels, grid^2)`: each field's Gaussian, sampled at the cell centres and
