@@ -286,3 +286,40 @@ fn fit_features_refuses_bad_arguments_naming_them() {
     assert!(!ok && err.contains("no layer `conv5`") && err.contains("_avg_pooling"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn feature_targets_of_a_non_square_image_are_those_of_its_centre_square() {
+    // A 48 x 32 image whose left and right 8 columns differ from its centre: its feature
+    // targets must be those of its centred 32 x 32 square (the crop DIR's originals and
+    // `percept eval` use), not of the whole image squashed to the network's side.
+    use percept::fit::feature_targets::FeatureNet;
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("featsquare-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let noise = rand(48 * 32 * 3, 91, 0.5);
+    let wide = image::RgbImage::from_fn(48, 32, |x, y| {
+        let i = ((y * 48 + x) * 3) as usize;
+        let edge = if !(8..40).contains(&x) { 200.0 } else { 0.0 };
+        image::Rgb(std::array::from_fn(|c| (128.0 + 100.0 * noise[i + c] + edge).clamp(0.0, 255.0) as u8))
+    });
+    wide.save(d.join("wide.png")).unwrap();
+    image::imageops::crop_imm(&wide, 8, 0, 32, 32).to_image().save(d.join("centre.png")).unwrap();
+    let gpu = crate::common::gpu();
+    let net = FeatureNet::efficientnet(gpu, &percept::paths::shipped("weights/efficientnet-lite0"), "efficientnet-lite0").unwrap();
+    let layers = ["_blocks.1", "_avg_pooling"];
+    let images = [d.join("wide.png"), d.join("centre.png")];
+    let f = net.features_cached(gpu, &images, &layers, &d.join("cache"), &Silent).unwrap();
+    for (l, v) in layers.iter().zip(&f) {
+        let u = v.len() / 2;
+        assert_eq!(&v[..u], &v[u..], "{l}: the wide image's features are not its centre square's");
+    }
+    // The in-memory path crops the same way, and the cached files are read back unchanged.
+    let rgb = percept::io::image::Rgb::open(&images[0]).unwrap();
+    let direct = net.features(gpu, &[rgb], &layers).unwrap();
+    let again = net.features_cached(gpu, &images[..1], &layers, &d.join("cache"), &Silent).unwrap();
+    for ((l, v), (a, b)) in layers.iter().zip(&f).zip(direct.iter().zip(&again)) {
+        let u = v.len() / 2;
+        assert_eq!((&v[..u], &v[..u]), (&a[..], &b[..]), "{l}: in-memory or cached features differ");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,8 +1,8 @@
 //! Feature targets for DNN feature decoding (Shen et al. 2019): the activations of named
-//! layers of a feature network for each training image, fed as `eval::features` feeds photos
-//! (EfficientNet-Lite: bilinear resize to 224, the model normalises inside; VGG19: bilinear
-//! resize to 224 and ImageNet's mean and std, torchvision's convention), with the networks'
-//! own reference layer names. Layers are NHWC-flattened (unit `u` of a (H, W, C) layer is
+//! layers of a feature network for each training image, the image's centre square resized to
+//! 224 (`io::image::square`, the crop DIR's originals and `percept eval` use; EfficientNet-Lite
+//! normalises inside the model, VGG19 gets ImageNet's mean and std, torchvision's convention),
+//! with the networks' own reference layer names. Layers are NHWC-flattened (unit `u` of a (H, W, C) layer is
 //! `(y * W + x) * C + c`). Each (image, network, layer) is cached on disk as an .npy, keyed like
 //! the TAESD latents (`fit::targets`): the image's path, size and mtime, the weights' and the side.
 
@@ -23,6 +23,9 @@ use crate::progress::Progress;
 const BATCH: usize = 8;
 /// The side VGG19 sees (torchvision's ImageNet evaluation crop).
 pub const VGG_SIZE: usize = 224;
+/// The preprocessing's version in the cache key: 2 since images are centre-cropped to a
+/// square (version 1 squashed a non-square image to the side; its files are not reused).
+const PREPROCESSING: u64 = 2;
 
 /// A network whose layers are decoded.
 #[derive(Debug)]
@@ -69,6 +72,14 @@ impl FeatureNet {
         }
     }
 
+    /// The network as the loss network of deep image reconstruction.
+    pub fn loss_net(&self) -> crate::dir::objective::LossNet<'_> {
+        match &self.net {
+            Net::Eff(e) => crate::dir::objective::LossNet::EfficientNet(e),
+            Net::Classic(c) => crate::dir::objective::LossNet::Vgg(c),
+        }
+    }
+
     /// The side images are resized to.
     pub fn side(&self) -> usize {
         match self.net {
@@ -77,14 +88,15 @@ impl FeatureNet {
         }
     }
 
-    /// `[layer] -> (images, units)` row-major: the named layers' activations, NHWC-flattened.
+    /// `[layer] -> (images, units)` row-major: the named layers' activations, NHWC-flattened,
+    /// of each image's centre square at the network's side.
     pub fn features(&self, gpu: &Gpu, images: &[Rgb], layers: &[&str]) -> Result<Vec<Vec<f32>>> {
         let side = self.side();
         let mut out = vec![Vec::new(); layers.len()];
         for batch in images.chunks(BATCH) {
             let mut data = Vec::with_capacity(batch.len() * side * side * 3);
             for img in batch {
-                let img = img.resized(side);
+                let img = img.squared(side);
                 match self.net {
                     Net::Eff(_) => data.extend_from_slice(&img.data),
                     Net::Classic(_) => data.extend(img.data.iter().enumerate().map(|(i, v)| (v - IMAGENET_MEAN[i % 3]) / IMAGENET_STD[i % 3])),
@@ -117,7 +129,7 @@ impl FeatureNet {
         let mut files = Vec::with_capacity(images.len());
         let mut todo = Vec::new();
         for (i, img) in images.iter().enumerate() {
-            let key = file_key(&[img.as_path(), self.weights.as_path()], &[self.side() as u64])?;
+            let key = file_key(&[img.as_path(), self.weights.as_path()], &[self.side() as u64, PREPROCESSING])?;
             let row: Vec<PathBuf> = layers.iter().map(|l| cache.join(format!("{}-{}-{key}.npy", self.name, l.replace(['/', '\\'], "_")))).collect();
             for (l, f) in row.iter().enumerate() {
                 per[i][l] = npy::read(f).ok().map(|a| a.data);
@@ -130,7 +142,7 @@ impl FeatureNet {
             files.push(row);
         }
         for batch in todo.chunks(BATCH) {
-            let rgbs = batch.iter().map(|&i| Rgb::open(&images[i])).collect::<Result<Vec<_>>>()?;
+            let rgbs = batch.iter().map(|&i| Rgb::open_square(&images[i], self.side())).collect::<Result<Vec<_>>>()?;
             let ys = self.features(gpu, &rgbs, layers)?;
             for (l, y) in ys.iter().enumerate() {
                 let units = y.len() / batch.len();

@@ -97,6 +97,15 @@ impl Rgb {
         super::output::write_atomic(path, &bytes, overwrite)
     }
 
+    /// Its largest centred square resized to `size` x `size` ([`square`], as
+    /// [`Rgb::open_square`]); itself when it already is `size` x `size`.
+    pub fn squared(&self, size: usize) -> Rgb {
+        if self.width == size && self.height == size {
+            return self.clone();
+        }
+        Rgb::from_image(&square(&self.to_image(), size))
+    }
+
     /// Resized (bilinear) to `size` x `size`.
     pub fn resized(&self, size: usize) -> Rgb {
         if self.width == size && self.height == size {
