@@ -51,7 +51,8 @@ fn subject_and_decoders(dir: &Path) -> (PathBuf, PathBuf) {
 fn options(s: &Path, decoders: &Path, out: &Path) -> dir::Options {
     dir::Options {
         voxels: VoxelSource::Npy(s.join("early_visual_test.npy")),
-        decoders: decoders.to_path_buf(),
+        decoders: Some(decoders.to_path_buf()),
+        layers: Vec::new(),
         stimuli: Some(s.join("test.csv")),
         start: Start::Grey,
         taesd: Some(percept::paths::taesd()),
@@ -101,9 +102,9 @@ fn dir_reconstructs_a_simulated_subject_and_refuses_hostile_inputs() {
     let err = |o: dir::Options| dir::run(ctx(), &o, &Silent).unwrap_err().to_string();
     let empty = root.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let e = err(dir::Options { decoders: empty.clone(), out: root.join("o1"), ..options(&s, &decoders, &out) });
+    let e = err(dir::Options { decoders: Some(empty.clone()), out: root.join("o1"), ..options(&s, &decoders, &out) });
     assert!(e.contains("empty") && e.contains("no feature decoders"), "{e}");
-    let e = err(dir::Options { decoders: root.join("missing"), out: root.join("o2"), ..options(&s, &decoders, &out) });
+    let e = err(dir::Options { decoders: Some(root.join("missing")), out: root.join("o2"), ..options(&s, &decoders, &out) });
     assert!(e.contains("missing"), "{e}");
     let other = NetChoice::EfficientNet { dir: percept::paths::shipped("weights/efficientnet-lite2"), name: "efficientnet-lite0".into() };
     let e = err(dir::Options { net: other, out: root.join("o3"), ..options(&s, &decoders, &out) });

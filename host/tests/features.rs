@@ -223,8 +223,8 @@ fn efficientnet_lite1_matches_reference() {
 
 /// The fixtures' generated state dict (README: tensor k of the state dict is SplitMix64 with
 /// seed k + 1, scale 1/sqrt(fan_in) for weights and 0.01 for biases, rounded to f16), written
-/// as an f16 safetensors file and opened as `Weights`.
-fn generated(net: &str, params: &[(String, Vec<usize>)]) -> Weights {
+/// as an f16 safetensors file at `path`.
+pub(crate) fn write_generated(path: &std::path::Path, params: &[(String, Vec<usize>)]) {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
         .iter()
         .enumerate()
@@ -236,15 +236,20 @@ fn generated(net: &str, params: &[(String, Vec<usize>)]) -> Weights {
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data.iter().map(|(k, s, b)| (k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F16, s.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// [`write_generated`] opened as `Weights` (the file removed once mapped).
+fn generated(net: &str, params: &[(String, Vec<usize>)]) -> Weights {
     let path = std::env::temp_dir().join(format!("percept-test-{net}-{}.safetensors", std::process::id()));
-    safetensors::serialize_to_file(views, None, &path).unwrap();
+    write_generated(&path, params);
     let w = Weights::open(&[&path]).unwrap();
     std::fs::remove_file(&path).unwrap();
     w
 }
 
 /// The state-dict keys and shapes of a ClassicNet's modules, in state-dict order.
-fn state_dict(features: &[percept::nn::classic::Feature], classifier: &[percept::nn::classic::Head]) -> Vec<(String, Vec<usize>)> {
+pub(crate) fn state_dict(features: &[percept::nn::classic::Feature], classifier: &[percept::nn::classic::Head]) -> Vec<(String, Vec<usize>)> {
     use percept::nn::classic::{Feature, Head};
     let mut p = Vec::new();
     for (i, f) in features.iter().enumerate() {

@@ -7,6 +7,7 @@ mod cli;
 mod clip;
 mod data;
 mod dir;
+mod dirnet;
 mod dirpipe;
 mod demodir;
 mod eval;

@@ -5,7 +5,8 @@
 //! Elementwise, layout and pooling backwards are kernels of grad.wgsl ([`act_backward`],
 //! [`tanh_clamp_backward`], [`upsample2x_backward`], [`global_mean_backward`], [`dilate2x`],
 //! [`max_pool_backward`], [`adaptive_avg_pool_backward`]). A linear layer's input gradient
-//! `g (M, N) . W (N, K)` is `ops::linear::matmul` with the stored weight untransposed.
+//! `g (M, N) . W (N, K)` is `ops::linear::matmul` with the stored weight untransposed, in
+//! bands of its rows when the weight is larger than one binding.
 //! A convolution's input gradient is itself a convolution, so it runs on the fast forward
 //! kernels (every `Variant` of conv2d and depthwise): the output gradient, zero-interleaved
 //! first when the stride is 2 ([`dilate2x`]), convolved at stride 1 with the spatially
@@ -115,12 +116,48 @@ pub fn adaptive_avg_pool_backward(enc: &mut Encoder<'_>, g: &Tensor, h: usize, w
 }
 
 /// A linear layer's input gradient: `g (M, N)` and its weight `w (N, K)` (as stored for
-/// `linear`) -> `g . w (M, K)`.
+/// `linear`) -> `g . w (M, K)`. A weight larger than one storage binding (VGG19's fc6 in f16 is
+/// 205 MB, lavapipe binds 128 MiB) is taken in bands of its rows (the forward's output rows,
+/// as `linear` splits it): `sum over bands of g[:, band] . w[band, :]`, each band's columns of
+/// `g` copied out first.
 pub fn linear_backward(enc: &mut Encoder<'_>, g: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let v = super::Variant::choose(enc.gpu(), false, false, w.dtype == DType::F16);
+    linear_backward_with(enc, g, w, v)
+}
+
+/// [`linear_backward`] with a given kernel of `ops::linear::matmul` (`Tiled`, or `TiledF16`
+/// for f16 weights: the untransposed weight has no CPU kernels).
+pub fn linear_backward_with(enc: &mut Encoder<'_>, g: &Tensor, w: &Tensor, variant: super::Variant) -> Result<Tensor> {
     ensure(g.shape.len() == 2 && w.shape.len() == 2 && g.shape[1] == w.shape[0], "linear_backward", || format!("gradient {:?} does not match weight {:?}", g.shape, w.shape))?;
+    ensure(g.dtype == DType::F32, "linear_backward", || "the gradient must be f32".into())?;
     let (m, n, k) = (g.shape[0], w.shape[0], w.shape[1]);
-    let y = super::linear::matmul(enc, &g.reshape(&[1, m, n])?, &w.reshape(&[1, n, k])?, false)?;
-    y.reshape(&[m, k])
+    let gpu = enc.gpu();
+    let elem = if w.dtype == DType::F16 { 2 } else { 4 };
+    let row_bytes = (k * elem) as u64;
+    if w.bytes() <= gpu.max_binding() {
+        let y = super::linear::matmul_with(enc, &g.reshape(&[1, m, n])?, &w.reshape(&[1, n, k])?, false, variant)?;
+        return y.reshape(&[m, k]);
+    }
+    // Bands of whole rows, each bound from the aligned offset below its start.
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment).max(16);
+    let rows = (gpu.max_binding().saturating_sub(align + 16) / row_bytes.max(1)) as usize;
+    ensure(rows > 0, "linear_backward", || format!("weight {:?}: a row of {row_bytes} bytes does not fit a binding of {} bytes", w.shape, gpu.max_binding()))?;
+    let mut sum: Option<Tensor> = None;
+    let mut n0 = 0;
+    while n0 < n {
+        let r = rows.min(n - n0);
+        let gb = output(enc, &[1, m, r])?;
+        for i in 0..m {
+            enc.copy(&g.buffer, g.offset + ((i * n + n0) * 4) as u64, &gb.buffer, gb.offset + (i * r * 4) as u64, (r * 4) as u64);
+        }
+        let part = super::linear::matmul_rows(enc, &gb, w, n0, r, variant)?;
+        sum = Some(match sum {
+            Some(s) => super::elementwise::add(enc, &s, &part)?,
+            None => part,
+        });
+        n0 += r;
+    }
+    sum.expect("n > 0 rows give a band").reshape(&[m, k])
 }
 
 /// Zero interleaving: `g (B, H, W, C) -> (B, ho, wo, C)` with `g[b, i, j]` at `(2i, 2j)` and

@@ -90,6 +90,50 @@ pub fn matmul_with(enc: &mut Encoder<'_>, a: &Tensor, b: &Tensor, transpose_b: b
     Ok(y)
 }
 
+/// `a (1, M, rows) . w[n0 .. n0 + rows, :] -> (1, M, K)` for `w (N, K)` untransposed (the
+/// input gradient of `linear`, `ops::grad::linear_backward`): a band of the rows of a weight
+/// larger than one binding, bound from the aligned offset below it (`Tiled` and `TiledF16`,
+/// the kernels that read W untransposed).
+pub(crate) fn matmul_rows(enc: &mut Encoder<'_>, a: &Tensor, w: &Tensor, n0: usize, rows: usize, v: Variant) -> Result<Tensor> {
+    ensure(w.shape.len() == 2 && n0 + rows <= w.shape[0] && rows > 0, "matmul_rows", || format!("rows {n0}..{} of weight {:?}", n0 + rows, w.shape))?;
+    let (m, k) = (a.numel() / rows, w.shape[1]);
+    ensure(a.shape.last() == Some(&rows), "matmul_rows", || format!("gradient band {:?} for {rows} rows", a.shape))?;
+    ensure(matches!(v, Variant::Tiled | Variant::TiledF16), "matmul_rows", || format!("the {v:?} kernel reads W transposed only"))?;
+    ensure(v != Variant::TiledF16 || w.dtype == DType::F16, "matmul_rows", || "the TiledF16 kernel needs f16 weights".into())?;
+    v.needs(enc.gpu(), "matmul", VARIANTS)?;
+    let gpu = enc.gpu();
+    let f16 = w.dtype == DType::F16;
+    let elem = if f16 { 2 } else { 4 };
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment).max(16);
+    let start = w.offset + (n0 * k * elem) as u64;
+    let aligned = start / align * align;
+    let size = (start - aligned + (rows * k * elem) as u64).div_ceil(16) * 16;
+    ensure(size <= gpu.max_binding(), "matmul_rows", || format!("{rows} rows of weight {:?} take {size} bytes, more than a binding ({})", w.shape, gpu.max_binding()))?;
+    let binding = wgpu::BufferBinding { buffer: &w.buffer, offset: aligned, size: wgpu::BufferSize::new(size) };
+    let (shader, entry, constants): (Shader, &str, &[(&str, f64)]) = match v {
+        Variant::TiledF16 => (SHADER_F16, "linear_tiled_f16", &[("TRANS_B", 0.0)]),
+        _ => (SHADER, "linear_tiled", if f16 { &[("W_F16", 1.0), ("TRANS_B", 0.0)] } else { &[("W_F16", 0.0), ("TRANS_B", 0.0)] }),
+    };
+    let pipeline = gpu.pipeline(shader, entry, 4, constants)?;
+    let y = output(enc, &[1, m, k])?;
+    let meta = Meta {
+        batch: 1,
+        m: m as u32,
+        n: k as u32,
+        k: rows as u32,
+        x_batch: 0,
+        w_batch: 0,
+        y_batch: 0,
+        has_bias: 0,
+        w_offset: ((start - aligned) / elem as u64) as u32,
+        n_offset: 0,
+        n_total: k as u32,
+        _pad: 0,
+    };
+    enc.dispatch(&pipeline, &[a.binding(), binding, a.binding(), y.binding()], bytemuck::bytes_of(&meta), [groups(k, 16), groups(m, 16), 1]);
+    Ok(y)
+}
+
 struct Dims {
     batch: usize,
     m: usize,

@@ -197,7 +197,8 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         let list = subj.join(format!("{split}.csv"));
         let dopts = dirjob::Options {
             voxels: voxels.clone(),
-            decoders: out.join("decoders").join(decoders),
+            decoders: Some(out.join("decoders").join(decoders)),
+            layers: Vec::new(),
             stimuli: Some(list.clone()),
             start: Start::ZDecoder { decoder: zdec.to_path_buf(), voxels: Some(VoxelSource::Npy(subj.join(format!("early_visual_{split}.npy")))) },
             taesd: Some(o.taesd.clone()),

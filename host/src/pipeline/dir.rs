@@ -3,24 +3,28 @@
 //! --target features`, percept-core) -> the lab's rescaling -> an image optimised, through
 //! TAESD's decoder or directly in pixels, until the loss network's features match ->
 //! the lab's output rule (clip 0.02% at each end, rescale to 0-255). The start is the z-only
-//! reconstruction (a z decoder given), a latent from a file, or a grey image.
+//! reconstruction (a z decoder given), a latent from a file, or a grey image. The oracle run
+//! takes the TRUE features of the images seen instead: at the decoders' units, or whole layers
+//! of the loss network (`layers`, no decoders needed). The loss network is EfficientNet-Lite
+//! (Lite2 by default) or VGG19.
 
-use std::path::{Path, PathBuf};
+mod start;
+mod targets;
+
+use std::path::PathBuf;
 
 use super::features::NetChoice;
-use super::reconstruct::{decode_voxels, grid};
+use super::reconstruct::grid;
 use super::Context;
-use crate::dir::objective::{Generator, LayerTarget, LossNet, Objective};
+use crate::dir::objective::{Generator, LayerTarget, Objective};
 use crate::dir::optim::{self, Adam, Dgn, Method, PixelGd, Settings};
 use crate::dir::output;
 use crate::error::{Error, Result};
 use crate::gpu::DType;
-use crate::io::decoder::{FeatureInfo, LoadedDecoder};
 use crate::io::image::Rgb;
 use crate::io::output::{ensure_writable, write_atomic};
+use crate::io::stimuli;
 use crate::io::voxels::VoxelSource;
-use crate::io::{npy, stimuli};
-use crate::nn::efficientnet::EfficientNet;
 use crate::nn::taesd::Taesd;
 use crate::progress::Progress;
 
@@ -54,15 +58,18 @@ pub enum Start {
 pub struct Options {
     /// The voxels the feature decoders read.
     pub voxels: VoxelSource,
-    /// The folder of feature decoders (`*.safetensors`, one per layer).
-    pub decoders: PathBuf,
+    /// The folder of feature decoders (`*.safetensors`, one per layer); `None` with `layers`.
+    pub decoders: Option<PathBuf>,
+    /// Whole layers of the loss network as the targets (the oracle only, instead of
+    /// `decoders`): reference names such as `_blocks.4` or `features.20`.
+    pub layers: Vec<String>,
     /// The stimulus list of the trials (repeats averaged; originals beside reconstructions).
     pub stimuli: Option<PathBuf>,
     /// The start.
     pub start: Start,
     /// TAESD weights folder; `None`: optimise the pixels (no generator).
     pub taesd: Option<PathBuf>,
-    /// The loss network (must be the decoders' network).
+    /// The loss network (must be the decoders' network): EfficientNet-Lite or VGG19.
     pub net: NetChoice,
     /// Side of the reconstructed images (a multiple of 8).
     pub size: usize,
@@ -115,36 +122,6 @@ pub struct Outcome {
     pub summary: String,
 }
 
-/// One layer's decoder.
-struct Layer {
-    path: PathBuf,
-    info: FeatureInfo,
-}
-
-/// The feature decoders of `dir`, sorted by file name, each checked to be one of `net_name`.
-fn layers(dir: &Path, net_name: &str, voxels: usize) -> Result<Vec<Layer>> {
-    let rd = std::fs::read_dir(dir).map_err(crate::error::io(dir))?;
-    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(Error::Invalid(format!("{}: holds no feature decoders (*.safetensors from `percept fit --target features`)", dir.display())));
-    }
-    let mut out = Vec::new();
-    for path in paths {
-        let loaded = LoadedDecoder::open(&path)?;
-        let info = loaded.features()?.ok_or_else(|| Error::Invalid(format!("{}: is not a feature decoder (no feature layer in it)", path.display())))?;
-        if info.net != net_name {
-            return Err(Error::Invalid(format!("{}: decodes features of {}, but the loss network is {net_name}", path.display(), info.net)));
-        }
-        let v = loaded.decoder()?.voxels();
-        if v != voxels {
-            return Err(Error::Shape(format!("{}: reads {v} voxels, the data has {voxels}", path.display())));
-        }
-        out.push(Layer { path, info });
-    }
-    Ok(out)
-}
-
 /// Runs the job.
 pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcome> {
     if o.size == 0 || !o.size.is_multiple_of(8) || o.size > 1024 {
@@ -162,13 +139,15 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     if o.oracle && o.stimuli.is_none() {
         return Err(Error::Invalid("--oracle needs --stimuli (its targets are the true features of the images seen)".into()));
     }
+    match (&o.decoders, o.layers.is_empty()) {
+        (Some(d), false) => return Err(Error::Invalid(format!("--layers and --decoders {}: give one (whole layers, or the decoders' units)", d.display()))),
+        (None, false) if !o.oracle => return Err(Error::Invalid("--layers (whole layers as targets) needs --oracle: only the true features of the images give whole layers; without --oracle give --decoders".into())),
+        (None, true) => return Err(Error::Invalid("--method dir needs --decoders (a folder of feature decoders from `percept fit --target features`), or --oracle with --layers".into())),
+        _ => {}
+    }
     if let (Start::Latent(p), None) = (&o.start, &o.taesd) {
         return Err(Error::Invalid(format!("{}: a start latent needs the generator (TAESD), not --generator none", p.display())));
     }
-    let (net_dir, net_name) = match &o.net {
-        NetChoice::EfficientNet { dir, name } => (dir.clone(), name.clone()),
-        NetChoice::Vgg19(_) => return Err(Error::Invalid("the DIR objective has EfficientNet-Lite loss networks only (VGG19's backward pass is not there yet)".into())),
-    };
     let vox = o.voxels.load()?;
     let (images, groups) = match &o.stimuli {
         Some(list) => {
@@ -189,40 +168,30 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     for p in &outputs {
         ensure_writable(p, o.force)?;
     }
-    let layers = layers(&o.decoders, &net_name, vox.voxels)?;
+    let net = o.net.load(ctx)?;
+    let layers = match &o.decoders {
+        Some(d) => targets::from_decoders(d, net.name(), vox.voxels)?,
+        None => targets::whole(&net, &o.layers)?,
+    };
     let gpu = ctx.gpu()?;
-    let net = EfficientNet::load(gpu, &net_dir)?;
     let taesd = o.taesd.as_ref().map(|d| Taesd::load(gpu, d, DType::F32)).transpose()?;
     let s = o.size;
 
     // Decoded, rescaled features of every image, per layer (or, for the oracle, the true ones).
     let x = stimuli::average_rows(&vox.data, vox.voxels, &groups);
-    let mut targets = Vec::with_capacity(layers.len());
-    match (&images, o.oracle) {
-        (None, true) => return Err(Error::Invalid("--oracle needs --stimuli (its targets are the true features of the images seen)".into())),
-        (Some(paths), true) => {
-            let originals: Vec<f32> = paths.iter().map(|p| Rgb::open_square(p, s)).collect::<Result<Vec<_>>>()?.into_iter().flat_map(|i| i.data).collect();
-            let names: Vec<String> = layers.iter().map(|l| l.info.layer.clone()).collect();
-            let feats = Objective::new(gpu, Generator::Pixels, LossNet::EfficientNet(&net), s)?.features(&originals, m, &names)?;
-            for (l, f) in layers.iter().zip(feats) {
-                targets.push(crate::fit::features::columns(&f, l.info.layer_units, &l.info.units));
-            }
-        }
-        (_, false) => {
-            for l in &layers {
-                let (d, _) = decode_voxels(&l.path, &x, m)?;
-                targets.push(crate::fit::features::rescale(&d, &l.info)?);
-            }
-        }
-    }
+    let originals: Option<Vec<f32>> = match (&images, o.oracle) {
+        (Some(paths), true) => Some(paths.iter().map(|p| Rgb::open_square(p, s)).collect::<Result<Vec<_>>>()?.into_iter().flat_map(|i| i.data).collect()),
+        _ => None,
+    };
+    let (targets, sizes) = targets::values(&Objective::new(gpu, Generator::Pixels, net.loss_net(), s)?, &layers, originals.as_deref(), &x, m)?;
     progress.begin("start", 0);
-    let (x0, starts) = start(ctx, o, taesd.as_ref(), m, &groups)?;
+    let (x0, starts) = start::start(ctx, o, taesd.as_ref(), m, &groups)?;
     progress.done();
     let generator = match &taesd {
         Some(t) => Generator::Taesd(&t.decoder),
         None => Generator::Pixels,
     };
-    let objective = Objective::new(gpu, generator, LossNet::EfficientNet(&net), s)?;
+    let objective = Objective::new(gpu, generator, net.loss_net(), s)?;
     let dim = x0.len() / m;
     let lr = o.lr.unwrap_or_else(|| default_lr(o.optimizer, taesd.is_some()));
     let method = match (o.optimizer, taesd.is_some()) {
@@ -239,9 +208,10 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         let t: Vec<LayerTarget> = layers
             .iter()
             .zip(&targets)
-            .map(|(l, v)| {
-                let u = l.info.units.len();
-                LayerTarget { layer: l.info.layer.clone(), units: Some(l.info.units.clone()), values: v[first * u..(first + b) * u].to_vec() }
+            .zip(&sizes)
+            .map(|((l, v), &size)| {
+                let u = l.width(size);
+                LayerTarget { layer: l.name.clone(), units: l.units.clone(), values: v[first * u..(first + b) * u].to_vec() }
             })
             .collect();
         let mut xb = x0[first * dim..(first + b) * dim].to_vec();
@@ -257,7 +227,8 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
         result[first * s * s * 3..(first + b) * s * s * 3].copy_from_slice(&last.images);
     }
     let recon: Vec<Rgb> = result.chunks(s * s * 3).map(|img| output::to_rgb(img, s)).collect();
-    write_outputs(o, &names, images.as_deref(), &recon, &starts, &loss, &layers)?;
+    let described: String = layers.iter().zip(&sizes).map(|(l, &n)| l.describe(n)).collect();
+    write_outputs(o, &names, images.as_deref(), &recon, &starts, &loss, &described)?;
     let summary = format!(
         "{}: {m} reconstructions of {s}x{s} by deep image reconstruction{} ({} layers, {} iterations, feature loss {:.4} -> {:.4}); grid.png, loss.csv{}",
         o.out.display(),
@@ -271,62 +242,7 @@ pub fn run(ctx: &Context, o: &Options, progress: &dyn Progress) -> Result<Outcom
     Ok(Outcome { images: recon, starts, loss, written: outputs, summary })
 }
 
-/// The start `x (m, dim)` for the objective and the images it makes.
-fn start(ctx: &Context, o: &Options, taesd: Option<&Taesd>, m: usize, groups: &[Vec<usize>]) -> Result<(Vec<f32>, Vec<Rgb>)> {
-    let gpu = ctx.gpu()?;
-    let s = o.size;
-    let grey = || Rgb { height: s, width: s, data: vec![0.5; s * s * 3] };
-    // The start as images (at size s) or as one latent.
-    let images: Vec<Rgb> = match &o.start {
-        Start::Grey => vec![grey(); m],
-        Start::ZDecoder { decoder, voxels } => {
-            let vox = voxels.as_ref().unwrap_or(&o.voxels).load()?;
-            let n = groups.iter().flatten().copied().max().map_or(0, |t| t + 1);
-            if vox.trials < n {
-                return Err(Error::Shape(format!("{}: {} trials, but the feature voxels have {n}", vox.source, vox.trials)));
-            }
-            let xz = stimuli::average_rows(&vox.data, vox.voxels, groups);
-            let (z, shape) = decode_voxels(decoder, &xz, m)?;
-            let [4, h, w] = shape[..] else { return Err(Error::Shape(format!("{}: decodes a target of shape {shape:?}, not a latent (4, h, w)", decoder.display()))) };
-            if let (Some(t), true) = (taesd, 8 * h == s && 8 * w == s) {
-                let imgs = t.decode_latents(gpu, &z, m, h, w)?;
-                return Ok((npy::nchw_to_nhwc(&z, [m, 4, h, w]), imgs));
-            }
-            // Another size, or pixels: the z-only image (TAESD, the shipped one without a
-            // generator), resized.
-            let own;
-            let t = match taesd {
-                Some(t) => t,
-                None => {
-                    own = Taesd::load(gpu, &crate::paths::taesd(), DType::F32)?;
-                    &own
-                }
-            };
-            t.decode_latents(gpu, &z, m, h, w)?.iter().map(|i| i.resized(s)).collect()
-        }
-        Start::Latent(path) => {
-            let a = npy::read(path)?;
-            let per = (s / 8) * (s / 8) * 4;
-            if a.data.len() != per {
-                return Err(Error::Shape(format!("{}: shape {:?}; one latent (4, {}, {}) is expected for --size {s}", path.display(), a.shape, s / 8, s / 8)));
-            }
-            let t = taesd.ok_or_else(|| Error::Invalid(format!("{}: a start latent needs the generator (TAESD)", path.display())))?;
-            let z: Vec<f32> = (0..m).flat_map(|_| a.data.iter().copied()).collect();
-            let imgs = t.decode_latents(gpu, &z, m, s / 8, s / 8)?;
-            return Ok((npy::nchw_to_nhwc(&z, [m, 4, s / 8, s / 8]), imgs));
-        }
-    };
-    match taesd {
-        None => Ok((images.iter().flat_map(|i| i.data.iter().copied()).collect(), images)),
-        Some(t) => {
-            let refs: Vec<&Rgb> = images.iter().collect();
-            let z = t.encode_rgb(gpu, &refs, &crate::progress::Silent)?;
-            Ok((npy::nchw_to_nhwc(&z, [m, 4, s / 8, s / 8]), images))
-        }
-    }
-}
-
-fn write_outputs(o: &Options, names: &[String], original_paths: Option<&[PathBuf]>, recon: &[Rgb], starts: &[Rgb], loss: &[f32], layers: &[Layer]) -> Result<()> {
+fn write_outputs(o: &Options, names: &[String], original_paths: Option<&[PathBuf]>, recon: &[Rgb], starts: &[Rgb], loss: &[f32], layers: &str) -> Result<()> {
     let s = o.size;
     for (img, name) in recon.iter().zip(names) {
         img.save_png(&o.out.join(name), o.force)?;
@@ -343,11 +259,7 @@ fn write_outputs(o: &Options, names: &[String], original_paths: Option<&[PathBuf
         csv.push_str(&format!("{i},{l}\n"));
     }
     write_atomic(&o.out.join("loss.csv"), csv.as_bytes(), o.force)?;
-    let mut f = String::new();
-    for l in layers {
-        f.push_str(&format!("{}\t{}\t{} of {} units\n", l.path.display(), l.info.layer, l.info.units.len(), l.info.layer_units));
-    }
-    write_atomic(&o.out.join("features.txt"), f.as_bytes(), o.force)?;
+    write_atomic(&o.out.join("features.txt"), layers.as_bytes(), o.force)?;
     if let Some(p) = original_paths {
         super::reconstruct::write_pairs(&o.out, p, names, &vec![Vec::new(); names.len()], o.force)?;
     }

@@ -3,7 +3,51 @@
 use std::path::PathBuf;
 
 use percept::io::voxels::VoxelSource;
+use percept::pipeline::features::NetChoice;
 use percept::sd::{Img2ImgOptions, Sampler};
+
+/// A feature network by name.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Net {
+    /// EfficientNet-Lite0 (shipped, weights/efficientnet-lite0; percept eval's judge).
+    EfficientnetLite0,
+    /// EfficientNet-Lite1 (shipped, weights/efficientnet-lite1; the simulated subject's drive).
+    EfficientnetLite1,
+    /// EfficientNet-Lite2 (shipped, weights/efficientnet-lite2).
+    EfficientnetLite2,
+    /// VGG19 from torchvision's weights converted to safetensors (--weights FILE).
+    Vgg19,
+}
+
+/// The feature network (`fit --target features`) or loss network (`reconstruct --method dir`).
+#[derive(clap::Args)]
+pub struct NetArgs {
+    /// Feature network (fit --target features; the loss network of reconstruct --method dir).
+    #[arg(long, value_enum, default_value = "efficientnet-lite2")]
+    pub net: Net,
+    /// Weights of --net: a folder with model.safetensors (EfficientNet-Lite; default the shipped one), a safetensors file (VGG19, required).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+impl NetArgs {
+    /// The network the library loads.
+    pub fn choice(&self) -> anyhow::Result<NetChoice> {
+        let lite = |name: &str| {
+            let dir = self.weights.clone().unwrap_or_else(|| percept::paths::shipped(&format!("weights/{name}")));
+            NetChoice::EfficientNet { dir, name: name.into() }
+        };
+        Ok(match self.net {
+            Net::EfficientnetLite0 => lite("efficientnet-lite0"),
+            Net::EfficientnetLite1 => lite("efficientnet-lite1"),
+            Net::EfficientnetLite2 => lite("efficientnet-lite2"),
+            Net::Vgg19 => match &self.weights {
+                Some(file) => NetChoice::Vgg19(file.clone()),
+                None => anyhow::bail!("--net vgg19 needs its weights: --weights vgg19.safetensors (torchvision's, converted by scripts/convert_torchvision.py)"),
+            },
+        })
+    }
+}
 
 /// Voxel inputs: a .npy, or NIfTI volumes under a mask.
 #[derive(clap::Args)]

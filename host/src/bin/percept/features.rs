@@ -8,20 +8,11 @@ use percept::fit::fastl2lir::FastL2LirOptions;
 use percept::fit::features::Method;
 use percept::fit::RidgeOptions;
 use percept::io::voxels::VoxelSource;
-use percept::pipeline::features::{self, NetChoice, Trials};
+use percept::pipeline::features::{self, Trials};
 use percept::pipeline::Context;
 
-use crate::args::OutputArgs;
+use crate::args::{NetArgs, OutputArgs};
 use crate::bars::Bars;
-
-/// The feature network.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Net {
-    /// EfficientNet-Lite2 (shipped, weights/efficientnet-lite2; or --weights FOLDER).
-    EfficientnetLite2,
-    /// VGG19 from torchvision's weights converted to safetensors (--weights FILE).
-    Vgg19,
-}
 
 /// How each layer's decoder is fitted.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -35,12 +26,8 @@ enum FeatMethod {
 /// Arguments used with `--target features`.
 #[derive(clap::Args)]
 pub struct FeatureArgs {
-    /// Feature network (--target features).
-    #[arg(long, value_enum, default_value = "efficientnet-lite2")]
-    net: Net,
-    /// Weights of the feature network: a folder with model.safetensors (EfficientNet-Lite2), a safetensors file (VGG19).
-    #[arg(long)]
-    weights: Option<PathBuf>,
+    #[command(flatten)]
+    net: NetArgs,
     /// Layers to decode, comma-separated reference names (e.g. `_blocks.2,_blocks.9,_avg_pooling`; VGG19: `features.3,classifier.0`).
     #[arg(long, value_delimiter = ',')]
     layers: Vec<String>,
@@ -69,12 +56,7 @@ pub struct FeatureArgs {
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(a: &FeatureArgs, voxels: VoxelSource, list: &Path, ridge: RidgeOptions, region: &str, cache: PathBuf, out: &OutputArgs, ctx: &Context) -> Result<()> {
-    let net = match (a.net, &a.weights) {
-        (Net::EfficientnetLite2, None) => NetChoice::lite2(),
-        (Net::EfficientnetLite2, Some(dir)) => NetChoice::EfficientNet { dir: dir.clone(), name: "efficientnet-lite2".into() },
-        (Net::Vgg19, Some(file)) => NetChoice::Vgg19(file.clone()),
-        (Net::Vgg19, None) => anyhow::bail!("--net vgg19 needs its weights: --weights vgg19.safetensors (torchvision's, converted by scripts/convert_torchvision.py)"),
-    };
+    let net = a.net.choice()?;
     if a.layers.is_empty() {
         anyhow::bail!("--target features needs --layers: comma-separated layer names of the network");
     }

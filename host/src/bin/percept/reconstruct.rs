@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use percept::pipeline::{dir, features::NetChoice, reconstruct, Context};
+use percept::pipeline::{dir, reconstruct, Context};
 
-use crate::args::{OutputArgs, SamplingArgs, VoxelArgs};
+use crate::args::{NetArgs, OutputArgs, SamplingArgs, VoxelArgs};
 use crate::bars::Bars;
 
 /// Arguments of `percept reconstruct`.
@@ -83,6 +83,11 @@ struct DirArgs {
     /// they read the voxels of --voxels / --nifti.
     #[arg(long)]
     decoders: Option<PathBuf>,
+    /// With --oracle: whole layers of the loss network as the targets, comma-separated
+    /// reference names (e.g. `_blocks.4,_blocks.15`; VGG19: `features.20,classifier.0`),
+    /// instead of --decoders.
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
     /// The voxels the z decoder reads (.npy, same trials), when not those of the feature decoders.
     #[arg(long, requires = "decoder")]
     voxels_z: Option<PathBuf>,
@@ -93,10 +98,9 @@ struct DirArgs {
     /// The generator: TAESD's decoder, or none (the pixels are optimised, blurred between steps).
     #[arg(long, value_enum, default_value = "taesd")]
     generator: GeneratorArg,
-    /// The loss network's EfficientNet-Lite folder (default: the shipped efficientnet-lite2);
-    /// the feature decoders must be of the same network.
-    #[arg(long)]
-    net: Option<PathBuf>,
+    /// The loss network (the feature decoders must be of the same network).
+    #[command(flatten)]
+    net: NetArgs,
     /// Side of the reconstructed images (a multiple of 8).
     #[arg(long, default_value_t = 128)]
     size: usize,
@@ -116,14 +120,14 @@ struct DirArgs {
     #[arg(long, default_value_t = 10)]
     batch: usize,
     /// The oracle run: the targets are the true features of the --stimuli images (no brain
-    /// data), a check of the optimiser and the gradients.
+    /// data), at the units of --decoders or of whole --layers; a check of the optimiser and
+    /// the gradients.
     #[arg(long)]
     oracle: bool,
 }
 
 fn run_dir(a: &Args, ctx: &Context) -> Result<()> {
     let d = &a.dir;
-    let decoders = d.decoders.clone().ok_or_else(|| anyhow::anyhow!("--method dir needs --decoders (a folder of feature decoders from `percept fit --target features`)"))?;
     anyhow::ensure!(a.sd.is_none(), "--sd is the z method's second stage; --method dir makes its images by optimisation");
     crate::args::check_side("--size", d.size, 1024)?;
     let start = match (&a.decoder, &d.start_latent) {
@@ -131,13 +135,11 @@ fn run_dir(a: &Args, ctx: &Context) -> Result<()> {
         (None, Some(p)) => dir::Start::Latent(p.clone()),
         (None, None) => dir::Start::Grey,
     };
-    let net = match &d.net {
-        Some(p) => NetChoice::EfficientNet { dir: p.clone(), name: p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default() },
-        None => NetChoice::lite2(),
-    };
+    let net = d.net.choice()?;
     let o = dir::Options {
         voxels: a.voxels.source()?,
-        decoders,
+        decoders: d.decoders.clone(),
+        layers: d.layers.clone(),
         stimuli: a.stimuli.clone(),
         start,
         taesd: match d.generator {
@@ -170,6 +172,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
     }
     let decoder = a.decoder.clone().ok_or_else(|| anyhow::anyhow!("--method z needs --decoder (the z decoder from `percept fit`)"))?;
     anyhow::ensure!(a.dir.decoders.is_none(), "--decoders belongs to --method dir");
+    anyhow::ensure!(a.dir.layers.is_empty() && !a.dir.oracle, "--layers and --oracle belong to --method dir");
     crate::args::check_side("--sd-size", a.sd_size, 2048)?;
     let sd = match (&a.sd, &a.decoder_c, &a.voxels_c) {
         (Some(model), Some(decoder_c), Some(voxels_c)) => Some(reconstruct::SdStage {
