@@ -5,9 +5,13 @@
 //! - Loading many tensors from a safetensors file: the upload staging is flushed every
 //!   `MAX_STAGED_BYTES` and the file's pages are evicted once read, so the peak stays near the
 //!   tensors' own size (without either, staging and mapped pages each add about as much).
-//! - A chain of ops writing many times `MAX_PENDING_BYTES`: each automatic submit waits for
-//!   the previous one, so at most two batches of intermediates are alive (without the wait,
-//!   recording outruns lavapipe and every batch's outputs stay alive until it has run).
+//! - A chain of ops writing 8 x `MAX_PENDING_BYTES`: automatic submits let the dropped
+//!   intermediates go, and each waits for the previous one, so at most two batches of them are
+//!   alive (without automatic submits all 2 GiB would be). On lavapipe with Mesa 22.3 a submit
+//!   runs in the submitting thread (measured: the same peak without the wait, also with
+//!   MESA_VK_ENABLE_SUBMIT_THREAD=1), so there the wait changes nothing; where submits run
+//!   asynchronously, recording could run ahead of the device, and this bound is what would
+//!   catch it (not observed on this machine, which has no such adapter).
 
 use percept::gpu::{DType, Gpu, Tensor, MAX_PENDING_BYTES};
 use percept::nn::{Loader, Weights};
@@ -79,8 +83,9 @@ fn loading_and_long_chains_keep_memory_bounded() {
     drop(enc);
     let y = x.to_vec(&gpu).expect("read back");
     let (peak, _) = above(base);
-    let bound = 3.0 * MAX_PENDING_BYTES as f64 / MIB as f64;
+    // Two batches (the one running and the one being recorded) and the op in hand.
+    let bound = (2 * MAX_PENDING_BYTES + 64 * MIB) as f64 / MIB as f64;
     eprintln!("chain: {steps} ops, {:.0} MiB of outputs: peak +{peak:.0} MiB (bound {bound:.0})", steps as f64 * 16.0);
     assert_eq!(y, x0_copy, "a chain of x * 1 changed the values");
-    assert!(peak < bound, "a chain of {steps} ops writing {:.0} MiB peaked at +{peak:.0} MiB (bound {bound:.0} = 3 x MAX_PENDING_BYTES): automatic submits do not wait", steps as f64 * 16.0);
+    assert!(peak < bound, "a chain of {steps} ops writing {:.0} MiB peaked at +{peak:.0} MiB (bound {bound:.0} = 2 x MAX_PENDING_BYTES + 64 MiB): automatic submits do not bound the intermediates alive", steps as f64 * 16.0);
 }

@@ -116,7 +116,7 @@ impl Gpu {
         // On a CPU adapter device memory is process memory: the allocator's small blocks
         // (MemoryUsage) keep freed intermediates from pinning large blocks; GPUs keep the
         // default (Performance).
-        let memory_hints = if cpu && !super::mem_off("hints") { wgpu::MemoryHints::MemoryUsage } else { wgpu::MemoryHints::Performance };
+        let memory_hints = if cpu { wgpu::MemoryHints::MemoryUsage } else { wgpu::MemoryHints::Performance };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("percept"),

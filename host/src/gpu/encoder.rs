@@ -105,7 +105,7 @@ impl<'g> Encoder<'g> {
             e.0 += dt;
             e.1 += 1;
         }
-        if self.pending >= MAX_PENDING || self.pending_bytes >= if super::mem_off("threshold") { 512 << 20 } else { MAX_PENDING_BYTES } {
+        if self.pending >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
             self.auto_submit();
         }
     }
@@ -118,7 +118,7 @@ impl<'g> Encoder<'g> {
     /// Waits for the previous automatic submit, then submits what was recorded: the buffers
     /// the finished batch alone used (and the Rust side dropped) are freed meanwhile.
     fn auto_submit(&mut self) {
-        if let Some(previous) = self.previous.take().filter(|_| !super::mem_off("wait")) {
+        if let Some(previous) = self.previous.take() {
             let wait = wgpu::PollType::Wait { submission_index: Some(previous), timeout: None };
             if let Err(e) = self.gpu.device.poll(wait) {
                 tracing::warn!("waiting for an automatic submit: {e}");

@@ -91,9 +91,7 @@ impl Tensor {
             view.slice(bytes.len()..).copy_from_slice(&[0; 16][..size as usize - bytes.len()]);
         }
         buffer.unmap();
-        if !super::mem_off("flush") {
-            gpu.staged(size);
-        }
+        gpu.staged(size);
         Tensor { buffer: Arc::new(buffer), shape: shape.to_vec(), dtype, offset: 0 }
     }
 

@@ -118,9 +118,6 @@ impl Weights {
     /// the GPU, so a loaded model does not also hold its file in memory. Unknown names are
     /// ignored, as is a refusal of the advice (it only saves memory).
     pub fn evict(&self, name: &str) {
-        if crate::gpu::mem_off("evict") {
-            return;
-        }
         let Some(e) = self.index.get(&self.key(name)) else { return };
         let (path, map) = &self.files[e.file];
         // SAFETY: DONTNEED on a read-only file mapping loses nothing: the pages are read

@@ -186,22 +186,24 @@ fn vae_weights(c: &VaeConfig, path: &std::path::Path) -> Result<usize> {
 
 /// Peak resident memory per phase: each phase starts by resetting the process's peak.
 struct Phases {
-    rows: Vec<(String, Option<(u64, u64)>)>,
+    rows: Vec<(String, Option<(u64, u64)>, f64)>,
     resets: bool,
+    started: Instant,
 }
 
 impl Phases {
     fn new() -> Self {
-        Phases { rows: Vec::new(), resets: reset_peak() }
+        Phases { rows: Vec::new(), resets: reset_peak(), started: Instant::now() }
     }
     /// Ends a phase: its peak and the memory resident at its end; starts the next.
     fn end(&mut self, name: &str) {
-        let m = memory();
+        let (m, dt) = (memory(), self.started.elapsed().as_secs_f64());
         if let Some((rss, peak)) = m {
-            eprintln!("  [{name}: peak {:.2} GB, resident after {:.2} GB]", peak as f64 / 1e9, rss as f64 / 1e9);
+            eprintln!("  [{name}: {dt:.1} s, peak {:.2} GB, resident after {:.2} GB]", peak as f64 / 1e9, rss as f64 / 1e9);
         }
-        self.rows.push((name.to_string(), m));
+        self.rows.push((name.to_string(), m, dt));
         self.resets &= reset_peak();
+        self.started = Instant::now();
     }
     /// The largest peak of all phases (the process's peak).
     fn peak(&self) -> f64 {
@@ -209,10 +211,10 @@ impl Phases {
     }
     fn table(&self) -> String {
         let gb = |b: u64| format!("{:.2} GB", b as f64 / 1e9);
-        let mut t = String::from("| phase | peak resident memory of the process | resident at its end |\n|---|---|---|\n");
-        for (name, m) in &self.rows {
+        let mut t = String::from("| phase | peak resident memory of the process | resident at its end | wall time |\n|---|---|---|---|\n");
+        for (name, m, dt) in &self.rows {
             let (peak, rss) = m.map_or(("-".into(), "-".into()), |(rss, peak)| (gb(peak), gb(rss)));
-            t += &format!("| {name} | {peak} | {rss} |\n");
+            t += &format!("| {name} | {peak} | {rss} | {dt:.1} s |\n");
         }
         if !self.resets {
             t += "\n(The kernel refused to reset the peak: each phase's peak is the process's peak so far.)\n";
