@@ -184,9 +184,12 @@ fn vae_weights(c: &VaeConfig, path: &std::path::Path) -> Result<usize> {
     m.write(path)
 }
 
+/// A phase's name, its (resident, peak) memory in bytes, and its wall time in seconds.
+type Row = (String, Option<(u64, u64)>, f64);
+
 /// Peak resident memory per phase: each phase starts by resetting the process's peak.
 struct Phases {
-    rows: Vec<(String, Option<(u64, u64)>, f64)>,
+    rows: Vec<Row>,
     resets: bool,
     started: Instant,
 }
