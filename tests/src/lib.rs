@@ -258,3 +258,18 @@ pub fn publish(report: &str, args: &[String]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The process's resident memory now and its peak since the start or the last
+/// [`reset_peak`] (VmRSS and VmHWM of /proc/self/status), in bytes; None where that file is
+/// missing (not Linux).
+pub fn memory() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = |key: &str| s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map(|k| k * 1024);
+    Some((kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// Resets the peak resident memory (VmHWM) to the current one (Linux's `clear_refs` 5), so
+/// that [`memory`] reports the peak of a phase; false where the kernel refuses.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
-
+use super::encoder::Profiler;
 use crate::error::{Error, Result};
 
 /// What kind of processor runs the kernels; ops pick kernel variants by it.
@@ -60,7 +59,9 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// With PERCEPT_PROFILE set: each dispatch runs alone and its wall time is added here,
     /// by `shader:entry` (pipelines are found by address).
-    profile: Option<Mutex<Profile>>,
+    pub(super) profile: Profiler,
+    /// Bytes uploaded since the last flush of pending uploads ([`Gpu::staged`]).
+    pub(super) staged: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -111,16 +112,22 @@ impl Gpu {
         if int64 {
             features |= wgpu::Features::SHADER_INT64;
         }
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        // On a CPU adapter device memory is process memory: the allocator's small blocks
+        // (MemoryUsage) keep freed intermediates from pinning large blocks; GPUs keep the
+        // default (Performance).
+        let memory_hints = if cpu { wgpu::MemoryHints::MemoryUsage } else { wgpu::MemoryHints::Performance };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("percept"),
                 required_features: features,
                 required_limits: limits.clone(),
+                memory_hints,
                 ..Default::default()
             })
             .await
             .map_err(|e| Error::Gpu(format!("{}: cannot open the device: {e}", info.name)))?;
-        let kind = if info.device_type == wgpu::DeviceType::Cpu { AdapterKind::Cpu } else { AdapterKind::Gpu };
+        let kind = if cpu { AdapterKind::Cpu } else { AdapterKind::Gpu };
         // The CPU kernels that share operands with subgroupBroadcast assume one workgroup of 8
         // lanes is one subgroup (lavapipe with 256-bit vectors), and read buffers as u64 (half
         // the steps of lavapipe's per-lane load loop); PERCEPT_NO_SUBGROUPS=1 turns them off
@@ -129,7 +136,20 @@ impl Gpu {
         tracing::info!(adapter = %info.name, backend = ?info.backend, ?kind, shader_f16, subgroup8_int64, max_binding = limits.max_storage_buffer_binding_size, "GPU");
         let binding_cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).into();
         let profile = std::env::var_os("PERCEPT_PROFILE").map(|_| Mutex::default());
-        Ok(Gpu { device, queue, info, limits, kind, shader_f16, subgroup8_int64, binding_cap, modules: Mutex::default(), pipelines: Mutex::default(), profile })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            kind,
+            shader_f16,
+            subgroup8_int64,
+            binding_cap,
+            modules: Mutex::default(),
+            pipelines: Mutex::default(),
+            profile,
+            staged: 0.into(),
+        })
     }
 
     /// One line naming the adapter, for `-v` and reports.
@@ -219,11 +239,6 @@ impl Gpu {
         self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: None, bind_group_layouts: &[Some(&g0), Some(&g1)], immediate_size: 0 })
     }
 
-    /// A new command recorder.
-    pub fn encoder(&self) -> Encoder<'_> {
-        Encoder { gpu: self, inner: None, pending: 0, pending_bytes: 0 }
-    }
-
     /// With PERCEPT_PROFILE set, the time spent per kernel since the start (a Markdown table,
     /// largest first); None otherwise.
     pub fn profile_report(&self) -> Option<String> {
@@ -242,114 +257,5 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
         Ok(())
-    }
-}
-
-/// Per-kernel wall time (PERCEPT_PROFILE).
-#[derive(Debug, Default)]
-struct Profile {
-    names: HashMap<usize, String>,
-    times: HashMap<String, (f64, usize)>,
-}
-
-/// Records dispatches; submits them together (and after every few hundred dispatches or 512 MiB
-/// of outputs, to bound memory).
-pub struct Encoder<'g> {
-    gpu: &'g Gpu,
-    inner: Option<wgpu::CommandEncoder>,
-    pending: usize,
-    pending_bytes: u64,
-}
-
-/// Dispatches recorded before an automatic submit.
-const MAX_PENDING: usize = 512;
-/// Bytes written by the recorded dispatches before an automatic submit: intermediates stay
-/// alive until their commands are submitted and done, so this bounds the memory a long
-/// forward pass holds (SD's VAE decoder at 512x512 writes 128-256 MiB per dispatch).
-const MAX_PENDING_BYTES: u64 = 512 << 20;
-
-impl<'g> Encoder<'g> {
-    /// The device this records for.
-    pub fn gpu(&self) -> &'g Gpu {
-        self.gpu
-    }
-
-    fn raw(&mut self) -> &mut wgpu::CommandEncoder {
-        self.inner.get_or_insert_with(|| self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("percept") }))
-    }
-
-    /// Records one dispatch: `buffers` bound in order at group(0) (inputs first, output last),
-    /// `meta` as the uniform at group(1) binding 0 (skipped when empty).
-    pub fn dispatch(&mut self, pipeline: &wgpu::ComputePipeline, buffers: &[wgpu::BufferBinding<'_>], meta: &[u8], groups: [u32; 3]) {
-        let device = &self.gpu.device;
-        let started = self.gpu.profile.as_ref().map(|_| {
-            self.submit();
-            // An empty submit flushes pending queue writes (uploads), which the dispatch's own
-            // submit would otherwise run inside its timing.
-            self.gpu.queue.submit([]);
-            let _ = self.gpu.wait();
-            std::time::Instant::now()
-        });
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: wgpu::BindingResource::Buffer(b.clone()) })
-            .collect();
-        let group0 = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pipeline.get_bind_group_layout(0), entries: &entries });
-        let uniform;
-        let group1 = if meta.is_empty() {
-            None
-        } else {
-            uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("meta"), contents: meta, usage: wgpu::BufferUsages::UNIFORM });
-            Some(device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipeline.get_bind_group_layout(1),
-                entries: &[wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }],
-            }))
-        };
-        {
-            let mut pass = self.raw().begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &group0, &[]);
-            if let Some(g) = &group1 {
-                pass.set_bind_group(1, g, &[]);
-            }
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
-        self.pending += 1;
-        self.pending_bytes += buffers.last().and_then(|b| b.size).map_or(0, |s| s.get());
-        if let (Some(t0), Some(p)) = (started, &self.gpu.profile) {
-            self.submit();
-            let _ = self.gpu.wait();
-            let dt = t0.elapsed().as_secs_f64();
-            let mut p = p.lock().expect("profile");
-            let name = p.names.get(&(std::ptr::from_ref(pipeline) as usize)).cloned().unwrap_or_else(|| "?".into());
-            let e = p.times.entry(name).or_insert((0.0, 0));
-            e.0 += dt;
-            e.1 += 1;
-        }
-        if self.pending >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
-            self.submit();
-        }
-    }
-
-    /// Records a buffer copy.
-    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
-        self.raw().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, size);
-    }
-
-    /// Submits what was recorded.
-    pub fn submit(&mut self) {
-        if let Some(enc) = self.inner.take() {
-            self.gpu.queue.submit([enc.finish()]);
-        }
-        self.pending = 0;
-        self.pending_bytes = 0;
-    }
-}
-
-impl Drop for Encoder<'_> {
-    fn drop(&mut self) {
-        self.submit();
     }
 }

@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::Gpu;
 use crate::error::{Error, Result};
 
@@ -82,10 +80,18 @@ impl Tensor {
         Ok(Self::init(gpu, shape, DType::F16, bytemuck::cast_slice(&halves)))
     }
 
+    /// Uploads `bytes` (zero-padded to whole vec4s) into a new buffer. The staging copy wgpu
+    /// makes lives until the next submit: [`Gpu::staged`] submits after every few tens of MiB.
     fn init(gpu: &Gpu, shape: &[usize], dtype: DType, bytes: &[u8]) -> Tensor {
-        let mut contents = bytes.to_vec();
-        contents.resize(padded(bytes.len() as u64) as usize, 0);
-        let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: &contents, usage: STORAGE });
+        let size = padded(bytes.len() as u64);
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: None, size, usage: STORAGE, mapped_at_creation: true });
+        {
+            let mut view = buffer.get_mapped_range_mut(..).expect("a buffer mapped at creation");
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+            view.slice(bytes.len()..).copy_from_slice(&[0; 16][..size as usize - bytes.len()]);
+        }
+        buffer.unmap();
+        gpu.staged(size);
         Tensor { buffer: Arc::new(buffer), shape: shape.to_vec(), dtype, offset: 0 }
     }
 

@@ -170,14 +170,19 @@ impl ResnetBlock {
 
     /// `x (B, H, W, cin)`; `temb_silu (B, T)`: SiLU of the time embedding (U-Net only).
     pub fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor, temb_silu: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.norm1.forward(enc, x, true)?;
-        let mut h = self.conv1.forward(enc, &h)?;
+        // Each intermediate is dropped at its last use, so that an automatic submit within
+        // the block can free it (a shadowed binding would live to the end of the block).
+        let n = self.norm1.forward(enc, x, true)?;
+        let mut h = self.conv1.forward(enc, &n)?;
+        drop(n);
         if let (Some(p), Some(t)) = (&self.time_emb_proj, temb_silu) {
             let t = p.forward(enc, t)?;
             h = add_per_sample(enc, &h, &t)?;
         }
-        let h = self.norm2.forward(enc, &h, true)?;
-        let h = self.conv2.forward(enc, &h)?;
+        let n = self.norm2.forward(enc, &h, true)?;
+        drop(h);
+        let h = self.conv2.forward(enc, &n)?;
+        drop(n);
         match &self.conv_shortcut {
             Some(c) => {
                 let s = c.forward(enc, x)?;
@@ -245,6 +250,7 @@ impl Attention {
         let k = self.to_k.forward(enc, ctx)?;
         let v = self.to_v.forward(enc, ctx)?;
         let a = attention(enc, &q, &k, &v, self.heads, false)?;
+        drop((q, k, v));
         self.to_out.forward(enc, &a)
     }
 }

@@ -8,6 +8,7 @@
 //! Matrices (`get`) are uploaded at the loader's dtype straight from the stored one: f16
 //! files into f16 tensors byte for byte, f32 and bf16 converted (bf16 through f32, exactly,
 //! then rounded to f16 when the dtype is F16). Biases and norm parameters (`get_f32`) are f32.
+//! Every get evicts the tensor's pages of the memory map once it is read ([`Weights::evict`]).
 
 use std::fmt;
 
@@ -81,18 +82,23 @@ impl<'g> Loader<'g> {
     /// A matrix stored with any of `shapes` (e.g. a linear map saved as a 1x1 convolution),
     /// uploaded with the first, at the loader's dtype.
     pub fn get_as(&self, shapes: &[&[usize]], name: &str) -> Result<Tensor> {
-        let raw = self.w.raw(name, shapes)?;
-        upload(self.gpu, shapes[0], &raw, self.dtype)
+        let t = upload(self.gpu, shapes[0], &self.w.raw(name, shapes)?, self.dtype)?;
+        self.w.evict(name);
+        Ok(t)
     }
 
     /// A tensor of `shape` stored as f32 whatever the loader's dtype (biases, norms).
     pub fn get_f32(&self, shape: &[usize], name: &str) -> Result<Tensor> {
-        Tensor::from_f32(self.gpu, shape, &self.w.get(shape, name)?)
+        let t = Tensor::from_f32(self.gpu, shape, &self.w.get(shape, name)?)?;
+        self.w.evict(name);
+        Ok(t)
     }
 
     /// A tensor of `shape` on the host, as f32 (for layouts the ops repack, and embeddings).
     pub fn host(&self, shape: &[usize], name: &str) -> Result<Vec<f32>> {
-        self.w.get(shape, name)
+        let v = self.w.get(shape, name)?;
+        self.w.evict(name);
+        Ok(v)
     }
 }
 

@@ -179,20 +179,34 @@ impl Transformer {
     /// `x (B, H, W, C)`, `context (B, S, D)`.
     fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let [b, h, w, c] = x.shape[..] else { return Err(Error::Shape(format!("transformer input {:?} is not NHWC", x.shape))) };
+        // Each intermediate is dropped at its last use (see ResnetBlock::forward).
         let n = self.norm.forward(enc, x, false)?.reshape(&[b, h * w, c])?;
         let mut t = self.proj_in.forward(enc, &n)?;
-        let a = self.norm1.forward(enc, &t)?;
-        let a = self.attn1.forward(enc, &a, None)?;
+        drop(n);
+        let a = {
+            let n = self.norm1.forward(enc, &t)?;
+            self.attn1.forward(enc, &n, None)?
+        };
         t = add(enc, &t, &a)?;
-        let a = self.norm2.forward(enc, &t)?;
-        let a = self.attn2.forward(enc, &a, Some(context))?;
+        drop(a);
+        let a = {
+            let n = self.norm2.forward(enc, &t)?;
+            self.attn2.forward(enc, &n, Some(context))?
+        };
         t = add(enc, &t, &a)?;
-        let f = self.norm3.forward(enc, &t)?;
-        let f = self.ff_in.forward(enc, &f)?;
-        let f = geglu(enc, &f)?;
-        let f = self.ff_out.forward(enc, &f)?;
+        drop(a);
+        let f = {
+            let n = self.norm3.forward(enc, &t)?;
+            let p = self.ff_in.forward(enc, &n)?;
+            drop(n);
+            let g = geglu(enc, &p)?;
+            drop(p);
+            self.ff_out.forward(enc, &g)?
+        };
         t = add(enc, &t, &f)?;
+        drop(f);
         let o = self.proj_out.forward(enc, &t)?.reshape(&[b, h, w, c])?;
+        drop(t);
         add(enc, &o, x)
     }
 }
@@ -360,7 +374,7 @@ impl Unet {
             }
             record(&mut trace, format!("up_blocks.{i}"), &x);
         }
-        let x = self.conv_norm_out.forward(enc, &x, true)?;
+        x = self.conv_norm_out.forward(enc, &x, true)?; // the last block's output dropped here
         self.conv_out.forward(enc, &x)
     }
 }

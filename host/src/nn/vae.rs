@@ -266,7 +266,7 @@ impl Vae {
             }
             record(&mut trace, format!("decoder.up_blocks.{i}"), &x);
         }
-        let x = d.conv_norm_out.forward(enc, &x, true)?;
+        x = d.conv_norm_out.forward(enc, &x, true)?; // the block's output dropped here, not at the end
         d.conv_out.forward(enc, &x)
     }
 }

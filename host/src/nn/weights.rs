@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
+#[cfg(unix)]
+use memmap2::UncheckedAdvice;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{io, Error, Result};
@@ -109,6 +111,23 @@ impl Weights {
             return Err(Error::Invalid(format!("{}: tensor `{key}` has dtype {:?}; f32, f16 or bf16 expected", path.display(), e.dtype)));
         }
         Ok(Raw { dtype: e.dtype, shape: &e.shape, bytes: &map[e.range.clone()], path, key })
+    }
+
+    /// Drops the resident pages of tensor `name` from this process (madvise DONTNEED); a
+    /// later read maps them in again from the file. The loader calls it once a tensor is on
+    /// the GPU, so a loaded model does not also hold its file in memory. Unknown names are
+    /// ignored, as is a refusal of the advice (it only saves memory).
+    pub fn evict(&self, name: &str) {
+        let Some(e) = self.index.get(&self.key(name)) else { return };
+        let (path, map) = &self.files[e.file];
+        // SAFETY: DONTNEED on a read-only file mapping loses nothing: the pages are read
+        // again from the file on the next access (as they were on the first).
+        #[cfg(unix)]
+        if let Err(err) = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, e.range.start, e.range.len()) } {
+            tracing::debug!("{}: evicting `{}`: {err}", path.display(), self.key(name));
+        }
+        #[cfg(not(unix))]
+        let _ = (path, map);
     }
 
     /// The tensor as f32 (from f32, f16 or bf16), checked against `shape`.

@@ -3,11 +3,12 @@
 //! (64x64 -> 512x512) on the adapter, with random f16 weights made here in diffusers' layout
 //! (860 M + 84 M parameters), beside PyTorch CPU (diffusers, random weights, f32, 2 threads)
 //! measured in the same run. Also reports the process's peak resident memory (lavapipe keeps
-//! GPU buffers in it).
+//! GPU buffers in it) per phase: weights made, each model's upload, warm-up, U-Net step, VAE
+//! decode.
 //!
 //! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
 //! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone;
-//! `--unet-only` stops after the U-Net step)
+//! `--unet-only` stops after the U-Net step; `--no-torch` leaves PyTorch out)
 
 use std::process::Command;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use percept::gpu::{DType, Gpu, Tensor};
 use percept::nn::unet::{Unet, UnetConfig};
 use percept::nn::vae::{Vae, VaeConfig};
 use percept::nn::{Loader, Weights};
-use percept_tests::{machine, publish, today, Rng};
+use percept_tests::{machine, memory, publish, reset_peak, today, Rng};
 use safetensors::tensor::TensorView;
 
 /// Names and shapes of a tensor list, filled with seeded values.
@@ -183,26 +184,71 @@ fn vae_weights(c: &VaeConfig, path: &std::path::Path) -> Result<usize> {
     m.write(path)
 }
 
-/// Peak resident memory of this process (VmHWM), in GB.
-fn peak_gb() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1e6)
+/// A phase's name, its (resident, peak) memory in bytes, and its wall time in seconds.
+type Row = (String, Option<(u64, u64)>, f64);
+
+/// Peak resident memory per phase: each phase starts by resetting the process's peak.
+struct Phases {
+    rows: Vec<Row>,
+    resets: bool,
+    started: Instant,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases { rows: Vec::new(), resets: reset_peak(), started: Instant::now() }
+    }
+    /// Ends a phase: its peak and the memory resident at its end; starts the next.
+    fn end(&mut self, name: &str) {
+        let (m, dt) = (memory(), self.started.elapsed().as_secs_f64());
+        if let Some((rss, peak)) = m {
+            eprintln!("  [{name}: {dt:.1} s, peak {:.2} GB, resident after {:.2} GB]", peak as f64 / 1e9, rss as f64 / 1e9);
+        }
+        self.rows.push((name.to_string(), m, dt));
+        self.resets &= reset_peak();
+        self.started = Instant::now();
+    }
+    /// The largest peak of all phases (the process's peak).
+    fn peak(&self) -> f64 {
+        self.rows.iter().filter_map(|r| r.1).map(|m| m.1).max().unwrap_or(0) as f64 / 1e9
+    }
+    fn table(&self) -> String {
+        let gb = |b: u64| format!("{:.2} GB", b as f64 / 1e9);
+        let mut t = String::from("| phase | peak resident memory of the process | resident at its end | wall time |\n|---|---|---|---|\n");
+        for (name, m, dt) in &self.rows {
+            let (peak, rss) = m.map_or(("-".into(), "-".into()), |(rss, peak)| (gb(peak), gb(rss)));
+            t += &format!("| {name} | {peak} | {rss} | {dt:.1} s |\n");
+        }
+        if !self.resets {
+            t += "\n(The kernel refused to reset the peak: each phase's peak is the process's peak so far.)\n";
+        }
+        t
+    }
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
     let dir = std::env::temp_dir().join(format!("percept-bench-sd-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (uc, vc) = (UnetConfig::sd_v1(), VaeConfig::sd_v1());
+    let mut phases = Phases::new();
     eprintln!("making random SD v1.5 weights (f16) ...");
     let up = unet_weights(&uc, &dir.join("unet.safetensors"))?;
     let vp = vae_weights(&vc, &dir.join("vae.safetensors"))?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.describe());
+    phases.end("random weights made and written (the benchmark's own), device opened");
     let t = Instant::now();
     let unet = Unet::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, DType::F16), uc.clone())?;
+    gpu.flush()?;
+    let load_unet = t.elapsed().as_secs_f64();
+    phases.end("U-Net weights read and uploaded (1.72 GB of f16)");
+    let t = Instant::now();
     let vae = Vae::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, DType::F16), vc.clone())?;
-    let load = t.elapsed().as_secs_f64();
+    gpu.flush()?;
+    let load = load_unet + t.elapsed().as_secs_f64();
+    phases.end("VAE weights read and uploaded (0.17 GB of f16)");
     let _ = std::fs::remove_dir_all(&dir);
 
     // Warm-up at a small size compiles every pipeline; then one full-size run each.
@@ -230,41 +276,50 @@ fn main() -> Result<()> {
     eprintln!("warm-up ...");
     unet_step(8)?;
     vae_decode(8)?;
+    phases.end("warm-up at 8x8 latents (compiles the pipelines)");
     eprintln!("U-Net step, batch 2, 64x64 ...");
     let t_unet = unet_step(64)?;
     eprintln!("  {t_unet:.1} s");
-    if args.iter().any(|a| a == "--unet-only") {
+    phases.end("U-Net step, batch 2, 64x64, context 77x768");
+    if flag("--unet-only") {
         if let Some(p) = gpu.profile_report() {
             eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
         }
+        eprintln!("{}", phases.table());
         return Ok(());
     }
     eprintln!("VAE decode 64x64 -> 512x512 ...");
     let t_vae = vae_decode(64)?;
     eprintln!("  {t_vae:.1} s");
-    let peak = peak_gb();
+    phases.end("VAE decode 64x64 -> 512x512");
+    let peak = phases.peak();
     if let Some(p) = gpu.profile_report() {
         eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
     }
 
-    eprintln!("PyTorch ...");
-    let root = percept_tests::repo_root();
-    let script = format!(
-        "import time, json, torch\nfrom diffusers import UNet2DConditionModel, AutoencoderKL\ntorch.set_num_threads(2)\nu=UNet2DConditionModel.from_config(json.load(open('{0}/unet/config.json'))).eval()\nv=AutoencoderKL.from_config(json.load(open('{0}/vae/config.json'))).eval()\nx=torch.randn(2,4,64,64); c=torch.randn(2,77,768); z=torch.randn(1,4,64,64)\nwith torch.no_grad():\n  u(torch.randn(2,4,8,8),781,encoder_hidden_states=c)\n  t=time.perf_counter(); u(x,781,encoder_hidden_states=c); a=time.perf_counter()-t\n  v.decode(torch.randn(1,4,8,8))\n  t=time.perf_counter(); v.decode(z); b=time.perf_counter()-t\nprint(a,b)",
-        root.join("weights/sd15-configs").display()
-    );
-    let torch = Command::new("python3").args(["-c", &script]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|s| s.parse::<f64>().ok()).collect::<Vec<_>>());
+    let torch = if flag("--no-torch") {
+        None
+    } else {
+        eprintln!("PyTorch ...");
+        let root = percept_tests::repo_root();
+        let script = format!(
+            "import time, json, torch\nfrom diffusers import UNet2DConditionModel, AutoencoderKL\ntorch.set_num_threads(2)\nu=UNet2DConditionModel.from_config(json.load(open('{0}/unet/config.json'))).eval()\nv=AutoencoderKL.from_config(json.load(open('{0}/vae/config.json'))).eval()\nx=torch.randn(2,4,64,64); c=torch.randn(2,77,768); z=torch.randn(1,4,64,64)\nwith torch.no_grad():\n  u(torch.randn(2,4,8,8),781,encoder_hidden_states=c)\n  t=time.perf_counter(); u(x,781,encoder_hidden_states=c); a=time.perf_counter()-t\n  v.decode(torch.randn(1,4,8,8))\n  t=time.perf_counter(); v.decode(z); b=time.perf_counter()-t\nprint(a,b)",
+            root.join("weights/sd15-configs").display()
+        );
+        Command::new("python3").args(["-c", &script]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|s| s.parse::<f64>().ok()).collect::<Vec<_>>())
+    };
     let pt = |i: usize| torch.as_ref().and_then(|v| v.get(i).copied());
     let cell = |ours: f64, i: usize| (pt(i).map_or("-".into(), |t| format!("{t:.1} s")), pt(i).map_or("-".into(), |t| format!("{:.1}x", ours / t)));
     let (ut, ur) = cell(t_unet, 0);
     let (vt, vr) = cell(t_vae, 1);
     let report = format!(
-        "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; one timed run after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory).\n",
+        "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; one timed run after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory). Per phase (the peak is reset at the start of each):\n\n{}",
         today(),
         machine(),
         gpu.describe(),
         up as f64 / 1e6,
-        vp as f64 / 1e6
+        vp as f64 / 1e6,
+        phases.table()
     );
     publish(&report, &args)
 }
