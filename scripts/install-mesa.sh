@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs Mesa's Vulkan drivers (lavapipe, the CPU Vulkan driver percept runs on without a GPU).
-# By default the distribution's own package (on Debian bookworm Mesa 22.3). With
-# PERCEPT_MESA=backports on Debian bookworm it takes Mesa 25 from bookworm-backports instead
-# (adding that source if missing; falling back to bookworm's own when backports cannot be
-# reached or the system is not bookworm). Mesa 25 is not the default: on the project's shared
-# 2-core Intel Xeon it measured no faster for TAESD than 22.3 (BENCHMARKS.md, "Mesa 25.0 from
-# bookworm-backports beside Debian's 22.3"); on an AMD EPYC its conv kernels ran 1.3-1.6x faster.
+# On Debian bookworm by default Mesa 25 from bookworm-backports (adding that source if missing;
+# falling back to bookworm's own 22.3 when backports cannot be reached); PERCEPT_MESA=stable takes
+# the distribution's own package instead, and on other systems that is what it takes. Mesa 25 is
+# the default because it measured faster on a quiet AMD EPYC (BENCHMARKS.md, "Mesa 25 beside
+# 22.3 on a quiet machine"): the SD U-Net step 1.2-1.4x, the VAE decode 1.4-1.5x, TAESD
+# 1.1-1.4x; on the shared Intel Xeon it measured no different within the noise (BENCHMARKS.md,
+# "Mesa 25.0 from bookworm-backports beside Debian's 22.3").
 # Says which Mesa it got. Safe to run again: it does nothing when that Mesa is there.
 # PERCEPT_SETUP_DRY_RUN=1 prints the commands that change the system instead of running them.
 set -euo pipefail
@@ -25,10 +26,14 @@ report() { echo "setup: Mesa Vulkan drivers ${1:-$(installed)}${2:+ ($2)}"; }
 # (an empty version: lavapipe is there but not from a Debian package)
 
 codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")" || codename=""
-if [ "${PERCEPT_MESA:-stable}" = backports ] && [ "$codename" != bookworm ]; then
+if [ "${PERCEPT_MESA:-backports}" = backports ] && [ "$codename" != bookworm ] && [ -n "${PERCEPT_MESA:-}" ]; then
   echo "setup: PERCEPT_MESA=backports is for Debian bookworm (this is '${codename:-unknown}'); using the distribution's Mesa"
 fi
-if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-stable}" = backports ]; then
+case "${PERCEPT_MESA:-backports}" in
+  backports|stable) ;;
+  *) echo "percept: PERCEPT_MESA=${PERCEPT_MESA}: expected backports or stable" >&2; exit 1 ;;
+esac
+if [ "$codename" = bookworm ] && [ "${PERCEPT_MESA:-backports}" = backports ]; then
   case "$(installed)" in
     *bpo*) report; exit 0 ;;
   esac

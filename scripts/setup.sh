@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what percept's tests need on a fresh Debian machine: QEMU for the Cortex-M4
 # firmware test, Mesa's lavapipe Vulkan driver for the GPU tests (on a machine without a GPU;
-# the distribution's own Mesa, or bookworm-backports' with PERCEPT_MESA=backports: scripts/install-mesa.sh),
+# bookworm-backports' Mesa 25 on Debian bookworm, the distribution's own with PERCEPT_MESA=stable:
+# scripts/install-mesa.sh),
 # C and C++ compilers (the C header test, libFuzzer for the fuzzing smoke run), and the
 # thumbv7em-none-eabihf Rust target. Safe to run
 # again: it skips what is there.

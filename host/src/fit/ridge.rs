@@ -262,6 +262,9 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         }
     }
 
+    // The Gram matrix is not needed after the folds (at NSD scale 0.26 GB less at the refit).
+    drop(gram);
+
     // Correlation of the pooled cross-validated predictions, per alpha and target.
     let (sy, syy): (Vec<f64>, Vec<f64>) = (0..l)
         .map(|j| {
@@ -305,17 +308,20 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let last = used.len() as f64 * (pf * r * nf_) + pf * nf_ * lf + if kernel { 0.0 } else { r * pf * nf_ };
     let first = if kernel { r * nf_ * lf } else { pf * nf_ * lf + r * pf * lf } + pf * r * lf;
     let targets_last = choose_last(opts.order, last, first);
-    // Targets last: M_a = Wb diag(g_a) Phi (p, n) per alpha used, weights M_a Y.
-    let ms: Vec<Mat<f32>> = if targets_last {
+    // Targets last: M_a = Wb diag(g_a) Phi (p, n) per alpha used, weights M_a Y; the basis Wb
+    // is then not needed while the weights fill (at NSD scale 0.5 GB less at the peak).
+    let (ms, wb): (Vec<Mat<f32>>, Option<Mat<f32>>) = if targets_last {
         let phi = full.phi(x);
-        used.iter().map(|&ai| scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), phi.as_ref())).collect()
+        let ms = used.iter().map(|&ai| scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), phi.as_ref())).collect();
+        drop(wb);
+        (ms, None)
     } else {
-        Vec::new()
+        (Vec::new(), Some(wb))
     };
     for c0 in (0..l).step_by(chunk) {
         let c1 = (c0 + chunk).min(l);
         let yk = centred(&all, c0, c1);
-        let a = if targets_last { None } else { Some(full.project(x, yk.as_ref())) };
+        let a = wb.as_ref().map(|wb| (wb, full.project(x, yk.as_ref())));
         for (ui, &ai) in used.iter().enumerate() {
             let cols: Vec<usize> = (c0..c1).filter(|&j| best[j] == ai).collect();
             if cols.is_empty() {
@@ -325,7 +331,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
             let w: Mat<f32> = match &a {
                 None if contiguous => &ms[ui] * &yk,
                 None => &ms[ui] * Mat::from_fn(n, cols.len(), |i, j| yk[(i, cols[j] - c0)]),
-                Some(a) => {
+                Some((wb, a)) => {
                     let sub = Mat::from_fn(a.nrows(), cols.len(), |k, j| a[(k, cols[j] - c0)]);
                     scaled_product(wb.as_ref(), &g_of(&full, opts.alphas[ai]), sub.as_ref())
                 }

@@ -152,64 +152,71 @@ impl DecoderFile {
         Ok(())
     }
 
-    /// The safetensors bytes of the file.
+    /// The safetensors bytes of the file, made in one buffer: the tensors are encoded straight
+    /// into it (no per-tensor copies), and the header, whose length does not depend on the
+    /// checksum's value, is written in front once the checksum is known. At NSD scale (59,136 x
+    /// 15,724 f16 weights) this holds 1.9 GB beside the caller's f32 weights instead of three
+    /// copies of them.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.check()?;
         let (v, l) = (self.voxels, self.outputs());
-        let f32_bytes = |x: &[f32]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
-        let f16_bytes = |name: &str, x: &[f32], cols: usize| -> Result<Vec<u8>> {
-            let mut out = Vec::with_capacity(x.len() * 2);
-            for (i, &v) in x.iter().enumerate() {
-                let h = f16::from_f32(v);
-                if !h.is_finite() {
-                    return Err(Error::Invalid(format!(
-                        "decoder tensor `{name}` value {v} at ({}, {}) does not fit in f16",
-                        i / cols.max(1),
-                        i % cols.max(1)
-                    )));
-                }
-                out.extend_from_slice(&h.to_le_bytes());
-            }
-            Ok(out)
-        };
-        let mut tensors: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = vec![
-            ("bias", "F32", vec![l], f32_bytes(&self.bias)),
-            ("voxel_mean", "F32", vec![v], f32_bytes(&self.voxel_mean)),
-            ("voxel_std", "F32", vec![v], f32_bytes(&self.voxel_std)),
+        // Tensors in file order: name, dtype, shape, values.
+        let mut tensors: Vec<(&str, &str, Vec<usize>, Values<'_>)> = vec![
+            ("bias", "F32", vec![l], Values::F32(&self.bias)),
+            ("voxel_mean", "F32", vec![v], Values::F32(&self.voxel_mean)),
+            ("voxel_std", "F32", vec![v], Values::F32(&self.voxel_std)),
         ];
         if let Some(f) = &self.features {
-            tensors.push(("feature_mean", "F32", vec![l], f32_bytes(&f.mean)));
-            tensors.push(("feature_std", "F32", vec![l], f32_bytes(&f.std)));
-            tensors.push(("feature_unit", "U32", vec![l], f.units.iter().flat_map(|u| u.to_le_bytes()).collect()));
+            tensors.push(("feature_mean", "F32", vec![l], Values::F32(&f.mean)));
+            tensors.push(("feature_std", "F32", vec![l], Values::F32(&f.std)));
+            tensors.push(("feature_unit", "U32", vec![l], Values::U32(&f.units)));
         }
         let kind = match &self.weights {
             DecoderWeights::Dense(w) => {
-                tensors.push(("weight", "F16", vec![l, v], f16_bytes("weight", w, v)?));
+                tensors.push(("weight", "F16", vec![l, v], Values::F16(w, v)));
                 "dense".to_string()
             }
             DecoderWeights::LowRank { u, vt, rank } => {
-                tensors.push(("weight_u", "F16", vec![l, *rank], f16_bytes("weight_u", u, *rank)?));
-                tensors.push(("weight_vt", "F16", vec![*rank, v], f16_bytes("weight_vt", vt, v)?));
+                tensors.push(("weight_u", "F16", vec![l, *rank], Values::F16(u, *rank)));
+                tensors.push(("weight_vt", "F16", vec![*rank, v], Values::F16(vt, v)));
                 format!("low_rank:{rank}")
             }
             DecoderWeights::Sparse { index, weight, k } => {
                 if v <= 1 << 16 {
-                    tensors.push(("sparse_index", "U16", vec![l, *k], index.iter().flat_map(|&x| (x as u16).to_le_bytes()).collect()));
+                    tensors.push(("sparse_index", "U16", vec![l, *k], Values::U16(index)));
                 } else {
-                    tensors.push(("sparse_index", "U32", vec![l, *k], index.iter().flat_map(|&x| x.to_le_bytes()).collect()));
+                    tensors.push(("sparse_index", "U32", vec![l, *k], Values::U32(index)));
                 }
-                tensors.push(("sparse_weight", "F16", vec![l, *k], f16_bytes("sparse_weight", weight, *k)?));
+                tensors.push(("sparse_weight", "F16", vec![l, *k], Values::F16(weight, *k)));
                 format!("sparse:{k}")
             }
         };
-        // The data section (tensors in file order) and its checksum, then the header.
-        let mut data = Vec::with_capacity(tensors.iter().map(|t| t.3.len()).sum());
+        let mut offset = 0;
         let mut entries = Vec::with_capacity(tensors.len());
-        for (name, dtype, shape, bytes) in tensors {
-            entries.push((name, json!({"dtype": dtype, "shape": shape, "data_offsets": [data.len(), data.len() + bytes.len()]})));
-            data.extend_from_slice(&bytes);
+        for (name, dtype, shape, values) in &tensors {
+            let end = offset + values.bytes();
+            entries.push((*name, json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, end]})));
+            offset = end;
         }
-        let sum = checksum::of_data(&data);
+        let header = |sum: u32| -> Result<Vec<u8>> { self.header(&kind, sum, &entries) };
+        let head_len = header(0)?.len();
+        let mut out = Vec::with_capacity(head_len + offset);
+        out.resize(head_len, 0);
+        for (name, _, _, values) in &tensors {
+            values.append(name, &mut out)?;
+        }
+        let sum = checksum::of_data(&out[head_len..]);
+        let head = header(sum)?;
+        if head.len() != head_len {
+            return Err(Error::Invalid(format!("decoder header: {} bytes with the checksum, {head_len} without", head.len())));
+        }
+        out[..head_len].copy_from_slice(&head);
+        Ok(out)
+    }
+
+    /// The length prefix and the JSON header (padded to a multiple of 8 bytes in all) for the
+    /// data's checksum `sum` and the tensors' `entries`.
+    fn header(&self, kind: &str, sum: u32, entries: &[(&str, Value)]) -> Result<Vec<u8>> {
         let shape: Vec<String> = self.target_shape.iter().map(|d| d.to_string()).collect();
         let mut meta = Map::new();
         meta.insert("format".into(), json!(FORMAT));
@@ -230,16 +237,15 @@ impl DecoderFile {
         let mut header = Map::new();
         header.insert("__metadata__".into(), Value::Object(meta));
         for (name, entry) in entries {
-            header.insert(name.into(), entry);
+            header.insert((*name).into(), entry.clone());
         }
         let mut header = serde_json::to_vec(&Value::Object(header)).map_err(|e| Error::Invalid(format!("decoder header: {e}")))?;
         while (8 + header.len()) % 8 != 0 {
             header.push(b' ');
         }
-        let mut out = Vec::with_capacity(8 + header.len() + data.len());
+        let mut out = Vec::with_capacity(8 + header.len());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
         out.extend_from_slice(&header);
-        out.extend_from_slice(&data);
         Ok(out)
     }
 
@@ -248,6 +254,51 @@ impl DecoderFile {
     pub fn save(&self, path: &Path, overwrite: bool) -> Result<()> {
         let bytes = self.to_bytes()?;
         write_atomic(path, &bytes, overwrite)
+    }
+}
+
+/// A tensor's values as the file stores them, encoded by [`Values::append`].
+enum Values<'a> {
+    F32(&'a [f32]),
+    /// Values stored as f16; the row length, to name a value that does not fit.
+    F16(&'a [f32], usize),
+    U16(&'a [u32]),
+    U32(&'a [u32]),
+}
+
+impl Values<'_> {
+    /// Bytes in the file.
+    fn bytes(&self) -> usize {
+        match self {
+            Values::F32(x) => 4 * x.len(),
+            Values::F16(x, _) => 2 * x.len(),
+            Values::U16(x) => 2 * x.len(),
+            Values::U32(x) => 4 * x.len(),
+        }
+    }
+
+    /// Appends the little-endian values to `out`; an error names the tensor and the value
+    /// that f16 cannot hold.
+    fn append(&self, name: &str, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Values::F32(x) => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            Values::U16(x) => x.iter().for_each(|&v| out.extend_from_slice(&(v as u16).to_le_bytes())),
+            Values::U32(x) => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            Values::F16(x, cols) => {
+                for (i, &v) in x.iter().enumerate() {
+                    let h = f16::from_f32(v);
+                    if !h.is_finite() {
+                        return Err(Error::Invalid(format!(
+                            "decoder tensor `{name}` value {v} at ({}, {}) does not fit in f16",
+                            i / cols.max(&1),
+                            i % cols.max(&1)
+                        )));
+                    }
+                    out.extend_from_slice(&h.to_le_bytes());
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,12 @@
 //! them) but not earlier work of this benchmark.
 //!
 //! `cargo run --release -p percept-tests --bin bench-fit -- [--trials 8000] [--voxels 15724]
-//!  [--targets 6400] [--fraction 1] [--compare-orders] [--skip-himalaya] [--write BENCHMARKS.md]`
+//!  [--targets 6400] [--fraction 1 [--fraction-only]] [--compare-orders] [--himalaya ridge,kernel] [--skip-himalaya]
+//!  [--write BENCHMARKS.md]`
+//!
+//! himalaya is run as RidgeCV and as KernelRidgeCV (linear kernel; its faster route when there
+//! are fewer trials than voxels), each in its own process, and the ratio is given to each;
+//! `--himalaya ridge` or `--himalaya kernel` runs one of them.
 
 use std::process::Command;
 use std::time::Instant;
@@ -54,6 +59,11 @@ fn peak_gb() -> f64 {
         .map_or(0.0, |kb| kb / 1e6)
 }
 
+/// The 1-minute load average, as the kernel reports it (how busy the machine was).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+}
+
 fn write_npy(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
     percept::io::npy::write(path, shape, data, true)?;
     Ok(())
@@ -64,6 +74,7 @@ fn main() -> Result<()> {
     let (n, p, l) = (arg(&args, "--trials", 8000)?, arg(&args, "--voxels", 15724)?, arg(&args, "--targets", 6400)?);
     let skip = args.iter().any(|a| a == "--skip-himalaya");
     let test = 200;
+    let load_start = load();
     eprintln!("making {n} + {test} trials x {p} voxels -> {l} targets ...");
     // Targets from a rank-20 map plus noise: like latents, only partly predictable.
     let mut rng = Rng(5);
@@ -109,20 +120,26 @@ fn main() -> Result<()> {
         eprintln!("  {:?} s", ours_frac);
         write_npy(&dir.join("pred.npy"), &[test, lf], &predict(&f, lf)?)?;
     }
-    eprintln!("percept fit, {l} targets ...");
-    let before = peak_gb();
-    reset_peak();
-    let (t, c) = (Instant::now(), cpu_seconds());
-    let f = fit(&x[..n * p], n, p, &y[..n * l], &spec(l), &Silent)?;
-    let (ours, ours_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
-    let ours_peak = peak_gb();
-    eprintln!("  {ours:.1} s ({ours_cpu:.1} CPU s), peak {ours_peak:.1} GB");
-    if frac == 1 {
-        alpha_frac = f.alpha[0];
-        write_npy(&dir.join("pred.npy"), &[test, l], &predict(&f, l)?)?;
+    // --fraction-only: only the fraction (percept and himalaya), not percept on all targets.
+    let fraction_only = frac > 1 && args.iter().any(|a| a == "--fraction-only");
+    anyhow::ensure!(!(fraction_only && args.iter().any(|a| a == "--compare-orders")), "--compare-orders needs the fit on all targets (drop --fraction-only)");
+    let (mut ours, mut ours_cpu) = (f64::NAN, f64::NAN);
+    let mut all_row = format!("| percept fit (faer, f32), {l} targets | not run (--fraction-only) | | | | |\n");
+    if !fraction_only {
+        eprintln!("percept fit, {l} targets ...");
+        let before = peak_gb();
+        reset_peak();
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let f = fit(&x[..n * p], n, p, &y[..n * l], &spec(l), &Silent)?;
+        (ours, ours_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+        let ours_peak = peak_gb();
+        eprintln!("  {ours:.1} s ({ours_cpu:.1} CPU s), peak {ours_peak:.1} GB");
+        if frac == 1 {
+            alpha_frac = f.alpha[0];
+            write_npy(&dir.join("pred.npy"), &[test, l], &predict(&f, l)?)?;
+        }
+        all_row = format!("| percept fit (faer, f32), {l} targets | {ours:.1} s | {ours_cpu:.1} s | {ours_peak:.1} GB (before the fit {before:.1} GB) | {:e} | |\n", f.alpha[0]);
     }
-    let alpha_all = f.alpha[0];
-    drop(f);
     // --compare-orders: the same fit with the targets projected first in every fold (the
     // order of the products before 2026-12-02), for the same-run ratio.
     let mut orders = String::new();
@@ -142,16 +159,31 @@ fn main() -> Result<()> {
     }
     let (ours_cmp, ours_cmp_cpu) = ours_frac.unwrap_or((ours, ours_cpu));
 
-    let mut him = String::from("| himalaya RidgeCV (numpy) | not run | | | | |\n");
-    if !skip {
-        eprintln!("himalaya, {lf} targets ...");
+    let kinds: Vec<String> = match args.iter().position(|a| a == "--himalaya") {
+        Some(i) => args.get(i + 1).context("--himalaya needs ridge, kernel or ridge,kernel")?.split(',').map(str::to_string).collect(),
+        None => vec!["ridge".into(), "kernel".into()],
+    };
+    for k in &kinds {
+        anyhow::ensure!(k == "ridge" || k == "kernel", "--himalaya {k}: expected ridge or kernel");
+    }
+    let mut him = String::new();
+    if skip {
+        him += "| himalaya (numpy) | not run | | | | |\n";
+    }
+    for kind in kinds.iter().filter(|_| !skip) {
+        let (name, model) = if kind == "ridge" {
+            ("RidgeCV", "from himalaya.ridge import RidgeCV\nm=RidgeCV(alphas=al, cv=5, fit_intercept=False, solver_params=dict(local_alpha=False, n_targets_batch=4096, warn=False))")
+        } else {
+            ("KernelRidgeCV (linear kernel)", "from himalaya.kernel_ridge import KernelRidgeCV\nm=KernelRidgeCV(alphas=al, kernel='linear', cv=5, fit_intercept=False, solver_params=dict(local_alpha=False, n_targets_batch=4096))")
+        };
+        eprintln!("himalaya {name}, {lf} targets ...");
         let script = format!(
             "import time, resource, numpy as np\nfrom himalaya.backend import set_backend\nfrom himalaya.ridge import RidgeCV\nfrom sklearn.preprocessing import StandardScaler\n\
-             set_backend('numpy')\nx=np.load('{d}/x.npy'); y=np.load('{d}/y.npy'); n={n}\nxtr, ytr = x[:n], y[:n]\n\
+             set_backend('numpy')\nx=np.load('{d}/x.npy'); y=np.load('{d}/y.npy'); n={n}\nxtr, ytr = x[:n], y[:n]\nal=np.array([{al}])\n\
              cpu=lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])\nt=time.perf_counter(); c=cpu()\ns=StandardScaler().fit(xtr); xs=s.transform(xtr).astype(np.float32); ym=ytr.mean(0); yc=(ytr-ym).astype(np.float32)\n\
-             m=RidgeCV(alphas=np.array([{al}]), cv=5, fit_intercept=False, solver_params=dict(local_alpha=False, n_targets_batch=4096, warn=False))\nm.fit(xs, yc)\nsec=time.perf_counter()-t; csec=cpu()-c\n\
-             ph=m.predict(s.transform(x[n:]).astype(np.float32))+ym\npp=np.load('{d}/pred.npy')\nr=np.corrcoef(ph.ravel(), pp.ravel())[0,1]\n\
-             print(sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6, float(np.unique(m.best_alphas_)[0]), r, csec)",
+             {model}\nm.fit(xs, yc)\nsec=time.perf_counter()-t; csec=cpu()-c\n\
+             ph=np.asarray(m.predict(s.transform(x[n:]).astype(np.float32)))+ym\npp=np.load('{d}/pred.npy')\nr=np.corrcoef(ph.ravel(), pp.ravel())[0,1]\n\
+             print(sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1e6, float(np.unique(np.asarray(m.best_alphas_))[0]), r, csec)",
             d = dir.display(),
             al = alphas.join(",")
         );
@@ -160,14 +192,15 @@ fn main() -> Result<()> {
             let v: Vec<f64> = String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|s| s.parse().ok()).collect();
             if let [sec, gb, alpha, r, csec] = v[..] {
                 eprintln!("  {sec:.1} s ({csec:.1} CPU s)");
-                him = format!(
-                    "| himalaya RidgeCV (numpy), {lf} targets | {sec:.1} s | {csec:.1} s | {gb:.1} GB | {alpha:e} | {r:.6} |\n| ratio himalaya / percept, {lf} targets | {:.2} | {:.2} | | | |\n",
+                him += &format!(
+                    "| himalaya {name} (numpy), {lf} targets | {sec:.1} s | {csec:.1} s | {gb:.1} GB | {alpha:e} | {r:.6} |\n| ratio himalaya {name} / percept, {lf} targets | {:.2} | {:.2} | | | |\n",
                     sec / ours_cmp,
                     csec / ours_cmp_cpu
                 );
             }
         } else {
-            eprintln!("himalaya failed: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!("himalaya {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+            him += &format!("| himalaya {name} (numpy), {lf} targets | failed (see the benchmark's stderr) | | | | |\n");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -176,14 +209,17 @@ fn main() -> Result<()> {
         Some((sec, csec)) => format!("| percept fit (faer, f32), {lf} targets | {sec:.1} s | {csec:.1} s | | {alpha_frac:e} | 1 |\n"),
         None => String::new(),
     };
+    let frac_arg = if frac > 1 { format!(" --fraction {frac}{}", if fraction_only { " --fraction-only" } else { "" }) } else { String::new() };
+    let him_arg = if skip { " --skip-himalaya".to_string() } else if kinds.len() == 1 { format!(" --himalaya {}", kinds[0]) } else { String::new() };
     let report = format!(
-        "## Decoder fitting ({date})\n\nMachine: {}, shared with other helpers' builds and benchmarks. Synthetic data: {n} training trials x {p} voxels -> {l} targets, 7 alphas (1e-6 ... 1), 5-fold CV, one alpha for all targets (as `percept fit` does unless `--per-target`); predictions compared on 200 held-out trials{}.\n\
+        "## Decoder fitting ({date})\n\nMachine: {}; load average {load_start} at the start, {} at the end. Synthetic data: {n} training trials x {p} voxels -> {l} targets, 7 alphas (1e-6 ... 1), 5-fold CV, one alpha for all targets (as `percept fit` does unless `--per-target`); predictions compared on 200 held-out trials{}.\n\
          Command: `cargo run --release -p percept-tests --bin bench-fit -- --trials {n} --voxels {p} --targets {l}{}`.\n\n\
          | | time | CPU time (user + system, all threads) | peak memory (process, incl. data) | alpha chosen | prediction r vs percept |\n|---|---|---|---|---|---|\n\
-         | percept fit (faer, f32), {l} targets | {ours:.1} s | {ours_cpu:.1} s | {ours_peak:.1} GB (before the fit {before:.1} GB) | {alpha_all:e} | |\n{orders}{frac_row}{him}",
+         {all_row}{orders}{frac_row}{him}",
         machine(),
+        load(),
         if frac > 1 { format!("; himalaya on the first {lf} targets (1/{frac}) only, percept on those and on all") } else { String::new() },
-        if frac > 1 { format!(" --fraction {frac}") } else { String::new() },
+        frac_arg + &him_arg,
     );
     publish(&report, &args)
 }

@@ -8,12 +8,13 @@
 //!
 //! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
 //! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone;
-//! `--unet-only` stops after the U-Net step; `--no-torch` leaves PyTorch out)
+//! `--unet-only` stops after the U-Net step; `--no-torch` leaves PyTorch out; `--reps N` times
+//! each side N times after the warm-up, default 3, and reports the best and every run)
 
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use percept::gpu::{DType, Gpu, Tensor};
 use percept::nn::unet::{Unet, UnetConfig};
 use percept::nn::vae::{Vae, VaeConfig};
@@ -226,9 +227,25 @@ impl Phases {
     }
 }
 
+/// The fastest of several runs.
+fn best(runs: &[f64]) -> f64 {
+    runs.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// The 1-minute load average (how busy the machine was).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
+    let reps: usize = match args.iter().position(|a| a == "--reps") {
+        Some(i) => args.get(i + 1).context("--reps needs a number")?.parse().context("--reps")?,
+        None => 3,
+    };
+    anyhow::ensure!(reps > 0, "--reps must be at least 1");
+    let load_start = loadavg();
     let dir = std::env::temp_dir().join(format!("percept-bench-sd-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (uc, vc) = (UnetConfig::sd_v1(), VaeConfig::sd_v1());
@@ -277,9 +294,9 @@ fn main() -> Result<()> {
     unet_step(8)?;
     vae_decode(8)?;
     phases.end("warm-up at 8x8 latents (compiles the pipelines)");
-    eprintln!("U-Net step, batch 2, 64x64 ...");
-    let t_unet = unet_step(64)?;
-    eprintln!("  {t_unet:.1} s");
+    eprintln!("U-Net step, batch 2, 64x64, {reps} runs ...");
+    let runs_unet = (0..reps).map(|_| unet_step(64).inspect(|t| eprintln!("  {t:.1} s"))).collect::<Result<Vec<_>>>()?;
+    let t_unet = best(&runs_unet);
     phases.end("U-Net step, batch 2, 64x64, context 77x768");
     if flag("--unet-only") {
         if let Some(p) = gpu.profile_report() {
@@ -288,9 +305,9 @@ fn main() -> Result<()> {
         eprintln!("{}", phases.table());
         return Ok(());
     }
-    eprintln!("VAE decode 64x64 -> 512x512 ...");
-    let t_vae = vae_decode(64)?;
-    eprintln!("  {t_vae:.1} s");
+    eprintln!("VAE decode 64x64 -> 512x512, {reps} runs ...");
+    let runs_vae = (0..reps).map(|_| vae_decode(64).inspect(|t| eprintln!("  {t:.1} s"))).collect::<Result<Vec<_>>>()?;
+    let t_vae = best(&runs_vae);
     phases.end("VAE decode 64x64 -> 512x512");
     let peak = phases.peak();
     if let Some(p) = gpu.profile_report() {
@@ -303,17 +320,32 @@ fn main() -> Result<()> {
         eprintln!("PyTorch ...");
         let root = percept_tests::repo_root();
         let script = format!(
-            "import time, json, torch\nfrom diffusers import UNet2DConditionModel, AutoencoderKL\ntorch.set_num_threads(2)\nu=UNet2DConditionModel.from_config(json.load(open('{0}/unet/config.json'))).eval()\nv=AutoencoderKL.from_config(json.load(open('{0}/vae/config.json'))).eval()\nx=torch.randn(2,4,64,64); c=torch.randn(2,77,768); z=torch.randn(1,4,64,64)\nwith torch.no_grad():\n  u(torch.randn(2,4,8,8),781,encoder_hidden_states=c)\n  t=time.perf_counter(); u(x,781,encoder_hidden_states=c); a=time.perf_counter()-t\n  v.decode(torch.randn(1,4,8,8))\n  t=time.perf_counter(); v.decode(z); b=time.perf_counter()-t\nprint(a,b)",
+            "import time, json, torch\nfrom diffusers import UNet2DConditionModel, AutoencoderKL\ntorch.set_num_threads(2)\nu=UNet2DConditionModel.from_config(json.load(open('{0}/unet/config.json'))).eval()\nv=AutoencoderKL.from_config(json.load(open('{0}/vae/config.json'))).eval()\nx=torch.randn(2,4,64,64); c=torch.randn(2,77,768); z=torch.randn(1,4,64,64)\nwith torch.no_grad():\n  u(torch.randn(2,4,8,8),781,encoder_hidden_states=c)\n  a=[]\n  for _ in range({reps}):\n    t=time.perf_counter(); u(x,781,encoder_hidden_states=c); a.append(time.perf_counter()-t)\n  v.decode(torch.randn(1,4,8,8))\n  b=[]\n  for _ in range({reps}):\n    t=time.perf_counter(); v.decode(z); b.append(time.perf_counter()-t)\nprint(*a); print(*b)",
             root.join("weights/sd15-configs").display()
         );
-        Command::new("python3").args(["-c", &script]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|s| s.parse::<f64>().ok()).collect::<Vec<_>>())
+        let out = Command::new("python3").args(["-c", &script]).output().ok();
+        match out {
+            Some(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                let lines: Vec<Vec<f64>> = text.lines().map(|l| l.split_whitespace().filter_map(|s| s.parse().ok()).collect()).collect();
+                (lines.len() == 2 && lines.iter().all(|l| l.len() == reps)).then_some(lines)
+            }
+            Some(o) => {
+                eprintln!("PyTorch failed: {}", String::from_utf8_lossy(&o.stderr));
+                None
+            }
+            None => None,
+        }
     };
-    let pt = |i: usize| torch.as_ref().and_then(|v| v.get(i).copied());
-    let cell = |ours: f64, i: usize| (pt(i).map_or("-".into(), |t| format!("{t:.1} s")), pt(i).map_or("-".into(), |t| format!("{:.1}x", ours / t)));
+    let pt = |i: usize| torch.as_ref().map(|v| best(&v[i]));
+    let cell = |ours: f64, i: usize| (pt(i).map_or("-".into(), |t| format!("{t:.1} s")), pt(i).map_or("-".into(), |t| format!("{:.2}x", ours / t)));
     let (ut, ur) = cell(t_unet, 0);
     let (vt, vr) = cell(t_vae, 1);
+    let list = |v: &[f64]| v.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(", ");
+    let torch_runs = torch.as_ref().map_or(String::new(), |v| format!("; PyTorch U-Net {} s, VAE {} s", list(&v[0]), list(&v[1])));
+    let runs = format!("Every run (s): percept U-Net {}, VAE {}{torch_runs}. Load average {load_start} at the start, {} at the end.", list(&runs_unet), list(&runs_vae), loadavg());
     let report = format!(
-        "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; one timed run after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory). Per phase (the peak is reset at the start of each):\n\n{}",
+        "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; best of {reps} timed runs after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, the same warm-up and best of {reps}, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd -- --reps {reps}`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\n{runs}\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory). Per phase (the peak is reset at the start of each):\n\n{}",
         today(),
         machine(),
         gpu.describe(),
