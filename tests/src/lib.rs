@@ -238,6 +238,12 @@ pub fn today() -> String {
     Command::new("date").arg("+%Y-%m-%d").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
+/// The 1-minute load average, as the kernel reports it (how busy the machine was; for
+/// benchmark reports).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
+}
+
 /// The CPU model and core count (for benchmark reports).
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use percept::progress::Silent;
 use percept::fit::{fit, Cv, FitSpec, RidgeOptions};
 use percept_core::Target;
-use percept_tests::{publish, today, machine};
+use percept_tests::{load_average, machine, publish, today};
 use percept_tests::Rng;
 
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize> {
@@ -59,11 +59,6 @@ fn peak_gb() -> f64 {
         .map_or(0.0, |kb| kb / 1e6)
 }
 
-/// The 1-minute load average, as the kernel reports it (how busy the machine was).
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
-}
-
 fn write_npy(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()> {
     percept::io::npy::write(path, shape, data, true)?;
     Ok(())
@@ -74,7 +69,14 @@ fn main() -> Result<()> {
     let (n, p, l) = (arg(&args, "--trials", 8000)?, arg(&args, "--voxels", 15724)?, arg(&args, "--targets", 6400)?);
     let skip = args.iter().any(|a| a == "--skip-himalaya");
     let test = 200;
-    let load_start = load();
+    let load_start = load_average();
+    let kinds: Vec<String> = match args.iter().position(|a| a == "--himalaya") {
+        Some(i) => args.get(i + 1).context("--himalaya needs ridge, kernel or ridge,kernel")?.split(',').map(str::to_string).collect(),
+        None => vec!["ridge".into(), "kernel".into()],
+    };
+    for k in &kinds {
+        anyhow::ensure!(k == "ridge" || k == "kernel", "--himalaya {k}: expected ridge or kernel");
+    }
     eprintln!("making {n} + {test} trials x {p} voxels -> {l} targets ...");
     // Targets from a rank-20 map plus noise: like latents, only partly predictable.
     let mut rng = Rng(5);
@@ -159,13 +161,6 @@ fn main() -> Result<()> {
     }
     let (ours_cmp, ours_cmp_cpu) = ours_frac.unwrap_or((ours, ours_cpu));
 
-    let kinds: Vec<String> = match args.iter().position(|a| a == "--himalaya") {
-        Some(i) => args.get(i + 1).context("--himalaya needs ridge, kernel or ridge,kernel")?.split(',').map(str::to_string).collect(),
-        None => vec!["ridge".into(), "kernel".into()],
-    };
-    for k in &kinds {
-        anyhow::ensure!(k == "ridge" || k == "kernel", "--himalaya {k}: expected ridge or kernel");
-    }
     let mut him = String::new();
     if skip {
         him += "| himalaya (numpy) | not run | | | | |\n";
@@ -217,7 +212,7 @@ fn main() -> Result<()> {
          | | time | CPU time (user + system, all threads) | peak memory (process, incl. data) | alpha chosen | prediction r vs percept |\n|---|---|---|---|---|---|\n\
          {all_row}{orders}{frac_row}{him}",
         machine(),
-        load(),
+        load_average(),
         if frac > 1 { format!("; himalaya on the first {lf} targets (1/{frac}) only, percept on those and on all") } else { String::new() },
         frac_arg + &him_arg,
     );

@@ -19,7 +19,7 @@ use percept::gpu::{DType, Gpu, Tensor};
 use percept::nn::unet::{Unet, UnetConfig};
 use percept::nn::vae::{Vae, VaeConfig};
 use percept::nn::{Loader, Weights};
-use percept_tests::{machine, memory, publish, reset_peak, today, Rng};
+use percept_tests::{load_average, machine, memory, publish, reset_peak, today, Rng};
 use safetensors::tensor::TensorView;
 
 /// Names and shapes of a tensor list, filled with seeded values.
@@ -232,11 +232,6 @@ fn best(runs: &[f64]) -> f64 {
     runs.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-/// The 1-minute load average (how busy the machine was).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "unknown".into())
-}
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
@@ -245,7 +240,7 @@ fn main() -> Result<()> {
         None => 3,
     };
     anyhow::ensure!(reps > 0, "--reps must be at least 1");
-    let load_start = loadavg();
+    let load_start = load_average();
     let dir = std::env::temp_dir().join(format!("percept-bench-sd-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (uc, vc) = (UnetConfig::sd_v1(), VaeConfig::sd_v1());
@@ -343,7 +338,7 @@ fn main() -> Result<()> {
     let (vt, vr) = cell(t_vae, 1);
     let list = |v: &[f64]| v.iter().map(|t| format!("{t:.1}")).collect::<Vec<_>>().join(", ");
     let torch_runs = torch.as_ref().map_or(String::new(), |v| format!("; PyTorch U-Net {} s, VAE {} s", list(&v[0]), list(&v[1])));
-    let runs = format!("Every run (s): percept U-Net {}, VAE {}{torch_runs}. Load average {load_start} at the start, {} at the end.", list(&runs_unet), list(&runs_vae), loadavg());
+    let runs = format!("Every run (s): percept U-Net {}, VAE {}{torch_runs}. Load average {load_start} at the start, {} at the end.", list(&runs_unet), list(&runs_vae), load_average());
     let report = format!(
         "## Stable Diffusion v1.5 at full size ({})\n\nMachine: {}. Adapter: {}. Random f16 weights in diffusers' layout made by the benchmark (U-Net {:.0} M, VAE {:.1} M parameters), kept as packed f16 on the GPU, f32 activations; best of {reps} timed runs after a warm-up at 8x8 latents that compiles every pipeline; read-back included. PyTorch: diffusers from the same configs, random f32 weights, 2 threads, the same warm-up and best of {reps}, same run.\nCommand: `cargo run --release -p percept-tests --bin bench-sd -- --reps {reps}`.\n\n| | percept | PyTorch CPU | ratio percept / PyTorch |\n|---|---|---|---|\n| U-Net step, batch 2, 64x64, context 77x768 | {t_unet:.1} s | {ut} | {ur} |\n| VAE decode 64x64 -> 512x512 | {t_vae:.1} s | {vt} | {vr} |\n\n{runs}\n\nWeights loaded and uploaded in {load:.1} s; peak resident memory of the process {peak:.1} GB (lavapipe keeps GPU buffers in process memory). Per phase (the peak is reset at the start of each):\n\n{}",
         today(),
