@@ -36,10 +36,11 @@ pub struct Encoder<'g> {
 
 /// Dispatches recorded before an automatic submit.
 const MAX_PENDING: usize = 512;
-/// Bytes written by the recorded dispatches before an automatic submit. 256 MiB gave the
-/// lowest peak of a U-Net step (BENCHMARKS.md, "Peak memory"); SD's VAE decoder at 512x512
-/// writes 128-256 MiB per dispatch, so it submits about every dispatch there.
-pub const MAX_PENDING_BYTES: u64 = 256 << 20;
+/// Bytes written by the recorded dispatches before an automatic submit. 128 MiB: a U-Net
+/// step peaks 0.22 GB lower than with 256 MiB at no measurable cost in time (BENCHMARKS.md,
+/// "Peak memory" and "the auto-submit threshold"); SD's VAE decoder at 512x512 writes
+/// 128-256 MiB per dispatch, so it submits about every dispatch there.
+pub const MAX_PENDING_BYTES: u64 = 128 << 20;
 
 impl<'g> Encoder<'g> {
     pub(super) fn new(gpu: &'g Gpu) -> Self {
