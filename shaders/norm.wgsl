@@ -53,30 +53,66 @@ fn gn_index(b: u32, g: u32, e: u32) -> vec2<u32> {
     return vec2<u32>((b * params.p + pix) * params.c + ch, ch);
 }
 
+// One workgroup per (group, sample). With at most 64 channels per group, lane l reads channel
+// l % cg of pixels l / cg, l / cg + 64 / cg, ... (lanes past the last whole pixel idle): no
+// integer division per element, which on a CPU adapter cost more than the loads. Wider groups
+// walk the group's elements in order (gn_index).
 @compute @workgroup_size(64, 1, 1)
 fn group_norm(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let lid = lid3.x;
     let g = wid.x;
     let b = wid.y;
-    let n = params.p * (params.c / params.groups);
+    let cg = params.c / params.groups;
+    let n = params.p * cg;
+    let fast = cg <= WG;
+    let step = WG / max(cg, 1u);
+    let on = fast && lid < step * cg;
+    let ch = g * cg + lid % max(cg, 1u);
+    let first = (b * params.p + lid / max(cg, 1u)) * params.c + ch;
+    let stride = step * params.c;
     var s = 0.0;
-    for (var e = lid; e < n; e += WG) {
-        s += x[gn_index(b, g, e).x];
+    if on {
+        for (var i = first; i < (b + 1u) * params.p * params.c; i += stride) {
+            s += x[i];
+        }
+    } else if !fast {
+        for (var e = lid; e < n; e += WG) {
+            s += x[gn_index(b, g, e).x];
+        }
     }
     let mean = reduce(lid, s) / f32(n);
     var q = 0.0;
-    for (var e = lid; e < n; e += WG) {
-        let d = x[gn_index(b, g, e).x] - mean;
-        q += d * d;
+    if on {
+        for (var i = first; i < (b + 1u) * params.p * params.c; i += stride) {
+            let d = x[i] - mean;
+            q += d * d;
+        }
+    } else if !fast {
+        for (var e = lid; e < n; e += WG) {
+            let d = x[gn_index(b, g, e).x] - mean;
+            q += d * d;
+        }
     }
     let inv = inverseSqrt(reduce(lid, q) / f32(n) + params.eps);
-    for (var e = lid; e < n; e += WG) {
-        let ix = gn_index(b, g, e);
-        var v = (x[ix.x] - mean) * inv * gamma[ix.y] + beta[ix.y];
-        if params.silu == 1u {
-            v = v / (1.0 + exp(-v));
+    if on {
+        let scale = inv * gamma[ch];
+        let shift = beta[ch] - mean * scale;
+        for (var i = first; i < (b + 1u) * params.p * params.c; i += stride) {
+            var v = x[i] * scale + shift;
+            if params.silu == 1u {
+                v = v / (1.0 + exp(-v));
+            }
+            y[i] = v;
         }
-        y[ix.x] = v;
+    } else if !fast {
+        for (var e = lid; e < n; e += WG) {
+            let ix = gn_index(b, g, e);
+            var v = (x[ix.x] - mean) * inv * gamma[ix.y] + beta[ix.y];
+            if params.silu == 1u {
+                v = v / (1.0 + exp(-v));
+            }
+            y[ix.x] = v;
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use common::rand;
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 use percept::progress::Silent;
-use percept::fit::ridge::{self, log_grid, Cv, Order, RidgeOptions, Score};
+use percept::fit::ridge::{self, log_grid, Cv, Order, RidgeOptions, Score, Solver};
 use percept::fit::{fit, FitSpec};
 use percept_core::{Decoder, Target};
 
@@ -317,4 +317,44 @@ fn both_orders_of_the_target_products_agree() {
             assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "n={n} p={p}: weight {i}: {u} vs {v}");
         }
     }
+}
+
+#[test]
+fn cholesky_per_alpha_and_the_eigendecomposition_agree() {
+    // The kernel route (n < p), one alpha and one per target, both orders of the refit.
+    for (n, p, per_target, order) in [(40, 90, false, Order::Auto), (40, 90, true, Order::ProjectFirst), (45, 60, false, Order::TargetsLast), (45, 60, true, Order::TargetsLast)] {
+        let l = 7;
+        let (x, _, y) = problem(n, p, l, 1.5, 5 + p as u64);
+        let (xs, ys) = prepared(&x, &y, n, p, l);
+        let run = |solver| {
+            let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 9), cv: Cv::KFold(5), per_target, target_chunk: 3, order, solver, ..Default::default() };
+            ridge_on(&xs, &ys, &opts)
+        };
+        let (e, c) = (run(Solver::Eigen), run(Solver::Cholesky));
+        assert_eq!((e.solver, e.fallbacks, c.solver, c.fallbacks), (Solver::Eigen, 0, Solver::Cholesky, 0), "n={n} p={p}: the routes taken");
+        assert_eq!(e.alpha, c.alpha, "n={n} p={p} per_target={per_target}: alphas");
+        for (i, (u, v)) in e.cv_score.iter().zip(&c.cv_score).enumerate() {
+            assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "n={n} p={p}: score of alpha {i}: {u} vs {v}");
+        }
+        for (i, (u, v)) in e.cv_corr.iter().zip(&c.cv_corr).enumerate() {
+            assert!((u - v).abs() <= 1e-4, "n={n} p={p}: correlation of alpha {i}: {u} vs {v}");
+        }
+        for (i, (u, v)) in e.weights.iter().zip(&c.weights).enumerate() {
+            assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "n={n} p={p}: weight {i}: {u} vs {v}");
+        }
+    }
+    // Auto: Cholesky for a few alphas, the eigendecomposition for the wide grid.
+    assert!(ridge::cholesky_pays(7, 8000, 5) && !ridge::cholesky_pays(46, 8000, 5));
+}
+
+#[test]
+fn cholesky_falls_back_to_the_eigendecomposition_where_k_is_singular() {
+    // Two identical trials: K = [[1, 1], [1, 1]] is singular and alpha below f32's resolution,
+    // so the refit's factorisation meets a zero pivot; the eigendecomposition takes over.
+    let x = Mat::from_fn(2, 2, |_, j| if j == 0 { 1.0f32 } else { 0.0 });
+    let y = Mat::from_fn(2, 1, |_, _| 3.0f32);
+    let opts = RidgeOptions { alphas: vec![1e-30], cv: Cv::KFold(2), solver: Solver::Cholesky, ..Default::default() };
+    let r = ridge::fit(x.as_ref(), y.as_ref(), &opts, &Silent).unwrap();
+    assert_eq!((r.solver, r.fallbacks), (Solver::Eigen, 1));
+    assert!(r.weights.iter().all(|w| w.is_finite()) && r.intercept == [3.0], "{:?} {:?}", r.weights, r.intercept);
 }

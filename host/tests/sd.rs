@@ -110,6 +110,37 @@ fn vae_matches_diffusers_block_by_block() {
 }
 
 #[test]
+fn vae_by_winograd_matches_diffusers_block_by_block() {
+    // The fixture's channels (below WINOGRAD_MIN_CIN) leave every conv direct by default; the
+    // loader forces Winograd onto every 3x3 stride-1 conv with Cin and Cout multiples of 4.
+    let gpu = common::gpu();
+    let r = reference();
+    let cfg = VaeConfig::from_file(&dir().join("vae/config.json")).unwrap();
+    let weights = Weights::open(&[dir().join("vae/diffusion_pytorch_model.safetensors")]).unwrap();
+    let default = Vae::from_weights(&Loader::new(gpu, &weights, DType::F16), cfg.clone()).unwrap();
+    assert_eq!(default.winograd_convs(), 0);
+    for dtype in [DType::F32, DType::F16] {
+        let vae = Vae::from_weights(&Loader::new(gpu, &weights, dtype).with_winograd(Some(0)), cfg.clone()).unwrap();
+        assert!(vae.winograd_convs() >= 10, "{} convs by Winograd", vae.winograd_convs());
+        let (img, s) = get(&r, "vae.in.image");
+        let img = Tensor::from_f32(gpu, &s, &img).unwrap();
+        let (z, zs) = get(&r, "vae.in.latent");
+        let z = Tensor::from_f32(gpu, &zs, &z).unwrap();
+        let mut enc = gpu.encoder();
+        let (mean, _) = vae.encode(&mut enc, &img, None).unwrap();
+        let y = vae.decode(&mut enc, &z, None).unwrap();
+        drop(enc);
+        // f32: the fixtures' tolerance (measured 1.1e-6 and 4.3e-6). f16: the transformed
+        // weights are rounded to f16 (the weights themselves are f16-exact in the fixture);
+        // with every conv by Winograd that cost 1.4e-3 (mean) and 3.0e-3 (image), the size of
+        // storing f32 weights as f16 at all.
+        let tol = if dtype == DType::F32 { 3e-5 } else { 5e-3 };
+        check("mean (Winograd)", &mean, &r, "vae.out.mean", tol);
+        check("decoded image (Winograd)", &y, &r, "vae.out.image", tol);
+    }
+}
+
+#[test]
 fn img2img_matches_the_diffusers_pipeline() {
     let gpu = common::gpu();
     let r = reference();

@@ -4,8 +4,10 @@
 pub mod fastl2lir;
 pub mod feature_targets;
 pub mod features;
+mod cholesky;
 mod eigen;
 pub mod grid;
+mod options;
 pub mod ridge;
 pub mod targets;
 
@@ -13,7 +15,7 @@ use faer::{Mat, MatRef};
 use percept_core::Target;
 
 pub use crate::io::decoder::{DecoderFile, DecoderWeights};
-pub use ridge::{Cv, Order, RidgeOptions, Score};
+pub use ridge::{Cv, Order, RidgeOptions, Score, Solver};
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -116,6 +118,11 @@ pub fn fit(voxels: &[f32], n: usize, v: usize, targets: &[f32], spec: &FitSpec, 
         ("alphas".to_string(), alphas.join(",")),
         ("alpha".to_string(), if spec.ridge.per_target { "per target".into() } else { format!("{:e}", r.alpha[0]) }),
         ("cv".to_string(), match spec.ridge.cv { Cv::KFold(k) => format!("{k}-fold"), Cv::LeaveOneOut => "leave-one-out".into() }),
+        ("solver".to_string(), match (r.solver, r.fallbacks) {
+            (ridge::Solver::Cholesky, _) => "Cholesky per alpha".into(),
+            (_, 0) => "eigendecomposition".into(),
+            (_, f) => format!("eigendecomposition ({f} Cholesky factorisations not positive definite)"),
+        }),
         ("score".to_string(), match spec.ridge.score { Score::NegMse => "negative MSE".into(), Score::Correlation => "correlation".into() }),
         ("trials".to_string(), n.to_string()),
         ("cv_r_mean".to_string(), format!("{mean_r:.4}")),

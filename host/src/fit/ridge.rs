@@ -5,6 +5,13 @@
 //! the kernel `X X^T = U L U^T` is decomposed (n x n), otherwise `X^T X = V L V^T` (p x p).
 //! Either way the weights and predictions for alpha are `Wb diag(1 / (l + alpha)) A` with
 //! `A = U^T Y` (kernel) or `V^T X^T Y` (primal), so trying another alpha costs one product.
+//! With few alphas (Takagi & Nishimoto's 7) and k folds, the kernel route instead factorises
+//! `K + alpha I` once per alpha and training set (Cholesky): `H_a = K_te (K + alpha I)^-1`
+//! and the refit's weights `X^T (K + alpha I)^-1 Y`. A factorisation costs a small part of an
+//! eigendecomposition and, unlike it, runs at the speed of matrix products; [`cholesky_pays`]
+//! counts both and [`Solver::Auto`] takes the cheaper. Where a factorisation fails (`K + alpha
+//! I` not positive definite in f32) that training set goes back to the eigendecomposition, and
+//! [`RidgeFit::fallbacks`] counts it.
 //! Alpha is chosen by k-fold cross-validation (contiguous folds, as scikit-learn's KFold, the
 //! splitter himalaya uses) or by the exact leave-one-out shortcut `(y - yhat) / (1 - H_ii)`;
 //! the score is the negative mean squared error, averaged over folds, with himalaya's tiny
@@ -23,78 +30,13 @@
 use faer::{Mat, MatRef};
 
 use super::eigen::{decompose_gram, scaled_product, Decomp, Stats};
+use super::cholesky::{cholesky_hats, refit_cholesky};
+pub use super::cholesky::cholesky_pays;
 pub use super::grid::{alpha_label, edge_warning, log_grid, wide_grid};
+use super::options::choose_last;
+pub use super::options::{Cv, Order, RidgeOptions, Score, Solver};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-
-/// How alpha is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cv {
-    /// k contiguous folds.
-    KFold(usize),
-    /// Exact leave-one-out from one decomposition of all trials.
-    LeaveOneOut,
-}
-
-/// What cross-validation maximises when it chooses alpha.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Score {
-    /// The negative mean squared error of the held-out predictions (himalaya's default).
-    #[default]
-    NegMse,
-    /// The correlation of the held-out predictions with the targets (less shrinkage: keeps
-    /// more of the differences between images).
-    Correlation,
-}
-
-/// Settings of a fit.
-#[derive(Debug, Clone)]
-pub struct RidgeOptions {
-    /// The alphas to try (positive).
-    pub alphas: Vec<f64>,
-    /// Cross-validation scheme.
-    pub cv: Cv,
-    /// One alpha per target (true) or one for all (false).
-    pub per_target: bool,
-    /// Targets handled at once (bounds memory).
-    pub target_chunk: usize,
-    /// What the choice of alpha maximises.
-    pub score: Score,
-    /// The order of the products with the targets (results agree within rounding).
-    pub order: Order,
-}
-
-/// The order of the products with the targets; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    /// The one with fewer multiply-adds.
-    #[default]
-    Auto,
-    /// Project the targets onto the eigenbasis first (`B diag(g) (Phi Y)`).
-    ProjectFirst,
-    /// Multiply the targets last (`(B diag(g) Phi) Y`).
-    TargetsLast,
-}
-
-impl Default for RidgeOptions {
-    /// [`RidgeOptions::wide`].
-    fn default() -> Self {
-        Self::wide()
-    }
-}
-
-impl RidgeOptions {
-    /// Takagi & Nishimoto's grid, 1e-6 ... 1 (wider grids suit many voxels), 5 folds.
-    pub fn takagi() -> Self {
-        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse, order: Order::Auto }
-    }
-
-    /// The default: 1e-2 ... 1e7 at 5 alphas per decade (46; one decomposition per fold serves
-    /// them all), 5 folds, negative MSE.
-    pub fn wide() -> Self {
-        RidgeOptions { alphas: wide_grid(), ..Self::takagi() }
-    }
-}
 
 /// A fitted ridge model on standardised inputs.
 #[derive(Debug)]
@@ -112,6 +54,11 @@ pub struct RidgeFit {
     /// `(n_alphas)`: correlation of cross-validated predictions with the targets, averaged over
     /// targets, per alpha.
     pub cv_corr: Vec<f64>,
+    /// How the refit's systems were solved ([`Solver::Eigen`] or [`Solver::Cholesky`]).
+    pub solver: Solver,
+    /// Training sets (folds, then the refit) where a Cholesky factorisation failed (`K + alpha
+    /// I` not positive definite in f32) and the eigendecomposition was used instead.
+    pub fallbacks: usize,
 }
 
 impl RidgeFit {
@@ -122,14 +69,6 @@ impl RidgeFit {
     }
 }
 
-/// Whether to multiply the targets last, given the multiply-adds of both orders.
-fn choose_last(order: Order, last: f64, first: f64) -> bool {
-    match order {
-        Order::Auto => last < first,
-        Order::ProjectFirst => false,
-        Order::TargetsLast => true,
-    }
-}
 
 /// Fits `y (n, L)` from standardised `x (n, p)`; `y` is centred here (the intercept).
 pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dyn Progress) -> Result<RidgeFit> {
@@ -162,7 +101,18 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     // minus the held-out trials' outer products (primal).
     let kernel = n <= p;
     let gram: Mat<f32> = if kernel { x * x.transpose() } else { x.transpose() * x };
-    let full = decompose_gram(gram.clone(), kernel)?;
+    let cholesky = kernel
+        && match (opts.solver, opts.cv) {
+            (Solver::Eigen, _) | (_, Cv::LeaveOneOut) => false,
+            (Solver::Cholesky, _) => true,
+            (Solver::Auto, Cv::KFold(k)) => cholesky_pays(na, n, k),
+        };
+    let mut fallbacks = 0;
+    // The eigendecomposition of all trials: leave-one-out needs it, the refit unless Cholesky.
+    let mut full = match opts.cv {
+        Cv::LeaveOneOut => Some(decompose_gram(gram.clone(), kernel)?),
+        Cv::KFold(_) => None,
+    };
     match opts.cv {
         Cv::KFold(k) => {
             // scikit-learn KFold: the first n % k folds have one trial more.
@@ -172,6 +122,26 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let test: Vec<usize> = (start..start + size).collect();
                 let train: Vec<usize> = (0..n).filter(|i| !(start..start + size).contains(i)).collect();
                 start += size;
+                if cholesky {
+                    // H_a = K_te (K_tr + alpha I)^-1 per alpha, then the targets (targets last).
+                    let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
+                    let kte = Mat::from_fn(test.len(), train.len(), |i, j| gram[(test[i], train[j])]);
+                    if let Some(hats) = cholesky_hats(ktr.as_ref(), kte.as_ref(), &opts.alphas) {
+                        drop((ktr, kte));
+                        for c0 in (0..l).step_by(chunk) {
+                            let c1 = (c0 + chunk).min(l);
+                            let ytr = centred(&train, c0, c1);
+                            let yte = centred(&test, c0, c1);
+                            for (ai, h) in hats.iter().enumerate() {
+                                let pred: Mat<f32> = h * &ytr;
+                                stats.add(ai, c0, yte.as_ref(), pred.as_ref(), 1.0 / k as f64);
+                            }
+                            bar.inc(1);
+                        }
+                        continue;
+                    }
+                    fallbacks += 1;
+                }
                 // The kernel route reads only the Gram matrix: no copies of the voxels.
                 let rows = |idx: &[usize]| if kernel { Mat::zeros(0, 0) } else { Mat::from_fn(idx.len(), p, |i, j| x[(idx[i], j)]) };
                 let (xtr, xte): (Mat<f32>, Mat<f32>) = (rows(&train), rows(&test));
@@ -239,6 +209,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
             }
         }
         Cv::LeaveOneOut => {
+            let full = full.as_ref().expect("decomposed above");
             // Training predictions T diag(g) A and leverages H_ii = sum_k T_ik^2 g_k, with
             // T = U, g = l / (l + alpha) (kernel) or T = X V, g = 1 / (l + alpha) (primal).
             let t: Mat<f32> = if full.kernel { full.basis.clone() } else { x * &full.basis };
@@ -262,8 +233,6 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         }
     }
 
-    // The Gram matrix is not needed after the folds (at NSD scale 0.26 GB less at the refit).
-    drop(gram);
 
     // Correlation of the pooled cross-validated predictions, per alpha and target.
     let (sy, syy): (Vec<f64>, Vec<f64>) = (0..l)
@@ -303,6 +272,34 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     let mut weights = vec![0f32; p * l];
     let mut wmat = faer::MatMut::from_column_major_slice_mut(&mut weights, p, l);
     let used: Vec<usize> = (0..na).filter(|a| best.contains(a)).collect();
+    let chunks = l.div_ceil(chunk);
+    if cholesky {
+        bar.set_len(((folds + used.len()) * chunks) as u64);
+    }
+    let mut gram_slot = Some(gram);
+    let solver = if cholesky && refit_cholesky(x, &mut gram_slot, opts, &used, &best, &centred, wmat.as_mut(), bar) {
+        Solver::Cholesky
+    } else {
+        if cholesky {
+            fallbacks += 1;
+            bar.set_len(((folds + used.len() + 1) * chunks) as u64);
+        }
+        Solver::Eigen
+    };
+    if solver == Solver::Cholesky {
+        let cv_score = (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect();
+        return Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr, solver, fallbacks });
+    }
+    // The Gram matrix (formed again if a failed Cholesky refit used it up) is not needed once
+    // decomposed (at NSD scale 0.26 GB less at the refit).
+    let gram = gram_slot.take().unwrap_or_else(|| if kernel { x * x.transpose() } else { x.transpose() * x });
+    let full = match full.take() {
+        Some(d) => {
+            drop(gram);
+            d
+        }
+        None => decompose_gram(gram, kernel)?,
+    };
     let wb = full.weight_basis(x);
     let (r, nf_, pf, lf) = (full.lam.len() as f64, n as f64, p as f64, l as f64);
     let last = used.len() as f64 * (pf * r * nf_) + pf * nf_ * lf + if kernel { 0.0 } else { r * pf * nf_ };
@@ -343,5 +340,5 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         bar.inc(1);
     }
     let cv_score = (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect();
-    Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr })
+    Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr, solver, fallbacks })
 }

@@ -6,6 +6,7 @@ use crate::gpu::{Encoder, Tensor};
 use crate::nn::Loader;
 use crate::ops::attention::attention;
 use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::winograd::{conv3x3, WinogradWeight};
 use crate::ops::Act;
 use crate::ops::elementwise::{add, add_per_sample};
 use crate::ops::linear::linear;
@@ -91,11 +92,20 @@ impl LayerNorm {
     }
 }
 
-/// A 2D convolution with bias (NHWC activations).
+/// A 2D convolution with bias (NHWC activations): direct (`ops::conv2d`), or for 3x3 stride-1
+/// convolutions that the loader asks for ([`Loader::with_winograd`]) Winograd F(2x2, 3x3)
+/// (`ops::winograd`, its transformed weights stored in the loader's dtype: with f16 they are
+/// rounded after the transform: see `WinogradWeight::from_torch_as`).
 #[derive(Debug)]
 pub struct Conv {
-    weight: ConvWeight,
+    weight: ConvKind,
     spec: ConvSpec,
+}
+
+#[derive(Debug)]
+enum ConvKind {
+    Direct(ConvWeight),
+    Winograd(WinogradWeight),
 }
 
 impl Conv {
@@ -106,7 +116,19 @@ impl Conv {
         let shape = [cout, cin, k, k];
         let weight = w.host(&shape, "weight")?;
         let bias = w.host(&[cout], "bias")?;
-        Ok(Conv { weight: ConvWeight::from_torch(w.gpu(), &weight, shape, Some(&bias), w.dtype())?, spec })
+        let same3 = k == 3 && spec.stride == 1 && spec.pad_y == (1, 1) && spec.pad_x == (1, 1);
+        let winograd = same3 && cin.is_multiple_of(4) && cout.is_multiple_of(4) && w.winograd().is_some_and(|min| cin >= min);
+        let weight = if winograd {
+            ConvKind::Winograd(WinogradWeight::from_torch_as(w.gpu(), &weight, shape, Some(&bias), w.dtype())?)
+        } else {
+            ConvKind::Direct(ConvWeight::from_torch(w.gpu(), &weight, shape, Some(&bias), w.dtype())?)
+        };
+        Ok(Conv { weight, spec })
+    }
+
+    /// Whether it runs by Winograd F(2x2, 3x3).
+    pub fn is_winograd(&self) -> bool {
+        matches!(self.weight, ConvKind::Winograd(_))
     }
 
     /// A 3x3 convolution, stride 1, padding 1.
@@ -116,7 +138,10 @@ impl Conv {
 
     /// `x (B, H, W, cin) -> (B, H', W', cout)`.
     pub fn forward(&self, enc: &mut Encoder<'_>, x: &Tensor) -> Result<Tensor> {
-        conv2d(enc, x, &self.weight, self.spec)
+        match &self.weight {
+            ConvKind::Direct(wt) => conv2d(enc, x, wt, self.spec),
+            ConvKind::Winograd(wt) => conv3x3(enc, x, wt, self.spec.act, None),
+        }
     }
 }
 
@@ -166,6 +191,11 @@ impl ResnetBlock {
             conv2: Conv::same3(&w.pp("conv2"), cout, cout)?,
             conv_shortcut: if cin != cout { Some(Conv::load(&w.pp("conv_shortcut"), cin, cout, 1, ConvSpec::same(0, Act::None))?) } else { None },
         })
+    }
+
+    /// Its convolutions.
+    pub fn convs(&self) -> Vec<&Conv> {
+        [Some(&self.conv1), Some(&self.conv2), self.conv_shortcut.as_ref()].into_iter().flatten().collect()
     }
 
     /// `x (B, H, W, cin)`; `temb_silu (B, T)`: SiLU of the time embedding (U-Net only).

@@ -25,6 +25,9 @@ pub struct Loader<'g> {
     gpu: &'g Gpu,
     dtype: DType,
     w: Weights,
+    /// 3x3 stride-1 convolutions with at least this many input channels are loaded for
+    /// Winograd F(2x2, 3x3) (`layers::Conv`); None: none are.
+    winograd: Option<usize>,
 }
 
 impl fmt::Debug for Loader<'_> {
@@ -36,17 +39,28 @@ impl fmt::Debug for Loader<'_> {
 impl<'g> Loader<'g> {
     /// Loads from `w` (and its prefix) onto `gpu`, matrices as `dtype`.
     pub fn new(gpu: &'g Gpu, w: &Weights, dtype: DType) -> Self {
-        Loader { gpu, dtype, w: w.clone() }
+        Loader { gpu, dtype, w: w.clone(), winograd: None }
     }
 
     /// The same loader under `prefix.name`.
     pub fn pp(&self, name: impl fmt::Display) -> Self {
-        Loader { gpu: self.gpu, dtype: self.dtype, w: self.w.pp(name) }
+        Loader { w: self.w.pp(name), ..self.clone() }
     }
 
     /// The same loader with matrices stored as `dtype`.
     pub fn with_dtype(&self, dtype: DType) -> Self {
         Loader { dtype, ..self.clone() }
+    }
+
+    /// The same loader with 3x3 stride-1 convolutions of at least `min_cin` input channels
+    /// (None: none) loaded for Winograd F(2x2, 3x3) ([`crate::nn::layers::Conv`]).
+    pub fn with_winograd(&self, min_cin: Option<usize>) -> Self {
+        Loader { winograd: min_cin, ..self.clone() }
+    }
+
+    /// See [`Loader::with_winograd`].
+    pub fn winograd(&self) -> Option<usize> {
+        self.winograd
     }
 
     /// The GPU tensors go to.

@@ -14,7 +14,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{ensure, grid_flat, linear, output, Act, Variant};
 use crate::error::Result;
-use crate::gpu::{Encoder, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Encoder, Gpu, Shader, Tensor};
 
 const SHADER_IN: Shader = shader!(["winograd_params.wgsl"], "winograd_in.wgsl");
 const SHADER_OUT: Shader = shader!(["winograd_params.wgsl"], "winograd_out.wgsl");
@@ -22,7 +22,7 @@ const SHADER_OUT: Shader = shader!(["winograd_params.wgsl"], "winograd_out.wgsl"
 /// G of F(2x2, 3x3): the weight transform `U = G g G^T`.
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
-/// A 3x3 convolution's weights transformed for F(2x2, 3x3), on the GPU (f32).
+/// A 3x3 convolution's weights transformed for F(2x2, 3x3), on the GPU (f32 or f16).
 #[derive(Debug, Clone)]
 pub struct WinogradWeight {
     /// (16, Cout, Cin): `U[4i + j][o][c] = (G g[o][c] G^T)[i][j]`.
@@ -61,10 +61,21 @@ pub fn transform_weight(w: &[f32], cout: usize, cin: usize) -> Vec<f32> {
 impl WinogradWeight {
     /// From PyTorch's layout `w (Cout, Cin, 3, 3)` and `bias (Cout)`; Cin and Cout multiples of 4.
     pub fn from_torch(gpu: &Gpu, w: &[f32], shape: [usize; 4], bias: Option<&[f32]>) -> Result<Self> {
+        Self::from_torch_as(gpu, w, shape, bias, DType::F32)
+    }
+
+    /// [`WinogradWeight::from_torch`] with `U` stored as `dtype`. With f16, `U` is rounded after
+    /// the transform, so even weights exact in f16 are not exact in `U` (the SD fixture's VAE
+    /// with every conv by Winograd: 3e-3 of the image's largest value; f32 keeps them exact
+    /// (4e-6), at twice the memory).
+    pub fn from_torch_as(gpu: &Gpu, w: &[f32], shape: [usize; 4], bias: Option<&[f32]>, dtype: DType) -> Result<Self> {
         let [cout, cin, kh, kw] = shape;
         ensure(kh == 3 && kw == 3 && w.len() == cout * cin * 9, "winograd", || format!("weight of shape {shape:?} with {} values is not a 3x3 kernel", w.len()))?;
         ensure(cin % 4 == 0 && cout % 4 == 0, "winograd", || format!("weight {shape:?}: Cin and Cout must be multiples of 4"))?;
-        let u = Tensor::from_f32(gpu, &[16, cout, cin], &transform_weight(w, cout, cin))?;
+        let u = match dtype {
+            DType::F32 => Tensor::from_f32(gpu, &[16, cout, cin], &transform_weight(w, cout, cin))?,
+            DType::F16 => Tensor::from_f32_as_f16(gpu, &[16, cout, cin], &transform_weight(w, cout, cin))?,
+        };
         let bias = match bias {
             Some(b) => {
                 ensure(b.len() == cout, "winograd", || format!("bias has {} values for {cout} channels", b.len()))?;

@@ -8,7 +8,8 @@
 //!
 //! `cargo run --release -p percept-tests --bin bench-sd [-- --write BENCHMARKS.md]`
 //! (with PERCEPT_PROFILE=1 it also prints the time per kernel, each dispatch run alone;
-//! `--unet-only` stops after the U-Net step; `--no-torch` leaves PyTorch out; `--reps N` times
+//! `--unet-only` stops after the U-Net step; `--vae-only` times the VAE decode alone, without
+//! PyTorch, in turns with the same VAE with every conv direct (no Winograd); `--no-torch` leaves PyTorch out; `--reps N` times
 //! each side N times after the warm-up, default 3, and reports the best and every run)
 
 use std::process::Command;
@@ -246,28 +247,31 @@ fn main() -> Result<()> {
     let (uc, vc) = (UnetConfig::sd_v1(), VaeConfig::sd_v1());
     let mut phases = Phases::new();
     eprintln!("making random SD v1.5 weights (f16) ...");
-    let up = unet_weights(&uc, &dir.join("unet.safetensors"))?;
+    let vae_only = flag("--vae-only");
+    let up = if vae_only { 0 } else { unet_weights(&uc, &dir.join("unet.safetensors"))? };
     let vp = vae_weights(&vc, &dir.join("vae.safetensors"))?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.describe());
     phases.end("random weights made and written (the benchmark's own), device opened");
     let t = Instant::now();
-    let unet = Unet::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, DType::F16), uc.clone())?;
+    let unet = if vae_only { None } else { Some(Unet::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("unet.safetensors")])?, DType::F16), uc.clone())?) };
     gpu.flush()?;
     let load_unet = t.elapsed().as_secs_f64();
-    phases.end("U-Net weights read and uploaded (1.72 GB of f16)");
+    if !vae_only {
+        phases.end("U-Net weights read and uploaded (1.72 GB of f16)");
+    }
     let t = Instant::now();
     let vae = Vae::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, DType::F16), vc.clone())?;
     gpu.flush()?;
     let load = load_unet + t.elapsed().as_secs_f64();
     phases.end("VAE weights read and uploaded (0.17 GB of f16)");
-    let _ = std::fs::remove_dir_all(&dir);
 
     // Warm-up at a small size compiles every pipeline; then one full-size run each.
     let unet_step = |h: usize| -> Result<f64> {
         let x = Tensor::from_f32(&gpu, &[2, h, h, 4], &Rng(9).vec(2 * h * h * 4, 1.0))?;
         let ctx = Tensor::from_f32(&gpu, &[2, 77, 768], &Rng(10).vec(2 * 77 * 768, 1.0))?;
         let t = Instant::now();
+        let unet = unet.as_ref().context("no U-Net with --vae-only")?;
         let mut enc = gpu.encoder();
         let y = unet.forward(&mut enc, &x, &[781.0, 781.0], &ctx, None)?;
         drop(enc);
@@ -275,7 +279,9 @@ fn main() -> Result<()> {
         anyhow::ensure!(y.iter().all(|v| v.is_finite()), "U-Net output is not finite");
         Ok(t.elapsed().as_secs_f64())
     };
-    let vae_decode = |h: usize| -> Result<f64> {
+    // --vae-only: the same VAE with every conv direct, timed in turns with the default.
+    let vae_direct = if vae_only { Some(Vae::from_weights(&Loader::new(&gpu, &Weights::open(&[dir.join("vae.safetensors")])?, DType::F16).with_winograd(Some(usize::MAX)), vc.clone())?) } else { None };
+    let vae_decode_with = |vae: &Vae, h: usize| -> Result<f64> {
         let z = Tensor::from_f32(&gpu, &[1, h, h, 4], &Rng(11).vec(h * h * 4, 1.0))?;
         let t = Instant::now();
         let mut enc = gpu.encoder();
@@ -285,10 +291,30 @@ fn main() -> Result<()> {
         anyhow::ensure!(y.iter().all(|v| v.is_finite()), "VAE output is not finite");
         Ok(t.elapsed().as_secs_f64())
     };
+    let vae_decode = |h: usize| vae_decode_with(&vae, h);
     eprintln!("warm-up ...");
-    unet_step(8)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !vae_only {
+        unet_step(8)?;
+    }
     vae_decode(8)?;
     phases.end("warm-up at 8x8 latents (compiles the pipelines)");
+    if vae_only {
+        let direct = vae_direct.as_ref().context("made above")?;
+        vae_decode_with(direct, 8)?;
+        eprintln!("VAE decode 64x64 -> 512x512, {reps} runs each, in turns: {} convs by Winograd, then none ...", vae.winograd_convs());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            a.push(vae_decode(64)?);
+            b.push(vae_decode_with(direct, 64)?);
+            eprintln!("  {:.1} s, direct {:.1} s", a[a.len() - 1], b[b.len() - 1]);
+        }
+        eprintln!("best: {:.1} s against direct {:.1} s: {:.2}x; load average {load_start} at the start, {} at the end", best(&a), best(&b), best(&b) / best(&a), load_average());
+        if let Some(p) = gpu.profile_report() {
+            eprintln!("time per kernel (PERCEPT_PROFILE: each dispatch run alone):\n{p}");
+        }
+        return Ok(());
+    }
     eprintln!("U-Net step, batch 2, 64x64, {reps} runs ...");
     let runs_unet = (0..reps).map(|_| unet_step(64).inspect(|t| eprintln!("  {t:.1} s"))).collect::<Result<Vec<_>>>()?;
     let t_unet = best(&runs_unet);
