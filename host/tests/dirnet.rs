@@ -4,7 +4,6 @@
 //! the command line's refusals.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use percept::gpu::{DType, Gpu, Tensor};
@@ -16,7 +15,7 @@ use percept::pipeline::dir::{self, Optimizer, Start};
 use percept::pipeline::features::NetChoice;
 use percept::progress::Silent;
 
-use crate::common::{assert_close, ctx, gpu, rand};
+use crate::common::{assert_close, cli as percept, ctx, gpu, rand};
 
 fn root(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dirnet-{}", std::process::id())).join(name);
@@ -123,11 +122,6 @@ fn vgg19_is_a_loss_network_of_the_whole_layer_oracle() {
     assert!(f.contains("classifier.0\t4096 of 4096 units"), "{f}");
     let e = dir::run(ctx(), &oracle(&list, &voxels, d.join("o1"), NetChoice::Vgg19(vgg19_file().to_path_buf()), &["features.99"]), &Silent).unwrap_err().to_string();
     assert!(e.contains("vgg19 has no layer `features.99`") && e.contains("features.36, avgpool, classifier.0"), "{e}");
-}
-
-fn percept(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_percept")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]

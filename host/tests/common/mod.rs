@@ -74,3 +74,9 @@ pub fn ctx() -> &'static percept::pipeline::Context {
     static CTX: OnceLock<percept::pipeline::Context> = OnceLock::new();
     CTX.get_or_init(|| percept::pipeline::Context::with_gpu(Gpu::new().unwrap_or_else(|e| panic!("{e}"))))
 }
+
+/// Runs the `percept` command: (whether it succeeded, its stderr).
+pub fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_percept")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
