@@ -293,6 +293,20 @@ fn correlation_and_error_are_reported_for_every_alpha() {
     }
 }
 
+/// Two fits of the same problem agree: scores to 1e-4 (relative), correlations to 1e-4, weights
+/// to 1e-3 (relative).
+fn assert_fits_agree(a: &ridge::RidgeFit, b: &ridge::RidgeFit, what: &str) {
+    for (i, (u, v)) in a.cv_score.iter().zip(&b.cv_score).enumerate() {
+        assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "{what}: score of alpha {i}: {u} vs {v}");
+    }
+    for (i, (u, v)) in a.cv_corr.iter().zip(&b.cv_corr).enumerate() {
+        assert!((u - v).abs() <= 1e-4, "{what}: correlation of alpha {i}: {u} vs {v}");
+    }
+    for (i, (u, v)) in a.weights.iter().zip(&b.weights).enumerate() {
+        assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "{what}: weight {i}: {u} vs {v}");
+    }
+}
+
 #[test]
 fn both_orders_of_the_target_products_agree() {
     // Kernel (n < p) and primal regimes, one alpha and one per target (columns of a chunk
@@ -307,15 +321,7 @@ fn both_orders_of_the_target_products_agree() {
         };
         let (a, b) = (run(Order::ProjectFirst), run(Order::TargetsLast));
         assert_eq!(a.alpha, b.alpha, "n={n} p={p} per_target={per_target}: alphas");
-        for (i, (u, v)) in a.cv_score.iter().zip(&b.cv_score).enumerate() {
-            assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "n={n} p={p}: score of alpha {i}: {u} vs {v}");
-        }
-        for (i, (u, v)) in a.cv_corr.iter().zip(&b.cv_corr).enumerate() {
-            assert!((u - v).abs() <= 1e-4, "n={n} p={p}: correlation of alpha {i}: {u} vs {v}");
-        }
-        for (i, (u, v)) in a.weights.iter().zip(&b.weights).enumerate() {
-            assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "n={n} p={p}: weight {i}: {u} vs {v}");
-        }
+        assert_fits_agree(&a, &b, &format!("n={n} p={p}"));
     }
 }
 
@@ -333,15 +339,7 @@ fn cholesky_per_alpha_and_the_eigendecomposition_agree() {
         let (e, c) = (run(Solver::Eigen), run(Solver::Cholesky));
         assert_eq!((e.solver, e.fallbacks, c.solver, c.fallbacks), (Solver::Eigen, 0, Solver::Cholesky, 0), "n={n} p={p}: the routes taken");
         assert_eq!(e.alpha, c.alpha, "n={n} p={p} per_target={per_target}: alphas");
-        for (i, (u, v)) in e.cv_score.iter().zip(&c.cv_score).enumerate() {
-            assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "n={n} p={p}: score of alpha {i}: {u} vs {v}");
-        }
-        for (i, (u, v)) in e.cv_corr.iter().zip(&c.cv_corr).enumerate() {
-            assert!((u - v).abs() <= 1e-4, "n={n} p={p}: correlation of alpha {i}: {u} vs {v}");
-        }
-        for (i, (u, v)) in e.weights.iter().zip(&c.weights).enumerate() {
-            assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "n={n} p={p}: weight {i}: {u} vs {v}");
-        }
+        assert_fits_agree(&e, &c, &format!("n={n} p={p}"));
     }
     // Auto: Cholesky for a few alphas, the eigendecomposition for the wide grid.
     assert!(ridge::cholesky_pays(7, 8000, 5) && !ridge::cholesky_pays(46, 8000, 5));
