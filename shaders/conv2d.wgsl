@@ -1,4 +1,5 @@
-// conv2d on NHWC activations: y (B, Ho, Wo, Cout) = act(conv(x (B, H, W, Cin), W) + bias).
+// conv2d on NHWC activations: y (B, Ho, Wo, Cout) = act(conv(x (B, H, W, Cin), W) + bias
+// [+ res]), with the optional residual res (B, Ho, Wo, Cout) (params.has_res).
 // W is stored (Cout, kh, kw, Cin) — repacked from PyTorch's (Cout, Cin, kh, kw) at load — so
 // that the convolution is a matrix product with K = kh * kw * Cin read as vec4 along Cin
 // (implicit im2col). f32 or f16 weights (two halves per u32). Padding is given as top and
@@ -17,14 +18,19 @@
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> res: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 fn store(m: u32, n: u32, v: f32) {
     var out = v;
     if params.has_bias == 1u {
         out += bias[n];
     }
-    y[m * params.cout + n] = activate(out);
+    let i = m * params.cout + n;
+    if params.has_res == 1u {
+        out += res[i];
+    }
+    y[i] = activate(out);
 }
 
 const TM: u32 = 8u;

@@ -9,7 +9,8 @@
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<f16>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> res: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 const T: u32 = 16u;
 var<workgroup> xs: array<array<f32, 16>, 16>;
@@ -46,6 +47,10 @@ fn conv_tiled_f16(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
         if params.has_bias == 1u {
             out += bias[n];
         }
-        y[m * params.cout + n] = activate(out);
+        let i = m * params.cout + n;
+        if params.has_res == 1u {
+            out += res[i];
+        }
+        y[i] = activate(out);
     }
 }

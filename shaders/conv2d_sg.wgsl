@@ -19,7 +19,11 @@ override KW: u32 = 3u;
 @group(0) @binding(0) var<storage, read> x: array<vec2<u64>>;
 @group(0) @binding(1) var<storage, read> w: array<u64>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// With RES (a pipeline constant, so that convs without a residual carry no code for it): the
+// residual, read as vec4 along Cout (the host asks Cout % 4 == 0 for it).
+override RES: bool = false;
+@group(0) @binding(3) var<storage, read> res: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 // Pixels i0 .. i0 + 8 of the block (accumulators r0 .. r7): lane l's pixel (xl) goes to every
 // lane in turn.
@@ -48,15 +52,20 @@ fn store8(m0: u32, rows: u32, n0: u32, bv: vec4<f32>, v0: vec4<f32>, v1: vec4<f3
     store4(m0 + 7u, rows, n0, v7 + bv);
 }
 
-// Output pixel m, channels n0 .. n0 + 4 (those that exist): activation, store.
+// Output pixel m, channels n0 .. n0 + 4 (those that exist): the residual (RES), activation,
+// store.
 fn store4(m: u32, rows: u32, n0: u32, v: vec4<f32>) {
     if m >= rows {
         return;
     }
+    var s = v;
+    if RES {
+        s += res[(m * params.cout + n0) / 4u];
+    }
     for (var j = 0u; j < 4u; j++) {
         let n = n0 + j;
         if n < params.cout {
-            y[m * params.cout + n] = activate(v[j]);
+            y[m * params.cout + n] = activate(s[j]);
         }
     }
 }

@@ -117,7 +117,7 @@ fn activations_larger_than_a_binding_run_in_row_bands() {
     // per sample, 2 KiB rows) go through conv2d, upsample2x and group_norm in bands of rows,
     // as SD's VAE decoder at 512x512 does on lavapipe (256 MiB tensors, 128 MiB bindings).
     use percept::gpu::DType;
-    use percept::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_add, ConvSpec, ConvWeight};
     use percept::ops::Act;
     use percept::ops::norm::group_norm;
     use percept::ops::resample::upsample2x;
@@ -144,6 +144,14 @@ fn activations_larger_than_a_binding_run_in_row_bands() {
         drop(enc);
         assert_eq!(y.shape, shape.to_vec());
         assert_close(&format!("banded conv2d case {i}"), &y.to_vec(&gpu).unwrap(), &want, 1e-4, 1e-4);
+        // With a residual: its bands are cut like the output's.
+        let res = rand(want.len(), 78 + i as u64, 1.0);
+        let (conv, _) = conv2d_ref(&x, [b, h, w, c], &wt, [cout, c, k, k], Some(&bias), ConvSpec { act: Act::None, ..spec });
+        let rt = Tensor::from_f32(&gpu, &shape, &res).unwrap();
+        let mut enc = gpu.encoder();
+        let y = conv2d_add(&mut enc, &xt, &cw, spec, &rt).unwrap();
+        drop(enc);
+        assert_close(&format!("banded conv2d_add case {i}"), &y.to_vec(&gpu).unwrap(), &binary_ref(&conv, &res, false, spec.act), 1e-4, 1e-4);
     }
     let mut enc = gpu.encoder();
     let up = upsample2x(&mut enc, &xt).unwrap();
@@ -194,7 +202,7 @@ fn shape_errors_name_the_op() {
 
 #[test]
 fn conv2d_matches_reference() {
-    use percept::ops::conv2d::{conv2d, conv2d_with, ConvSpec, ConvWeight};
+    use percept::ops::conv2d::{conv2d, conv2d_add, conv2d_add_with, conv2d_with, ConvSpec, ConvWeight};
     use percept::ops::Act;
     use percept::gpu::DType;
     let gpu = gpu();
@@ -247,7 +255,35 @@ fn conv2d_matches_reference() {
             drop(enc);
             assert_close(&format!("{v:?} conv2d case {i} {:?}", (b, h, w, cin, cout, k, spec.stride, f16)), &y.to_vec(gpu).unwrap(), &want, 1e-4, 1e-4);
         }
+        // A residual added before the activation, on every kernel: act(conv + bias + res).
+        let res = rand(want.len(), 40 + i as u64, 1.0);
+        let (conv, _) = conv2d_ref(&x, [b, h, w, cin], &wq, [cout, cin, k, k], use_bias.then_some(&bias[..]), ConvSpec { act: Act::None, ..spec });
+        let want_res = binary_ref(&conv, &res, false, spec.act);
+        let rt = Tensor::from_f32(gpu, &shape, &res).unwrap();
+        let mut enc = gpu.encoder();
+        let y = conv2d_add(&mut enc, &xt, &cw, spec, &rt).unwrap();
+        drop(enc);
+        let fused = y.to_vec(gpu).unwrap();
+        assert_close(&format!("conv2d_add case {i}"), &fused, &want_res, 1e-4, 1e-4);
+        // The same bits as the conv, then the add (ResNet blocks rely on it: fixtures unchanged).
+        let mut enc = gpu.encoder();
+        let h = conv2d(&mut enc, &xt, &cw, ConvSpec { act: Act::None, ..spec }).unwrap();
+        let two_pass = percept::ops::elementwise::binary(&mut enc, &h, &rt, false, spec.act).unwrap();
+        drop(enc);
+        assert!(fused.iter().zip(two_pass.to_vec(gpu).unwrap()).all(|(a, b)| a.to_bits() == b.to_bits()), "conv2d_add case {i}: not the bits of conv2d then add");
+        for &v in variants.iter().filter(|&&v| v == Variant::Tiled || (v == Variant::TiledF16 && f16) || (v != Variant::TiledF16 && cin % 4 == 0)) {
+            let mut enc = gpu.encoder();
+            let y = conv2d_add_with(&mut enc, &xt, &cw, spec, Some(&rt), v).unwrap();
+            drop(enc);
+            assert_close(&format!("{v:?} conv2d_add case {i}"), &y.to_vec(gpu).unwrap(), &want_res, 1e-4, 1e-4);
+        }
     }
+    // A residual of another shape is refused, naming both shapes.
+    let cw = ConvWeight::from_torch(gpu, &[0.0; 4 * 4 * 9], [4, 4, 3, 3], None, DType::F32).unwrap();
+    let xt = Tensor::from_f32(gpu, &[1, 5, 5, 4], &[0.0; 100]).unwrap();
+    let bad = Tensor::from_f32(gpu, &[1, 5, 4, 4], &[0.0; 80]).unwrap();
+    let e = conv2d_add(&mut gpu.encoder(), &xt, &cw, ConvSpec::same(1, Act::None), &bad).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("[1, 5, 4, 4]") && e.contains("[1, 5, 5, 4]"), "{e}");
 }
 
 #[test]

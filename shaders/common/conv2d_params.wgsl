@@ -15,7 +15,7 @@ struct Params {
     pad_left: u32,
     act: u32,        // 0 none, 1 ReLU, 2 SiLU, 3 ReLU6
     has_bias: u32,
-    _pad0: u32,
+    has_res: u32,    // 1: add res (B, Ho, Wo, Cout) before the activation
     _pad1: u32,
 }
 

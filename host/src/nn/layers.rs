@@ -5,10 +5,10 @@ use crate::error::{Error, Result};
 use crate::gpu::{Encoder, Tensor};
 use crate::nn::Loader;
 use crate::ops::attention::attention;
-use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::conv2d::{conv2d, conv2d_add, ConvSpec, ConvWeight};
 use crate::ops::winograd::{conv3x3, WinogradWeight};
 use crate::ops::Act;
-use crate::ops::elementwise::{add, add_per_sample};
+use crate::ops::elementwise::add_per_sample;
 use crate::ops::linear::linear;
 use crate::ops::norm::{group_norm, layer_norm};
 
@@ -143,6 +143,15 @@ impl Conv {
             ConvKind::Winograd(wt) => conv3x3(enc, x, wt, self.spec.act, None),
         }
     }
+
+    /// `act(conv(x) + residual)` in one pass, `residual` of the output's shape (a ResNet
+    /// block's skip connection; the same f32 sums as a conv then an add, so the same bits).
+    pub fn forward_add(&self, enc: &mut Encoder<'_>, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            ConvKind::Direct(wt) => conv2d_add(enc, x, wt, self.spec, residual),
+            ConvKind::Winograd(wt) => conv3x3(enc, x, wt, self.spec.act, Some(residual)),
+        }
+    }
 }
 
 /// The sizes of a [`ResnetBlock`]; the default is SD's GroupNorm (32 groups, eps 1e-5) with
@@ -211,14 +220,13 @@ impl ResnetBlock {
         }
         let n = self.norm2.forward(enc, &h, true)?;
         drop(h);
-        let h = self.conv2.forward(enc, &n)?;
-        drop(n);
+        // conv2 adds the skip connection as it stores its output (no separate add).
         match &self.conv_shortcut {
             Some(c) => {
                 let s = c.forward(enc, x)?;
-                add(enc, &s, &h)
+                self.conv2.forward_add(enc, &n, &s)
             }
-            None => add(enc, x, &h),
+            None => self.conv2.forward_add(enc, &n, x),
         }
     }
 }

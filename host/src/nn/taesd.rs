@@ -10,9 +10,9 @@ use crate::gpu::{DType, Encoder, Gpu, Tensor};
 use crate::nn::{Loader, Weights};
 use crate::progress::Progress;
 use crate::nn::tape::{Node, Tape};
-use crate::ops::conv2d::{conv2d, ConvSpec, ConvWeight};
+use crate::ops::conv2d::{conv2d, conv2d_add, ConvSpec, ConvWeight};
 use crate::ops::grad::conv_back_weight;
-use crate::ops::elementwise::{binary, unary, Unary};
+use crate::ops::elementwise::{unary, Unary};
 #[cfg(any(test, feature = "reference"))]
 use crate::ops::reference::{conv2d_ref, unary_ref, upsample2x_ref};
 use crate::ops::resample::upsample2x;
@@ -184,10 +184,7 @@ impl TaesdPart {
                 (Some(Some(wt)), true) => conv3x3(enc, x, wt, act, res),
                 _ => match res {
                     None => conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, act)),
-                    Some(r) => {
-                        let h = conv2d(enc, x, &l.gpu[j], ConvSpec::same(1, Act::None))?;
-                        binary(enc, &h, r, false, act)
-                    }
+                    Some(r) => conv2d_add(enc, x, &l.gpu[j], ConvSpec::same(1, act), r),
                 },
             }
         };

@@ -1,9 +1,11 @@
 //! `conv2d` on NHWC activations, with weights repacked from PyTorch's (Cout, Cin, kh, kw) to
 //! (Cout, kh, kw, Cin) at load ([`ConvWeight`]); stride 1 or 2, any padding (top/left given,
-//! bottom/right implied by the output size), optional bias, fused ReLU or SiLU.
+//! bottom/right implied by the output size), optional bias, fused ReLU or SiLU, and with
+//! [`conv2d_add`] a residual added before the activation (one pass instead of a conv and an add).
 
 use bytemuck::{Pod, Zeroable};
 
+use super::elementwise::binary;
 use super::{bands, ensure, grid_flat, groups, output, Act, Variant};
 use crate::error::Result;
 use crate::gpu::{AdapterKind, DType, Encoder, Gpu, Shader, Tensor};
@@ -125,7 +127,7 @@ struct Params {
     pad_left: u32,
     act: u32,
     has_bias: u32,
-    _pad0: u32,
+    has_res: u32,
     _pad1: u32,
 }
 
@@ -133,7 +135,7 @@ struct Params {
 #[cfg(test)]
 pub(crate) const SHADERS: &[Shader] = &[SHADER, SHADER_SG, SHADER_F16];
 #[cfg(test)]
-pub(crate) const META_LAYOUT: super::Layout = layout!(Params { batch, h, w, cin, ho, wo, cout, kh, kw, stride, pad_top, pad_left, act, has_bias, _pad0, _pad1 });
+pub(crate) const META_LAYOUT: super::Layout = layout!(Params { batch, h, w, cin, ho, wo, cout, kh, kw, stride, pad_top, pad_left, act, has_bias, has_res, _pad1 });
 
 /// `x (B, H, W, Cin) -> (B, Ho, Wo, Cout)`.
 pub fn conv2d(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec) -> Result<Tensor> {
@@ -150,10 +152,30 @@ pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
 /// Cin % 4 == 0, `TiledF16` f16 weights; adapter features as [`Variant::needs`]).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
+    conv2d_add_with(enc, x, wt, spec, None, variant)
+}
+
+/// `act(conv(x) + bias + residual)` in one pass, with `residual (B, Ho, Wo, Cout)` (ResNet
+/// blocks: the conv, the skip connection and the activation, without a separate add).
+pub fn conv2d_add(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, residual: &Tensor) -> Result<Tensor> {
+    let v = variant(enc.gpu(), wt);
+    conv2d_add_with(enc, x, wt, spec, Some(residual), v)
+}
+
+/// [`conv2d_with`] with an optional residual added before the activation ([`conv2d_add`]).
+pub fn conv2d_add_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, residual: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     variant.needs(enc.gpu(), "conv2d", VARIANTS)?;
     ensure(variant != Variant::TiledF16 || wt.weight.dtype == DType::F16, "conv2d", || "the TiledF16 kernel needs f16 weights".into())?;
     ensure(matches!(variant, Variant::Tiled | Variant::TiledF16) || wt.cin_stored.is_multiple_of(4), "conv2d", || format!("the {variant:?} kernel needs Cin % 4 == 0, got {}", wt.cin_stored))?;
     ensure(x.shape.len() == 4 && x.shape[3] == wt.cin, "conv2d", || format!("input {:?} is not (B, H, W, {})", x.shape, wt.cin))?;
+    // The Subgroup kernel reads a residual as vec4s of channels: with other widths, conv, then add.
+    if let (Some(r), Variant::Subgroup) = (residual, variant) {
+        if !wt.cout.is_multiple_of(4) {
+            let h = conv2d_add_with(enc, x, wt, ConvSpec { act: Act::None, ..spec }, None, variant)?;
+            ensure(r.shape == h.shape && r.dtype == DType::F32, "conv2d", || format!("residual {:?} ({:?}) is not the output's shape {:?} in f32", r.shape, r.dtype, h.shape))?;
+            return binary(enc, &h, r, false, spec.act);
+        }
+    }
     // Zero channels up to the stored weight's (whose extra weights are zero too).
     let padded;
     let x = if wt.cin_stored != wt.cin {
@@ -168,6 +190,9 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
     let (hp, wp) = (h + spec.pad_y.0 + spec.pad_y.1, w + spec.pad_x.0 + spec.pad_x.1);
     ensure(hp >= kh && wp >= kw && spec.stride >= 1, "conv2d", || format!("input {:?} too small for a {kh}x{kw} kernel", x.shape))?;
     let (ho, wo) = ((hp - kh) / spec.stride + 1, (wp - kw) / spec.stride + 1);
+    if let Some(r) = residual {
+        ensure(r.shape == [b, ho, wo, wt.cout] && r.dtype == DType::F32, "conv2d", || format!("residual {:?} ({:?}) is not the output's shape {:?} in f32", r.shape, r.dtype, [b, ho, wo, wt.cout]))?;
+    }
     let y = output(enc, &[b, ho, wo, wt.cout])?;
     let gpu = enc.gpu();
     ensure(wt.weight.bytes() <= gpu.max_binding(), "conv2d", || format!("weight of {} bytes exceeds one binding", wt.weight.bytes()))?;
@@ -179,9 +204,9 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
     };
     let f16 = (wt.weight.dtype == DType::F16) as u8 as f64;
     let pipeline = match variant {
-        Variant::Subgroup => gpu.pipeline(shader, entry, 4, &[("W_F16", f16), ("KH", kh as f64), ("KW", kw as f64)])?,
-        Variant::TiledF16 => gpu.pipeline(shader, entry, 4, &[])?,
-        _ => gpu.pipeline(shader, entry, 4, &[("W_F16", f16)])?,
+        Variant::Subgroup => gpu.pipeline(shader, entry, 5, &[("W_F16", f16), ("KH", kh as f64), ("KW", kw as f64), ("RES", residual.is_some() as u8 as f64)])?,
+        Variant::TiledF16 => gpu.pipeline(shader, entry, 5, &[])?,
+        _ => gpu.pipeline(shader, entry, 5, &[("W_F16", f16)])?,
     };
     let p = Params {
         batch: b as u32,
@@ -198,17 +223,20 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
         pad_left: spec.pad_x.0 as u32,
         act: spec.act as u32,
         has_bias: wt.bias.is_some() as u32,
-        _pad0: 0,
+        has_res: residual.is_some() as u32,
         _pad1: 0,
     };
+    // Absent bias and residual bind the input (read-only, not read).
     let bias = wt.bias.as_ref().unwrap_or(x);
+    let res = residual.unwrap_or(x);
     let grid = |rows: usize| {
         let gx = groups(wt.cout, tile.1);
         let [gy, gz, _] = grid_flat(rows, tile.0);
         [gx, gy, gz]
     };
-    if !bands::needed(gpu, "conv2d", &[x, &y])? {
-        enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), y.binding()], bytemuck::bytes_of(&p), grid(b * ho * wo));
+    let tensors: Vec<&Tensor> = [Some(x), Some(&y), residual].into_iter().flatten().collect();
+    if !bands::needed(gpu, "conv2d", &tensors)? {
+        enc.dispatch(&pipeline, &[x.binding(), wt.weight.binding(), bias.binding(), res.binding(), y.binding()], bytemuck::bytes_of(&p), grid(b * ho * wo));
         return Ok(y);
     }
     // Bands of output rows, each with the input rows it reads; padding rows stay virtual.
@@ -224,7 +252,11 @@ pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Con
             let iy1 = (((oy1 - 1) * spec.stride + kh) as isize - spec.pad_y.0 as isize).clamp(iy0 as isize + 1, h as isize) as usize;
             let pb = Params { batch: 1, h: (iy1 - iy0) as u32, ho: (oy1 - oy0) as u32, pad_top: (iy0 as isize - start) as u32, ..p };
             let (xv, yv) = (bands::rows(x, s, iy0, iy1), bands::rows(&y, s, oy0, oy1));
-            enc.dispatch(&pipeline, &[xv.binding(), wt.weight.binding(), bias.binding(), yv.binding()], bytemuck::bytes_of(&pb), grid((oy1 - oy0) * wo));
+            let rv = match residual {
+                Some(r) => bands::rows(r, s, oy0, oy1),
+                None => xv.clone(),
+            };
+            enc.dispatch(&pipeline, &[xv.binding(), wt.weight.binding(), bias.binding(), rv.binding(), yv.binding()], bytemuck::bytes_of(&pb), grid((oy1 - oy0) * wo));
         }
     }
     Ok(y)
