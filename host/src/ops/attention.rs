@@ -53,7 +53,7 @@ pub fn variant(gpu: &Gpu, q: &Tensor, heads: usize) -> Variant {
 }
 
 /// `attention` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// D % 4 == 0; adapter features as [`Variant::needs`]).
+/// D % 4 == 0; adapter features as `Variant::needs`).
 pub fn attention_with(enc: &mut Encoder<'_>, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, causal: bool, variant: Variant) -> Result<Tensor> {
     ensure(q.shape.len() == 3 && k.shape.len() == 3 && v.shape == k.shape, "attention", || format!("q {:?}, k {:?}, v {:?} must be (B, L, H*D) with k and v alike", q.shape, k.shape, v.shape))?;
     let (b, lq, width) = (q.shape[0], q.shape[1], q.shape[2]);

@@ -150,7 +150,7 @@ pub fn variant(gpu: &Gpu, wt: &ConvWeight) -> Variant {
 }
 
 /// `conv2d` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
-/// Cin % 4 == 0, `TiledF16` f16 weights; adapter features as [`Variant::needs`]).
+/// Cin % 4 == 0, `TiledF16` f16 weights; adapter features as `Variant::needs`).
 pub fn conv2d_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, variant: Variant) -> Result<Tensor> {
     conv2d_add_with(enc, x, wt, spec, None, variant)
 }

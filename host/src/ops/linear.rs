@@ -157,7 +157,7 @@ pub fn variant(gpu: &Gpu, w: &Tensor, trans_b: bool) -> Variant {
 
 /// `linear` with a given kernel (tests compare the variants; `Cpu` and `Subgroup` need
 /// K % 4 == 0, `Subgroup` an even N, `TiledF16` f16 weights; adapter features as
-/// [`Variant::needs`]).
+/// `Variant::needs`).
 pub fn linear_with(enc: &mut Encoder<'_>, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     let (n, k) = (w.shape[0], w.shape[1]);
     variant.needs(enc.gpu(), "linear", VARIANTS)?;

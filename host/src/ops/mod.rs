@@ -1,7 +1,7 @@
 //! One Rust op per WGSL kernel: shape checks, the meta uniform (a `#[repr(C)]` struct that
 //! mirrors the WGSL struct field for field, checked by a test), and the dispatch size. Ops with
 //! several kernels (`linear`, `conv2d`, `attention`) share one contract: [`Variant`] names the
-//! kernel, [`Variant::needs`] checks the adapter features, each op's `variant` makes the
+//! kernel, `Variant::needs` checks the adapter features, each op's `variant` makes the
 //! automatic choice and its `*_with` runs a given one. Shaders are whole files of shaders/
 //! concatenated (`shader!`: shaders/common/ parts, then the kernel file). The plain-loop CPU
 //! references, with shape comments, are in `reference` (tests and the `reference` feature).
@@ -77,7 +77,7 @@ pub enum Act {
 
 /// Which kernel runs an op (`linear`/`matmul`, `conv2d`, `attention`): chosen by adapter and
 /// shape (each op's `variant`), or forced with the op's `*_with` function (tests, benches).
-/// An op implements some of these; [`Variant::needs`] refuses the others, and the kernels
+/// An op implements some of these; `Variant::needs` refuses the others, and the kernels
 /// whose adapter features are missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {

@@ -3,7 +3,7 @@
 //! per 2 x 2 output tile instead of 36, so 2.25x fewer multiplications than `conv2d`.
 //!
 //! Three passes: `winograd_in.wgsl` transforms 4 x 4 input patches (`x (B, H, W, C) -> V (16,
-//! tiles, C)`); the batched [`matmul`] multiplies each of the 16 tile-by-channel matrices by
+//! tiles, C)`); the batched [`matmul`](super::linear::matmul) multiplies each of the 16 tile-by-channel matrices by
 //! the weights transformed once at load (`U (16, Cout, C)`, [`WinogradWeight`]), with the
 //! matmul's own kernel variants (subgroup / vec4 kernels on CPU adapters, workgroup-tiled on
 //! GPUs); `winograd_out.wgsl` transforms back, adds the bias and an optional residual and

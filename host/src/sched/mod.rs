@@ -12,7 +12,7 @@ pub struct Schedule {
     pub alphas_cumprod: Vec<f64>,
     /// Added to every inference timestep (SD v1: 1).
     pub steps_offset: usize,
-    /// alpha_cumprod used "before" timestep 0: 1, or alphas_cumprod[0] (SD v1).
+    /// alpha_cumprod used "before" timestep 0: 1, or `alphas_cumprod[0]` (SD v1).
     pub final_alpha_cumprod: f64,
 }
 
