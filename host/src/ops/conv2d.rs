@@ -162,6 +162,11 @@ pub fn conv2d_add(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: Conv
     conv2d_add_with(enc, x, wt, spec, Some(residual), v)
 }
 
+/// A residual must be f32 in the output's shape.
+fn check_residual(r: &Tensor, out: &[usize]) -> Result<()> {
+    ensure(r.shape == out && r.dtype == DType::F32, "conv2d", || format!("residual {:?} ({:?}) is not the output's shape {out:?} in f32", r.shape, r.dtype))
+}
+
 /// [`conv2d_with`] with an optional residual added before the activation ([`conv2d_add`]).
 pub fn conv2d_add_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec: ConvSpec, residual: Option<&Tensor>, variant: Variant) -> Result<Tensor> {
     variant.needs(enc.gpu(), "conv2d", VARIANTS)?;
@@ -172,7 +177,7 @@ pub fn conv2d_add_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec:
     if let (Some(r), Variant::Subgroup) = (residual, variant) {
         if !wt.cout.is_multiple_of(4) {
             let h = conv2d_add_with(enc, x, wt, ConvSpec { act: Act::None, ..spec }, None, variant)?;
-            ensure(r.shape == h.shape && r.dtype == DType::F32, "conv2d", || format!("residual {:?} ({:?}) is not the output's shape {:?} in f32", r.shape, r.dtype, h.shape))?;
+            check_residual(r, &h.shape)?;
             return binary(enc, &h, r, false, spec.act);
         }
     }
@@ -191,7 +196,7 @@ pub fn conv2d_add_with(enc: &mut Encoder<'_>, x: &Tensor, wt: &ConvWeight, spec:
     ensure(hp >= kh && wp >= kw && spec.stride >= 1, "conv2d", || format!("input {:?} too small for a {kh}x{kw} kernel", x.shape))?;
     let (ho, wo) = ((hp - kh) / spec.stride + 1, (wp - kw) / spec.stride + 1);
     if let Some(r) = residual {
-        ensure(r.shape == [b, ho, wo, wt.cout] && r.dtype == DType::F32, "conv2d", || format!("residual {:?} ({:?}) is not the output's shape {:?} in f32", r.shape, r.dtype, [b, ho, wo, wt.cout]))?;
+        check_residual(r, &[b, ho, wo, wt.cout])?;
     }
     let y = output(enc, &[b, ho, wo, wt.cout])?;
     let gpu = enc.gpu();
