@@ -284,6 +284,10 @@ fn conv2d_matches_reference() {
     let bad = Tensor::from_f32(gpu, &[1, 5, 4, 4], &[0.0; 80]).unwrap();
     let e = conv2d_add(&mut gpu.encoder(), &xt, &cw, ConvSpec::same(1, Act::None), &bad).unwrap_err().to_string();
     assert!(e.contains("conv2d") && e.contains("[1, 5, 4, 4]") && e.contains("[1, 5, 5, 4]"), "{e}");
+    // So is one in f16, naming its dtype.
+    let half = Tensor::from_f32_as_f16(gpu, &[1, 5, 5, 4], &[0.0; 100]).unwrap();
+    let e = conv2d_add(&mut gpu.encoder(), &xt, &cw, ConvSpec::same(1, Act::None), &half).unwrap_err().to_string();
+    assert!(e.contains("residual") && e.contains("F16") && e.contains("f32"), "{e}");
 }
 
 #[test]
