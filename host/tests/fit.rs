@@ -77,13 +77,17 @@ fn ridge_on(x: &Mat<f64>, y: &Mat<f64>, opts: &RidgeOptions) -> ridge::RidgeFit 
 
 #[test]
 fn kfold_scores_and_choice_match_brute_force_in_both_regimes() {
-    for (n, p) in [(60, 12), (30, 80)] {
+    // The primal route; the kernel route (more voxels than trials: the alphas scored from the
+    // targets' Gram matrix unless every alpha is predicted) by each solver, with unequal folds.
+    let kernel = [Solver::Eigen, Solver::Cholesky].into_iter().flat_map(|s| [(33, 80, s, false), (33, 80, s, true)]);
+    for (n, p, solver, corr_every_alpha) in [(60, 12, Solver::Auto, false)].into_iter().chain(kernel) {
         let l = 3;
         let (x, _, y) = problem(n, p, l, 2.0, 7 + p as u64);
         let (xs, ys) = prepared(&x, &y, n, p, l);
         let alphas = log_grid(-2.0, 4.0, 13);
-        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::KFold(5), per_target: false, target_chunk: 2, ..Default::default() };
+        let opts = RidgeOptions { alphas: alphas.clone(), cv: Cv::KFold(5), per_target: false, target_chunk: 2, solver, corr_every_alpha, ..Default::default() };
         let r = ridge_on(&xs, &ys, &opts);
+        let what = format!("n={n} p={p} ({solver:?}, every alpha predicted: {corr_every_alpha})");
         // scikit-learn's KFold(5): contiguous folds, the first n % 5 one larger.
         let mut folds = Vec::new();
         let mut start = 0;
@@ -94,10 +98,10 @@ fn kfold_scores_and_choice_match_brute_force_in_both_regimes() {
         }
         let want = brute_cv(&xs, &ys, &alphas, &folds);
         for (a, (got, want)) in r.cv_score.iter().zip(&want).enumerate() {
-            assert!((got - want).abs() <= 1e-3 * want.abs() + 1e-5, "n={n} p={p} alpha {}: score {got} vs brute force {want}", alphas[a]);
+            assert!((got - want).abs() <= 1e-3 * want.abs() + 1e-5, "{what} alpha {}: score {got} vs brute force {want}", alphas[a]);
         }
         let best = (0..alphas.len()).max_by(|&a, &b| want[a].total_cmp(&want[b])).unwrap();
-        assert_eq!(r.alpha[0], alphas[best], "n={n} p={p}: chose {} where brute force chose {}", r.alpha[0], alphas[best]);
+        assert_eq!(r.alpha[0], alphas[best], "{what}: chose {} where brute force chose {}", r.alpha[0], alphas[best]);
         // The refit weights are the brute-force solution at that alpha.
         let w = solve(&xs, &ys, alphas[best]);
         for j in 0..p {
@@ -281,15 +285,16 @@ fn correlation_and_error_are_reported_for_every_alpha() {
         let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 11), score, ..Default::default() };
         let r = ridge::fit(x.as_ref(), y.as_ref(), &opts, &Silent).unwrap();
         assert_eq!((r.cv_score.len(), r.cv_corr.len()), (11, 11));
+        let corr: Vec<f64> = r.cv_corr.iter().map(|c| c.expect("the primal route predicts every alpha")).collect();
         let pick = |v: &[f64]| opts.alphas[(0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()];
         let want = match score {
             Score::NegMse => pick(&r.cv_score),
-            Score::Correlation => pick(&r.cv_corr),
+            Score::Correlation => pick(&corr),
         };
         assert_eq!(r.alpha[0], want, "{score:?}");
         let i = opts.alphas.iter().position(|&a| a == want).unwrap();
         let mean_r = r.cv_r.iter().map(|&v| v as f64).sum::<f64>() / r.cv_r.len() as f64;
-        assert!((mean_r - r.cv_corr[i]).abs() < 1e-4, "cv_r at the chosen alpha {mean_r} vs {}", r.cv_corr[i]);
+        assert!((mean_r - corr[i]).abs() < 1e-4, "cv_r at the chosen alpha {mean_r} vs {}", corr[i]);
     }
 }
 
@@ -300,7 +305,13 @@ fn assert_fits_agree(a: &ridge::RidgeFit, b: &ridge::RidgeFit, what: &str) {
         assert!((u - v).abs() <= 1e-4 * u.abs() + 1e-6, "{what}: score of alpha {i}: {u} vs {v}");
     }
     for (i, (u, v)) in a.cv_corr.iter().zip(&b.cv_corr).enumerate() {
-        assert!((u - v).abs() <= 1e-4, "{what}: correlation of alpha {i}: {u} vs {v}");
+        match (u, v) {
+            (Some(u), Some(v)) => assert!((u - v).abs() <= 1e-4, "{what}: correlation of alpha {i}: {u} vs {v}"),
+            _ => assert_eq!(u.is_some(), v.is_some(), "{what}: correlation of alpha {i} computed in one fit only"),
+        }
+    }
+    for (t, (u, v)) in a.cv_r.iter().zip(&b.cv_r).enumerate() {
+        assert!((u - v).abs() <= 1e-4, "{what}: correlation of target {t} at the chosen alpha: {u} vs {v}");
     }
     for (i, (u, v)) in a.weights.iter().zip(&b.weights).enumerate() {
         assert!((u - v).abs() <= 1e-3 * (1.0 + u.abs()), "{what}: weight {i}: {u} vs {v}");
@@ -316,7 +327,8 @@ fn both_orders_of_the_target_products_agree() {
         let (x, _, y) = problem(n, p, l, 1.5, 11 + p as u64);
         let (xs, ys) = prepared(&x, &y, n, p, l);
         let run = |order| {
-            let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 9), cv: Cv::KFold(5), per_target, target_chunk: 3, order, ..Default::default() };
+            // Every alpha predicted, so that both orders of the cross-validation's products run.
+            let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 9), cv: Cv::KFold(5), per_target, target_chunk: 3, order, corr_every_alpha: true, ..Default::default() };
             ridge_on(&xs, &ys, &opts)
         };
         let (a, b) = (run(Order::ProjectFirst), run(Order::TargetsLast));
@@ -343,6 +355,45 @@ fn cholesky_per_alpha_and_the_eigendecomposition_agree() {
     }
     // Auto: Cholesky for a few alphas, the eigendecomposition for the wide grid.
     assert!(ridge::cholesky_pays(7, 8000, 5) && !ridge::cholesky_pays(46, 8000, 5));
+}
+
+#[test]
+fn alphas_scored_from_the_targets_gram_matrix_agree_with_predicting_every_alpha() {
+    // One alpha for all by -MSE on the kernel route: each solver, folds of unequal size,
+    // chunks of targets that do not divide them.
+    for (n, p, solver) in [(43, 90, Solver::Eigen), (43, 90, Solver::Cholesky), (52, 70, Solver::Auto)] {
+        let l = 7;
+        let (x, _, y) = problem(n, p, l, 1.5, 17 + p as u64);
+        let (xs, ys) = prepared(&x, &y, n, p, l);
+        let run = |corr_every_alpha| {
+            let opts = RidgeOptions { alphas: log_grid(-1.0, 4.0, 9), cv: Cv::KFold(5), target_chunk: 3, solver, corr_every_alpha, ..Default::default() };
+            ridge_on(&xs, &ys, &opts)
+        };
+        let (all, traced) = (run(true), run(false));
+        let what = format!("n={n} p={p} {solver:?}");
+        assert_eq!(all.alpha, traced.alpha, "{what}: alphas");
+        assert!(all.cv_corr.iter().all(Option::is_some), "{what}: every alpha predicted");
+        let chosen = log_grid(-1.0, 4.0, 9).iter().position(|&a| a == traced.alpha[0]).unwrap();
+        let computed: Vec<usize> = (0..9).filter(|&a| traced.cv_corr[a].is_some()).collect();
+        assert_eq!(computed, [chosen], "{what}: only the chosen alpha's correlation");
+        let mut expected = all.cv_corr.clone();
+        expected.iter_mut().enumerate().filter(|(a, _)| *a != chosen).for_each(|(_, c)| *c = None);
+        assert_fits_agree(&ridge::RidgeFit { cv_corr: expected, ..all }, &traced, &what);
+    }
+}
+
+#[test]
+fn the_report_says_which_alphas_correlations_were_not_computed() {
+    let (n, p, l) = (30, 80, 4);
+    let (x, _, y) = problem(n, p, l, 1.0, 23);
+    let spec = |corr_every_alpha| FitSpec { region: "v".into(), target: Target::C, target_shape: vec![l], ridge: RidgeOptions { alphas: log_grid(-1.0, 3.0, 5), corr_every_alpha, ..Default::default() }, rank: None };
+    for every in [false, true] {
+        let f = fit(&x, n, p, &y, &spec(every), &Silent).unwrap();
+        let report = percept::fit::report(&f, &spec(every), n, p, "test", 0.0);
+        let dashes = report.lines().filter(|r| r.starts_with("| ") && r.contains("| - |")).count();
+        assert_eq!(dashes, if every { 0 } else { 4 }, "every alpha predicted: {every}\n{report}");
+        assert_eq!(report.contains("`--corr-every-alpha`"), !every, "{report}");
+    }
 }
 
 #[test]

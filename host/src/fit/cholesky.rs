@@ -2,13 +2,14 @@
 //! alpha and training set, for the kernel route with k folds when [`cholesky_pays`].
 
 use faer::linalg::solvers::{Llt, Solve};
-use faer::{Mat, MatRef, Side};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Side};
 
 use super::options::{choose_last, RidgeOptions};
 use crate::progress::Progress;
 
-/// Centred targets: `(rows, first column, end column) -> (rows, columns)`.
-pub(super) type Centred<'a> = dyn Fn(&[usize], usize, usize) -> Mat<f32> + 'a;
+/// Centred targets: `(rows, first column, end column, out)` fills `out (rows, columns)`.
+pub(super) type Centred<'a> = dyn Fn(&[usize], usize, usize, &mut Mat<f32>) + 'a;
 
 /// Whether one Cholesky factorisation per alpha and training set costs less than one
 /// eigendecomposition per training set, for `na` alphas, `n` trials and `k` folds (kernel
@@ -35,7 +36,10 @@ fn factor(k: MatRef<'_, f32>, alpha: f64) -> Option<Llt<f32>> {
 }
 
 fn finite(m: MatRef<'_, f32>) -> bool {
-    m.col_iter().all(|c| c.iter().all(|v| v.is_finite()))
+    m.col_iter().all(|c| match c.try_as_col_major() {
+        Some(c) => c.as_slice().iter().all(|v| v.is_finite()),
+        None => c.iter().all(|v| v.is_finite()),
+    })
 }
 
 /// `H_a = K_te (K_tr + alpha I)^-1 (m, n_train)` for every alpha, or None if a factorisation
@@ -91,21 +95,35 @@ pub(super) fn refit_cholesky(
         if z.as_ref().is_some_and(|z| !finite(z.as_ref())) {
             return false;
         }
+        let mut yk = Mat::new();
         for c0 in (0..l).step_by(chunk) {
             let c1 = (c0 + chunk).min(l);
             let cols: Vec<usize> = (c0..c1).filter(|&j| best[j] == ai).collect();
             if !cols.is_empty() {
-                let yk = centred(&all, c0, c1);
-                let yk = if cols.len() == c1 - c0 { yk } else { Mat::from_fn(n, cols.len(), |i, j| yk[(i, cols[j] - c0)]) };
-                let w: Mat<f32> = match &z {
-                    Some(z) => z.transpose() * &yk,
-                    None => x.transpose() * llt.solve(&yk),
-                };
-                if !finite(w.as_ref()) {
-                    return false;
-                }
-                for (j, &col) in cols.iter().enumerate() {
-                    wmat.as_mut().col_mut(col).copy_from(w.col(j));
+                centred(&all, c0, c1, &mut yk);
+                if cols.len() == c1 - c0 {
+                    // Straight into the weights (no copy of the chunk's weights).
+                    let mut dst = wmat.as_mut().subcols_mut(c0, c1 - c0);
+                    let par = faer::get_global_parallelism();
+                    match &z {
+                        Some(z) => matmul(dst.as_mut(), Accum::Replace, z.transpose(), &yk, 1.0, par),
+                        None => matmul(dst.as_mut(), Accum::Replace, x.transpose(), llt.solve(&yk), 1.0, par),
+                    }
+                    if !finite(dst.as_ref()) {
+                        return false;
+                    }
+                } else {
+                    let yk = Mat::from_fn(n, cols.len(), |i, j| yk[(i, cols[j] - c0)]);
+                    let w: Mat<f32> = match &z {
+                        Some(z) => z.transpose() * &yk,
+                        None => x.transpose() * llt.solve(&yk),
+                    };
+                    if !finite(w.as_ref()) {
+                        return false;
+                    }
+                    for (j, &col) in cols.iter().enumerate() {
+                        wmat.as_mut().col_mut(col).copy_from(w.col(j));
+                    }
                 }
             }
             bar.inc(1);

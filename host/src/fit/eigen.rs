@@ -1,7 +1,7 @@
 //! The parts of a ridge fit ([`super::ridge`]): the eigendecomposition of a training set's Gram
 //! matrix and the products built on it, and the running sums over cross-validated predictions.
 
-use faer::{Mat, MatRef, Side};
+use faer::{Mat, MatMut, MatRef, Side};
 
 use crate::error::{Error, Result};
 
@@ -70,6 +70,68 @@ impl Decomp {
 pub(super) fn scaled_product(b: MatRef<'_, f32>, s: &[f32], a: MatRef<'_, f32>) -> Mat<f32> {
     let sa = Mat::from_fn(a.nrows(), a.ncols(), |k, j| s[k] * a[(k, j)]);
     b * &sa
+}
+
+/// `a a^T`, from the lower half's products (half the multiply-adds of the full product).
+pub(super) fn outer(a: MatRef<'_, f32>) -> Mat<f32> {
+    let mut g = Mat::<f32>::zeros(a.nrows(), a.nrows());
+    add_outer_lower(g.as_mut(), a);
+    mirror_lower(&mut g);
+    g
+}
+
+/// `g += a a^T` on the lower triangle of `g` (diagonal included); [`mirror_lower`] then fills
+/// the upper one.
+pub(super) fn add_outer_lower(g: MatMut<'_, f32>, a: MatRef<'_, f32>) {
+    use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+    matmul(g, BlockStructure::TriangularLower, faer::Accum::Add, a, BlockStructure::Rectangular, a.transpose(), BlockStructure::Rectangular, 1.0, faer::get_global_parallelism());
+}
+
+/// Copies the lower triangle of a square `g` onto the upper, in tiles of 64 x 64.
+pub(super) fn mirror_lower(g: &mut Mat<f32>) {
+    const TILE: usize = 64;
+    let n = g.nrows();
+    for j0 in (0..n).step_by(TILE) {
+        for i0 in (0..=j0).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(n) {
+                for i in i0..(i0 + TILE).min(j) {
+                    g[(i, j)] = g[(j, i)];
+                }
+            }
+        }
+    }
+}
+
+/// The centred targets `y[rows, c0..c1] - mean[c0..c1]`, into `out` (reused when its shape
+/// fits: a fresh chunk of 131 MB at NSD scale was a fresh mapping to page in). A row-major `y` with many targets (a
+/// c decoder: 236 KB per trial) is copied 64 trials at a time, each column of the 64 from the
+/// same 64 rows (pages): filling whole columns touched a new page per value and took as long
+/// as the product that follows.
+pub(super) fn gather_centred(y: MatRef<'_, f32>, mean: &[f32], rows: &[usize], c0: usize, c1: usize, out: &mut Mat<f32>) {
+    const TILE: usize = 64;
+    let Some(yr) = y.try_as_row_major() else {
+        *out = Mat::from_fn(rows.len(), c1 - c0, |i, j| y[(rows[i], c0 + j)] - mean[c0 + j]);
+        return;
+    };
+    if out.shape() != (rows.len(), c1 - c0) {
+        *out = Mat::zeros(rows.len(), c1 - c0);
+    }
+    // Columns `first..` of the chunk into `part`; two halves on two threads.
+    let fill = |mut part: MatMut<'_, f32>, first: usize| {
+        for i0 in (0..rows.len()).step_by(TILE) {
+            let tile: Vec<&[f32]> = rows[i0..(i0 + TILE).min(rows.len())].iter().map(|&r| yr.row(r).as_slice()).collect();
+            for c in 0..part.ncols() {
+                let j = first + c;
+                let col = part.as_mut().col_mut(c).try_as_col_major_mut().expect("a Mat's columns are contiguous").as_slice_mut();
+                for (o, row) in col[i0..i0 + tile.len()].iter_mut().zip(&tile) {
+                    *o = row[j] - mean[j];
+                }
+            }
+        }
+    };
+    let half = (c1 - c0) / 2;
+    let (left, right) = out.as_mut().split_at_col_mut(half);
+    rayon::join(|| fill(left, c0), || fill(right, c0 + half));
 }
 
 /// Per-alpha, per-target sums over cross-validated predictions.

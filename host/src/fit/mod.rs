@@ -6,6 +6,7 @@ pub mod feature_targets;
 pub mod features;
 mod cholesky;
 mod eigen;
+mod gram_cv;
 pub mod grid;
 mod options;
 pub mod ridge;
@@ -46,8 +47,9 @@ pub struct Fitted {
     pub alpha: Vec<f64>,
     /// Mean cross-validated score (negative MSE) per alpha tried.
     pub cv_score: Vec<f64>,
-    /// Mean cross-validated correlation per alpha tried.
-    pub cv_corr: Vec<f64>,
+    /// Mean cross-validated correlation per alpha tried (None where not computed: only the
+    /// chosen alpha's is when the alphas were scored from the targets' Gram matrix).
+    pub cv_corr: Vec<Option<f64>>,
     /// Set when the chosen alpha is at an end of the grid: what to widen.
     pub warning: Option<String>,
 }
@@ -185,7 +187,11 @@ pub fn report(f: &Fitted, spec: &FitSpec, n: usize, v: usize, source: &str, seco
     let _ = writeln!(r, "| alpha | mean CV score (-MSE) | mean CV correlation | |\n|---|---|---|---|");
     for ((a, s), c) in spec.ridge.alphas.iter().zip(&f.cv_score).zip(&f.cv_corr) {
         let chosen = f.alpha.iter().filter(|&&x| x == *a).count();
-        let _ = writeln!(r, "| {} | {s:.6} | {c:.4} | {} |", ridge::alpha_label(*a), if chosen > 0 { format!("chosen for {chosen} targets") } else { String::new() });
+        let c = c.map_or("-".to_string(), |c| format!("{c:.4}"));
+        let _ = writeln!(r, "| {} | {s:.6} | {c} | {} |", ridge::alpha_label(*a), if chosen > 0 { format!("chosen for {chosen} targets") } else { String::new() });
+    }
+    if f.cv_corr.iter().any(Option::is_none) {
+        let _ = writeln!(r, "\nThe alphas were scored by their squared error from the targets' Gram matrix and only the chosen one was predicted target by target, so the other alphas' correlations (-) were not computed (`--corr-every-alpha` computes them, at the cost of predicting every alpha).");
     }
     let mean = f.cv_r.iter().sum::<f32>() / f.cv_r.len().max(1) as f32;
     let _ = writeln!(r, "\nCross-validated correlation of predicted and true targets: mean {mean:.3}, median {:.3}, 10th percentile {:.3}, 90th percentile {:.3}.", q(0.5), q(0.1), q(0.9));

@@ -40,6 +40,11 @@ pub struct RidgeOptions {
     pub order: Order,
     /// How the regularised systems are solved (results agree within rounding).
     pub solver: Solver,
+    /// Predict every alpha in every fold, for every alpha's mean cross-validated correlation.
+    /// Without it, one alpha for all targets scored by negative MSE on the kernel route (more
+    /// voxels than trials) is chosen from the targets' Gram matrix and only the chosen alpha is
+    /// predicted (see `fit::gram_cv`); the others' correlations are then not computed.
+    pub corr_every_alpha: bool,
 }
 
 /// How the regularised systems `K + alpha I` are solved; see the module docs.
@@ -77,7 +82,7 @@ impl Default for RidgeOptions {
 impl RidgeOptions {
     /// Takagi & Nishimoto's grid, 1e-6 ... 1 (wider grids suit many voxels), 5 folds.
     pub fn takagi() -> Self {
-        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse, order: Order::Auto, solver: Solver::Auto }
+        RidgeOptions { alphas: log_grid(-6.0, 0.0, 7), cv: Cv::KFold(5), per_target: false, target_chunk: 4096, score: Score::NegMse, order: Order::Auto, solver: Solver::Auto, corr_every_alpha: false }
     }
 
     /// The default: 1e-2 ... 1e7 at 5 alphas per decade (46; one decomposition per fold serves

@@ -16,6 +16,10 @@
 //! splitter himalaya uses) or by the exact leave-one-out shortcut `(y - yhat) / (1 - H_ii)`;
 //! the score is the negative mean squared error, averaged over folds, with himalaya's tiny
 //! preference for larger alphas on ties; one alpha for all targets or one per target.
+//! With one alpha for all targets, that score and the kernel route, the alphas are scored
+//! from the targets' Gram matrix instead of from every alpha's predictions, and only the
+//! chosen alpha is predicted (`fit::gram_cv`; at NSD scale 7e12 multiply-adds where predicting every alpha took 2.1e13),
+//! unless [`RidgeOptions::corr_every_alpha`] asks for every alpha's correlations.
 //!
 //! With many targets (a c decoder: 59,136) the products with the targets dominate, and their
 //! order matters: `B diag(g) (Phi Y)` projects the targets once per fold and then costs one
@@ -29,8 +33,9 @@
 
 use faer::{Mat, MatRef};
 
-use super::eigen::{decompose_gram, scaled_product, Decomp, Stats};
+use super::eigen::{decompose_gram, gather_centred, outer, scaled_product, Decomp, Stats};
 use super::cholesky::{cholesky_hats, refit_cholesky};
+use super::gram_cv::{fold_ranges, score_alphas, Targets};
 pub use super::cholesky::cholesky_pays;
 pub use super::grid::{alpha_label, edge_warning, log_grid, wide_grid};
 use super::options::choose_last;
@@ -52,8 +57,9 @@ pub struct RidgeFit {
     /// `(n_alphas)`: cross-validated score (negative MSE) averaged over targets, per alpha.
     pub cv_score: Vec<f64>,
     /// `(n_alphas)`: correlation of cross-validated predictions with the targets, averaged over
-    /// targets, per alpha.
-    pub cv_corr: Vec<f64>,
+    /// targets, per alpha; None for the alphas not predicted (only the chosen one is when the
+    /// alphas were scored from the targets' Gram matrix: [`RidgeOptions::corr_every_alpha`]).
+    pub cv_corr: Vec<Option<f64>>,
     /// How the refit's systems were solved ([`Solver::Eigen`] or [`Solver::Cholesky`]).
     pub solver: Solver,
     /// Training sets (folds, then the refit) where a Cholesky factorisation failed (`K + alpha
@@ -89,18 +95,30 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     }
     let intercept: Vec<f32> = (0..l).map(|j| ((0..n).map(|i| y[(i, j)] as f64).sum::<f64>() / n as f64) as f32).collect();
     // Centred targets `rows x (c0..c1)`, gathered chunk by chunk (no copy of all of `y`).
-    let centred = |rows: &[usize], c0: usize, c1: usize| Mat::from_fn(rows.len(), c1 - c0, |i, j| y[(rows[i], c0 + j)] - intercept[c0 + j]);
+    let centred = |rows: &[usize], c0: usize, c1: usize, out: &mut Mat<f32>| gather_centred(y, &intercept, rows, c0, c1, out);
+    // Chunks of centred targets, reused from chunk to chunk.
+    let (mut ytr, mut yte, mut yk) = (Mat::new(), Mat::new(), Mat::new());
     let all: Vec<usize> = (0..n).collect();
     let na = opts.alphas.len();
     let chunk = opts.target_chunk.max(1);
     let mut stats = Stats::new(na, l);
-    bar.set_len(((folds + 1) * l.div_ceil(chunk)) as u64);
+    // One alpha for all by -MSE on the kernel route: alphas scored from the targets' Gram matrix.
+    let traced = matches!(opts.cv, Cv::KFold(_)) && n <= p && !opts.per_target && opts.score == Score::NegMse && !opts.corr_every_alpha;
+    let mut traced_score = Vec::new();
+    // Progress: the cross-validation's steps (the targets' Gram matrix, each fold's scores and
+    // predictions when traced, else one per fold and chunk), then the refit's.
+    let chunks = l.div_ceil(chunk);
+    let cv_ticks = if traced { (folds + 1) * chunks + folds } else { folds * chunks };
+    bar.set_len((cv_ticks + chunks) as u64);
+    // Himalaya's tiny preference for larger alphas on ties.
+    let tie = |ai: usize| opts.alphas[ai].log10() * 1e-10;
+    let argmax = |score: &[f64]| (0..score.len()).max_by(|&a, &b| (score[a] + tie(a)).total_cmp(&(score[b] + tie(b)))).unwrap_or(0);
     let g_of = |d: &Decomp, alpha: f64| -> Vec<f32> { d.lam.iter().map(|&lam| (1.0 / (lam as f64 + alpha)) as f32).collect() };
 
     // The Gram matrix of all trials, formed once: each fold's is a part of it (kernel) or it
     // minus the held-out trials' outer products (primal).
     let kernel = n <= p;
-    let gram: Mat<f32> = if kernel { x * x.transpose() } else { x.transpose() * x };
+    let gram: Mat<f32> = if kernel { outer(x) } else { outer(x.transpose()) };
     let cholesky = kernel
         && match (opts.solver, opts.cv) {
             (Solver::Eigen, _) | (_, Cv::LeaveOneOut) => false,
@@ -114,14 +132,19 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         Cv::KFold(_) => None,
     };
     match opts.cv {
+        Cv::KFold(k) if traced => {
+            // Every alpha scored from the targets' Gram matrix, then predicted at the best only.
+            let targets = Targets { centred: &centred, n, l, chunk };
+            let t = score_alphas(gram.as_ref(), &targets, k, &opts.alphas, cholesky, bar)?;
+            fallbacks += t.fallbacks;
+            let a = argmax(&t.cv_score);
+            traced_score = t.cv_score.clone();
+            t.predict(a, opts.alphas[a], &targets, &mut stats, bar);
+        }
         Cv::KFold(k) => {
-            // scikit-learn KFold: the first n % k folds have one trial more.
-            let mut start = 0;
-            for f in 0..k {
-                let size = n / k + usize::from(f < n % k);
-                let test: Vec<usize> = (start..start + size).collect();
-                let train: Vec<usize> = (0..n).filter(|i| !(start..start + size).contains(i)).collect();
-                start += size;
+            for te in fold_ranges(n, k) {
+                let test: Vec<usize> = te.clone().collect();
+                let train: Vec<usize> = (0..n).filter(|i| !te.contains(i)).collect();
                 if cholesky {
                     // H_a = K_te (K_tr + alpha I)^-1 per alpha, then the targets (targets last).
                     let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
@@ -130,8 +153,8 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                         drop((ktr, kte));
                         for c0 in (0..l).step_by(chunk) {
                             let c1 = (c0 + chunk).min(l);
-                            let ytr = centred(&train, c0, c1);
-                            let yte = centred(&test, c0, c1);
+                            centred(&train, c0, c1, &mut ytr);
+                            centred(&test, c0, c1, &mut yte);
                             for (ai, h) in hats.iter().enumerate() {
                                 let pred: Mat<f32> = h * &ytr;
                                 stats.add(ai, c0, yte.as_ref(), pred.as_ref(), 1.0 / k as f64);
@@ -182,8 +205,8 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                     drop(phi);
                     for c0 in (0..l).step_by(chunk) {
                         let c1 = (c0 + chunk).min(l);
-                        let ytr = centred(&train, c0, c1);
-                        let yte = centred(&test, c0, c1);
+                        centred(&train, c0, c1, &mut ytr);
+                        centred(&test, c0, c1, &mut yte);
                         for (&(a0, a1), h) in batches.iter().zip(&hs) {
                             let pred: Mat<f32> = h * &ytr;
                             for ai in a0..a1 {
@@ -196,8 +219,8 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 } else {
                     for c0 in (0..l).step_by(chunk) {
                         let c1 = (c0 + chunk).min(l);
-                        let ytr = centred(&train, c0, c1);
-                        let yte = centred(&test, c0, c1);
+                        centred(&train, c0, c1, &mut ytr);
+                        centred(&test, c0, c1, &mut yte);
                         let a = d.project(xtr.as_ref(), ytr.as_ref());
                         for (ai, &alpha) in opts.alphas.iter().enumerate() {
                             let pred = scaled_product(b.as_ref(), &g_of(&d, alpha), a.as_ref());
@@ -215,7 +238,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
             let t: Mat<f32> = if full.kernel { full.basis.clone() } else { x * &full.basis };
             for c0 in (0..l).step_by(chunk) {
                 let c1 = (c0 + chunk).min(l);
-                let yk = centred(&all, c0, c1);
+                centred(&all, c0, c1, &mut yk);
                 let a = full.project(x, yk.as_ref());
                 for (ai, &alpha) in opts.alphas.iter().enumerate() {
                     let g: Vec<f32> = full.lam.iter().map(|&lam| if full.kernel { lam as f64 / (lam as f64 + alpha) } else { 1.0 / (lam as f64 + alpha) } as f32).collect();
@@ -256,25 +279,24 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     };
 
     // Choose alphas: mean score over folds, plus himalaya's slope towards larger alphas.
-    let tie = |ai: usize| opts.alphas[ai].log10() * 1e-10;
-    let best: Vec<usize> = if opts.per_target {
+    let best: Vec<usize> = if traced {
+        vec![argmax(&traced_score); l]
+    } else if opts.per_target {
         (0..l).map(|j| (0..na).max_by(|&a, &b| (value(a, j) + tie(a)).total_cmp(&(value(b, j) + tie(b)))).unwrap_or(0)).collect()
     } else {
-        let mean = |a: usize| (0..l).map(|j| value(a, j)).sum::<f64>() / l.max(1) as f64 + tie(a);
-        let a = (0..na).max_by(|&a, &b| mean(a).total_cmp(&mean(b))).unwrap_or(0);
-        vec![a; l]
+        let means: Vec<f64> = (0..na).map(|a| (0..l).map(|j| value(a, j)).sum::<f64>() / l.max(1) as f64).collect();
+        vec![argmax(&means); l]
     };
     let cv_r: Vec<f32> = (0..l).map(|j| corr(best[j], j) as f32).collect();
-    let cv_corr: Vec<f64> = (0..na).map(|a| (0..l).map(|j| corr(a, j)).sum::<f64>() / l.max(1) as f64).collect();
+    let cv_corr: Vec<Option<f64>> = (0..na).map(|a| (!traced || a == best[0]).then(|| (0..l).map(|j| corr(a, j)).sum::<f64>() / l.max(1) as f64)).collect();
 
     // Refit on all trials with the chosen alphas, straight into the (L, p) layout: a
     // column-major (p, L) matrix over the same memory.
     let mut weights = vec![0f32; p * l];
     let mut wmat = faer::MatMut::from_column_major_slice_mut(&mut weights, p, l);
     let used: Vec<usize> = (0..na).filter(|a| best.contains(a)).collect();
-    let chunks = l.div_ceil(chunk);
     if cholesky {
-        bar.set_len(((folds + used.len()) * chunks) as u64);
+        bar.set_len((cv_ticks + used.len() * chunks) as u64);
     }
     let mut gram_slot = Some(gram);
     let solver = if cholesky && refit_cholesky(x, &mut gram_slot, opts, &used, &best, &centred, wmat.as_mut(), bar) {
@@ -282,17 +304,17 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     } else {
         if cholesky {
             fallbacks += 1;
-            bar.set_len(((folds + used.len() + 1) * chunks) as u64);
+            bar.set_len((cv_ticks + (used.len() + 1) * chunks) as u64);
         }
         Solver::Eigen
     };
+    let cv_score: Vec<f64> = if traced { traced_score } else { (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect() };
     if solver == Solver::Cholesky {
-        let cv_score = (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect();
         return Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr, solver, fallbacks });
     }
     // The Gram matrix (formed again if a failed Cholesky refit used it up) is not needed once
     // decomposed (at NSD scale 0.26 GB less at the refit).
-    let gram = gram_slot.take().unwrap_or_else(|| if kernel { x * x.transpose() } else { x.transpose() * x });
+    let gram = gram_slot.take().unwrap_or_else(|| if kernel { outer(x) } else { outer(x.transpose()) });
     let full = match full.take() {
         Some(d) => {
             drop(gram);
@@ -317,7 +339,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
     };
     for c0 in (0..l).step_by(chunk) {
         let c1 = (c0 + chunk).min(l);
-        let yk = centred(&all, c0, c1);
+        centred(&all, c0, c1, &mut yk);
         let a = wb.as_ref().map(|wb| (wb, full.project(x, yk.as_ref())));
         for (ui, &ai) in used.iter().enumerate() {
             let cols: Vec<usize> = (c0..c1).filter(|&j| best[j] == ai).collect();
@@ -339,6 +361,5 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
         }
         bar.inc(1);
     }
-    let cv_score = (0..na).map(|a| stats.score[a].iter().sum::<f64>() / l.max(1) as f64).collect();
     Ok(RidgeFit { weights, intercept, alpha: best.iter().map(|&a| opts.alphas[a]).collect(), cv_r, cv_score, cv_corr, solver, fallbacks })
 }

@@ -62,6 +62,11 @@ pub struct Args {
     /// Choose one alpha per target instead of one for all.
     #[arg(long)]
     per_target: bool,
+    /// Predict every alpha in every fold for the report's per-alpha mean correlations (slower
+    /// with many targets; otherwise one alpha for all by MSE is scored from the targets' Gram
+    /// matrix and only the chosen alpha's correlations are computed).
+    #[arg(long)]
+    corr_every_alpha: bool,
     /// Write a low-rank decoder of this rank.
     #[arg(long)]
     rank: Option<usize>,
@@ -128,7 +133,7 @@ pub fn run(a: Args, ctx: &Context) -> Result<()> {
         ScoreKind::Mse => Score::NegMse,
         ScoreKind::Correlation => Score::Correlation,
     };
-    let ridge = RidgeOptions { alphas: a.alphas.0.clone(), cv: a.cv, per_target: a.per_target, score, ..RidgeOptions::default() };
+    let ridge = RidgeOptions { alphas: a.alphas.0.clone(), cv: a.cv, per_target: a.per_target, score, corr_every_alpha: a.corr_every_alpha, ..RidgeOptions::default() };
     let target = match a.target {
         TargetKind::Z => Target::Z,
         TargetKind::C => Target::C,
