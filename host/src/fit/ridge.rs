@@ -18,8 +18,9 @@
 //! preference for larger alphas on ties; one alpha for all targets or one per target.
 //! With one alpha for all targets, that score and the kernel route, the alphas are scored
 //! from the targets' Gram matrix instead of from every alpha's predictions, and only the
-//! chosen alpha is predicted (`fit::gram_cv`; at NSD scale 7e12 multiply-adds where predicting every alpha took 2.1e13),
-//! unless [`RidgeOptions::corr_every_alpha`] asks for every alpha's correlations.
+//! chosen alpha is predicted (`fit::gram_cv`; at NSD scale 7e12 multiply-adds where predicting
+//! every alpha took 2.1e13), unless [`RidgeOptions::corr_every_alpha`] asks for every alpha's
+//! correlations.
 //!
 //! With many targets (a c decoder: 59,136) the products with the targets dominate, and their
 //! order matters: `B diag(g) (Phi Y)` projects the targets once per fold and then costs one
