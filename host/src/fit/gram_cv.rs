@@ -47,6 +47,12 @@ pub(super) struct Targets<'a, 'b> {
     pub(super) chunk: usize,
 }
 
+/// One fold's blocks of a square matrix over all trials (a Gram matrix): `(train, train)` and
+/// `(test, train)`.
+pub(super) fn fold_blocks(g: MatRef<'_, f32>, train: &[usize], test: &[usize]) -> (Mat<f32>, Mat<f32>) {
+    (Mat::from_fn(train.len(), train.len(), |i, j| g[(train[i], train[j])]), Mat::from_fn(test.len(), train.len(), |i, j| g[(test[i], train[j])]))
+}
+
 /// One fold's hat rows for every alpha.
 enum Hats {
     /// `H_a` per alpha.
@@ -102,17 +108,16 @@ pub(super) fn score_alphas(kgram: MatRef<'_, f32>, y: &Targets<'_, '_>, k: usize
     let mut folds = Vec::with_capacity(k);
     for te in fold_ranges(n, k) {
         let train: Vec<usize> = (0..n).filter(|i| !te.contains(i)).collect();
-        let (m, t) = (te.len(), train.len());
-        let ktr = Mat::from_fn(t, t, |i, j| kgram[(train[i], train[j])]);
-        let kte = Mat::from_fn(m, t, |i, j| kgram[(te.start + i, train[j])]);
+        let test: Vec<usize> = te.clone().collect();
+        let m = te.len();
+        let (ktr, kte) = fold_blocks(kgram, &train, &test);
         let chol = if cholesky { cholesky_hats(ktr.as_ref(), kte.as_ref(), alphas) } else { None };
         fallbacks += usize::from(cholesky && chol.is_none());
-        let gtr = Mat::from_fn(t, t, |i, j| g[(train[i], train[j])]);
-        let gte_tr = Mat::from_fn(m, t, |i, j| g[(te.start + i, train[j])]);
+        let (gtr, gte_tr) = fold_blocks(g.as_ref(), &train, &test);
         let tete: f64 = te.clone().map(|i| g[(i, i)] as f64).sum();
         let (hats, sse): (Hats, Vec<f64>) = match chol {
             Some(hs) => {
-                let mut hg = Mat::<f32>::zeros(m, t);
+                let mut hg = Mat::<f32>::zeros(m, train.len());
                 let sse = hs
                     .iter()
                     .map(|h| {

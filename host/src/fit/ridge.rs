@@ -36,7 +36,7 @@ use faer::{Mat, MatRef};
 
 use super::eigen::{decompose_gram, gather_centred, outer, scaled_product, Decomp, Stats};
 use super::cholesky::{cholesky_hats, refit_cholesky};
-use super::gram_cv::{fold_ranges, score_alphas, Targets};
+use super::gram_cv::{fold_blocks, fold_ranges, score_alphas, Targets};
 pub use super::cholesky::cholesky_pays;
 pub use super::grid::{alpha_label, edge_warning, log_grid, wide_grid};
 use super::options::choose_last;
@@ -148,8 +148,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let train: Vec<usize> = (0..n).filter(|i| !te.contains(i)).collect();
                 if cholesky {
                     // H_a = K_te (K_tr + alpha I)^-1 per alpha, then the targets (targets last).
-                    let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
-                    let kte = Mat::from_fn(test.len(), train.len(), |i, j| gram[(test[i], train[j])]);
+                    let (ktr, kte) = fold_blocks(gram.as_ref(), &train, &test);
                     if let Some(hats) = cholesky_hats(ktr.as_ref(), kte.as_ref(), &opts.alphas) {
                         drop((ktr, kte));
                         for c0 in (0..l).step_by(chunk) {
@@ -170,8 +169,7 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let rows = |idx: &[usize]| if kernel { Mat::zeros(0, 0) } else { Mat::from_fn(idx.len(), p, |i, j| x[(idx[i], j)]) };
                 let (xtr, xte): (Mat<f32>, Mat<f32>) = (rows(&train), rows(&test));
                 let (d, b) = if kernel {
-                    let ktr = Mat::from_fn(train.len(), train.len(), |i, j| gram[(train[i], train[j])]);
-                    let kte = Mat::from_fn(test.len(), train.len(), |i, j| gram[(test[i], train[j])]);
+                    let (ktr, kte) = fold_blocks(gram.as_ref(), &train, &test);
                     let d = decompose_gram(ktr, true)?;
                     let b = d.test_basis_from_kernel(kte.as_ref());
                     (d, b)
