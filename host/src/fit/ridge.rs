@@ -147,16 +147,16 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let test: Vec<usize> = te.clone().collect();
                 let train: Vec<usize> = (0..n).filter(|i| !te.contains(i)).collect();
                 if cholesky {
-                    // H_a = K_te (K_tr + alpha I)^-1 per alpha, then the targets (targets last).
-                    let (ktr, kte) = fold_blocks(gram.as_ref(), &train, &test);
-                    if let Some(hats) = cholesky_hats(ktr.as_ref(), kte.as_ref(), &opts.alphas) {
-                        drop((ktr, kte));
+                    // H_a^T = (K_tr + alpha I)^-1 K_tr,te per alpha, then the targets (targets last).
+                    let (ktr, k_tr_te) = fold_blocks(gram.as_ref(), &train, &test);
+                    if let Some(hats) = cholesky_hats(ktr.as_ref(), k_tr_te.as_ref(), &opts.alphas, &mut Mat::new()) {
+                        drop((ktr, k_tr_te));
                         for c0 in (0..l).step_by(chunk) {
                             let c1 = (c0 + chunk).min(l);
                             centred(&train, c0, c1, &mut ytr);
                             centred(&test, c0, c1, &mut yte);
                             for (ai, h) in hats.iter().enumerate() {
-                                let pred: Mat<f32> = h * &ytr;
+                                let pred: Mat<f32> = h.transpose() * &ytr;
                                 stats.add(ai, c0, yte.as_ref(), pred.as_ref(), 1.0 / k as f64);
                             }
                             bar.inc(1);
@@ -169,9 +169,9 @@ pub fn fit(x: MatRef<'_, f32>, y: MatRef<'_, f32>, opts: &RidgeOptions, bar: &dy
                 let rows = |idx: &[usize]| if kernel { Mat::zeros(0, 0) } else { Mat::from_fn(idx.len(), p, |i, j| x[(idx[i], j)]) };
                 let (xtr, xte): (Mat<f32>, Mat<f32>) = (rows(&train), rows(&test));
                 let (d, b) = if kernel {
-                    let (ktr, kte) = fold_blocks(gram.as_ref(), &train, &test);
+                    let (ktr, k_tr_te) = fold_blocks(gram.as_ref(), &train, &test);
                     let d = decompose_gram(ktr, true)?;
-                    let b = d.test_basis_from_kernel(kte.as_ref());
+                    let b = d.test_basis_from_kernel(k_tr_te.transpose());
                     (d, b)
                 } else {
                     let held: Mat<f32> = xte.transpose() * &xte;
