@@ -253,6 +253,29 @@ pub fn machine() -> String {
     format!("{cpu}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0))
 }
 
+/// Checks a benchmark's command line (`args` without the program name) before any work: `-h`
+/// or `--help` prints `usage` and exits; anything that is not one of `flags` or one of `valued`
+/// followed by its value is an error that names it and shows `usage`. A benchmark of a quarter
+/// of an hour must not start on a mistyped flag.
+pub fn check_args(args: &[String], usage: &str, flags: &[&str], valued: &[&str]) -> Result<()> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{usage}");
+        std::process::exit(0);
+    }
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if valued.contains(&a) {
+            anyhow::ensure!(i + 1 < args.len() && !args[i + 1].starts_with("--"), "{a} needs a value\n\nusage: {usage}");
+            i += 2;
+        } else {
+            anyhow::ensure!(flags.contains(&a), "unknown argument {a:?}\n\nusage: {usage}");
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// Prints a benchmark report and, with `--write FILE` among `args`, appends it to FILE.
 pub fn publish(report: &str, args: &[String]) -> Result<()> {
     use std::io::Write;
@@ -278,4 +301,29 @@ pub fn memory() -> Option<(u64, u64)> {
 /// that [`memory`] reports the peak of a phase; false where the kernel refuses.
 pub fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_args;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn benchmark_arguments_are_checked_before_any_work() {
+        let (flags, valued) = (&["--skip-himalaya"][..], &["--trials", "--write"][..]);
+        check_args(&args(&["--trials", "8000", "--skip-himalaya", "--write", "B.md"]), "usage", flags, valued).unwrap();
+        check_args(&[], "usage", flags, valued).unwrap();
+        let e = check_args(&args(&["--trails", "8000"]), "usage: bench", flags, valued).unwrap_err().to_string();
+        assert!(e.contains("\"--trails\"") && e.contains("usage: bench"), "{e}");
+        let e = check_args(&args(&["--trials"]), "usage", flags, valued).unwrap_err().to_string();
+        assert!(e.contains("--trials needs a value"), "{e}");
+        let e = check_args(&args(&["--trials", "--skip-himalaya"]), "usage", flags, valued).unwrap_err().to_string();
+        assert!(e.contains("--trials needs a value"), "{e}");
+        // A flag given a value it does not take: the value is reported as unknown.
+        let e = check_args(&args(&["--skip-himalaya", "1"]), "usage", flags, valued).unwrap_err().to_string();
+        assert!(e.contains("\"1\""), "{e}");
+    }
 }

@@ -25,6 +25,7 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-checksum [-- --write BENCHMARKS.md]", &[], &["--write"])?;
     let (v, l) = (15724, 6400);
     eprintln!("host: making a random {l}x{v} f16 decoder ...");
     let bytes = random_decoder(v, &[l], None, 7).to_bytes()?;

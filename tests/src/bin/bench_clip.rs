@@ -17,6 +17,7 @@ use safetensors::tensor::TensorView;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-clip [-- --write BENCHMARKS.md]", &[], &["--write"])?;
     let c = ClipConfig::sd_v1();
     let dir = std::env::temp_dir().join(format!("percept-bench-clip-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -346,6 +346,7 @@ fn numpy_version() -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-core [-- --write BENCHMARKS.md] [--no-firmware]", &["--no-firmware"], &["--write"])?;
     let reps = 7;
     let mut report = String::new();
     let date = today();

@@ -24,6 +24,7 @@ const LAYERS: [&str; 5] = ["_blocks.1", "_blocks.4", "_blocks.9", "_blocks.15", 
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-dir [-- --write BENCHMARKS.md]", &[], &["--write"])?;
     let gpu = Gpu::new()?;
     let net = EfficientNet::load(&gpu, &repo_root().join("weights/efficientnet-lite2"))?;
     let taesd = Taesd::load(&gpu, &repo_root().join("weights/taesd"), DType::F32)?;

@@ -18,6 +18,7 @@ const REPS: usize = 5;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-features [-- --write BENCHMARKS.md]", &[], &["--write"])?;
     let gpu = Gpu::new()?;
     let net = EfficientNet::load(&gpu, &repo_root().join("weights/efficientnet-lite0"))?;
     let mut rng = Rng(1);

@@ -66,6 +66,7 @@ fn write_npy(path: &std::path::Path, shape: &[usize], data: &[f32]) -> Result<()
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-fit -- [--trials 8000] [--voxels 15724] [--targets 6400] [--fraction 1 [--fraction-only]] [--compare-orders] [--himalaya ridge,kernel] [--skip-himalaya] [--write BENCHMARKS.md]", &["--fraction-only", "--compare-orders", "--skip-himalaya"], &["--trials", "--voxels", "--targets", "--fraction", "--himalaya", "--write"])?;
     let (n, p, l) = (arg(&args, "--trials", 8000)?, arg(&args, "--voxels", 15724)?, arg(&args, "--targets", 6400)?);
     let skip = args.iter().any(|a| a == "--skip-himalaya");
     let test = 200;

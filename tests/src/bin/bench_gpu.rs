@@ -106,6 +106,7 @@ fn gflops(flop: f64, s: Option<f64>) -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-gpu [-- --write BENCHMARKS.md]", &[], &["--write"])?;
     let gpu = Gpu::new()?;
     let mut rng = Rng(1);
     let mut report = String::new();

@@ -235,6 +235,7 @@ fn best(runs: &[f64]) -> f64 {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-sd [-- --reps 3] [--unet-only | --vae-only] [--no-torch] [--write BENCHMARKS.md]", &["--unet-only", "--vae-only", "--no-torch"], &["--reps", "--write"])?;
     let flag = |f: &str| args.iter().any(|a| a == f);
     let reps: usize = match args.iter().position(|a| a == "--reps") {
         Some(i) => args.get(i + 1).context("--reps needs a number")?.parse().context("--reps")?,

@@ -60,6 +60,7 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    percept_tests::check_args(&args[1..], "cargo run --release -p percept-tests --bin bench-taesd [-- --reps 3 --batch 8,16 --winograd] [--profile f32|f16|winograd]", &["--winograd"], &["--reps", "--batch", "--profile"])?;
     let reps: usize = arg(&args, "--reps").map(str::parse).transpose()?.unwrap_or(3);
     let batches: Vec<usize> = arg(&args, "--batch").unwrap_or("8").split(',').map(str::parse).collect::<Result<_, _>>()?;
     let gpu = Gpu::new()?;

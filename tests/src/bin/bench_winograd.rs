@@ -19,6 +19,9 @@ const DEFAULT: &[&str] = &["1x64x512x512", "1x128x512x512", "1x256x512x512", "1x
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a.starts_with('-')) {
+        percept_tests::check_args(&args, "cargo run --release -p percept-tests --bin bench-winograd -- [BxSxCINxCOUT ...]", &[], &[])?;
+    }
     let shapes: Vec<String> = if args.is_empty() { DEFAULT.iter().map(|s| s.to_string()).collect() } else { args };
     let gpu = Gpu::new()?;
     println!("Machine: {}. Adapter: {}. Load average {} at the start.\n", machine(), gpu.describe(), load_average());
