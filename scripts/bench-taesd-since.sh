@@ -6,16 +6,22 @@
 # then (f32 weights), now (f16 weights, today's default), now (f32 weights); with
 # MESA_DIRS="DIR ..." (folders made by scripts/mesa-backports-private.sh, each with an env.sh)
 # every run also once on each of those Mesas. One line per run: best of REPS per forward.
+# The worktree and COMMIT's build (target/then-COMMIT) stay for the next run; `git worktree
+# remove $TMPDIR/percept-then-COMMIT` removes the worktree.
 #   scripts/bench-taesd-since.sh [COMMIT [ROUNDS [REPS]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 commit="${1:-6adc4d7}"
 rounds="${2:-2}"
 reps="${3:-3}"
+usage="usage: scripts/bench-taesd-since.sh [COMMIT [ROUNDS [REPS]]] (ROUNDS and REPS positive integers)"
+[[ "$rounds" =~ ^[1-9][0-9]*$ && "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "$usage" >&2; exit 2; }
+git rev-parse --verify -q "$commit^{commit}" >/dev/null || { echo "bench-taesd-since: $commit is not a commit here" >&2; exit 2; }
 now="$(pwd)"
 then_tree="${TMPDIR:-/tmp}/percept-then-$(git rev-parse --short "$commit")"
 target="${CARGO_TARGET_DIR:-$now/target}"
 
+git worktree prune
 [ -d "$then_tree" ] || git worktree add --detach "$then_tree" "$commit" >/dev/null
 build() { # tree, target folder, binary copy
   mkdir -p "$1/host/examples"
