@@ -2,7 +2,8 @@
 # TAESD's forward now against an earlier commit's, on this machine, in turns (issue 18's "2x
 # faster than now" is measured against the commit it was filed at, 6adc4d7, whose default was f32
 # weights on Debian's Mesa 22.3). Builds COMMIT in a git worktree under $TMPDIR and the working
-# tree, each with tests/then-now/taesd_forward.rs as an example, and runs ROUNDS rounds of:
+# tree, each with tests/then-now/taesd_forward.rs as an example (the working tree's host/Cargo.toml
+# declares it; the earlier commit gets a copy in host/examples/), and runs ROUNDS rounds of:
 # then (f32 weights), now (f16 weights, today's default), now (f32 weights); with
 # MESA_DIRS="DIR ..." (folders made by scripts/mesa-backports-private.sh, each with an env.sh)
 # every run also once on each of those Mesas. One line per run: best of REPS per forward.
@@ -23,14 +24,16 @@ target="${CARGO_TARGET_DIR:-$now/target}"
 
 git worktree prune
 [ -d "$then_tree" ] || git worktree add --detach "$then_tree" "$commit" >/dev/null
-build() { # tree, target folder, binary copy
-  mkdir -p "$1/host/examples"
-  cp tests/then-now/taesd_forward.rs "$1/host/examples/taesd_forward.rs"
+build() { # tree, target folder, binary copy (the working tree declares the example itself)
+  if [ "$1" != "$now" ]; then
+    mkdir -p "$1/host/examples"
+    cp tests/then-now/taesd_forward.rs "$1/host/examples/taesd_forward.rs"
+  fi
   (cd "$1" && CARGO_TARGET_DIR="$2" cargo build --release -q -p percept --example taesd_forward)
   cp "$2/release/examples/taesd_forward" "$3"
 }
 bin="$(mktemp -d)"
-trap 'rm -rf "$bin"; rm -f "$now/host/examples/taesd_forward.rs"; rmdir "$now/host/examples" 2>/dev/null || true' EXIT
+trap 'rm -rf "$bin"' EXIT
 echo "building $commit in $then_tree and the working tree ($(git rev-parse --short HEAD))"
 build "$then_tree" "$target/then-$commit" "$bin/then"
 build "$now" "$target" "$bin/now"

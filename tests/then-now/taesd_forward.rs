@@ -1,7 +1,8 @@
 //! TAESD's forward timed the same way on any commit since 2026-11-23 (it uses only the API that
 //! has not changed since: `Taesd::load`, `encode`, `decode`, `Tensor::from_f32`, `to_vec`):
-//! `scripts/bench-taesd-since.sh` copies this file into an old commit's `host/examples/` and
-//! into the current one's, builds both and runs them in turns. Not part of the workspace.
+//! `scripts/bench-taesd-since.sh` copies this file into an old commit's `host/examples/`,
+//! builds it there and here (host/Cargo.toml declares it as an example, so clippy and the tests
+//! keep it compiling) and runs both in turns.
 //!
 //! `taesd_forward f32|f16 REPS`: encode 64 -> 8x8, decode 8x8 -> 64, encode 128 -> 16x16,
 //! decode 16x16 -> 128, batches of 8, upload and read-back included; best wall time of REPS
