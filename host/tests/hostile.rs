@@ -278,6 +278,18 @@ fn truncated_jpeg_is_an_error_in_the_library() {
 }
 
 #[test]
+fn a_jpeg_that_panics_its_decoder_is_an_error() {
+    // Found by the fuzzing smoke run: zune-jpeg 0.5.15 asserts in its AVX2 upsampler on it
+    // (other CPUs take another path, where it may decode or fail; it must not panic anywhere).
+    let p = percept::paths::shipped("tests/fixtures/hostile/zune_jpeg_upsample_panic.jpg");
+    if let Err(e) = percept::io::image::Rgb::open(&p) {
+        assert!(e.to_string().contains("zune_jpeg_upsample_panic.jpg"), "{e}");
+    }
+    let d = dir("jpeg_panic");
+    refused(&["encode", s(&p), "--out", s(&d.join("z.npy"))], &["zune_jpeg_upsample_panic.jpg"]);
+}
+
+#[test]
 fn stimulus_lists_and_decoders() {
     let d = dir("csv");
     let (x, _, dec) = good(&d);

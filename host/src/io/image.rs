@@ -34,11 +34,23 @@ pub fn open_rgb8(path: &Path) -> Result<RgbImage> {
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let img = reader.decode().map_err(format(path, "cannot read the image"))?;
+    // zune-jpeg 0.5.15 (the JPEG decoder under `image`) panics on some malformed progressive
+    // JPEGs (an assertion in its AVX2 upsampler; tests/fixtures/hostile has one, found by the
+    // fuzzing smoke run): such a file is an error like any other unreadable image.
+    let img = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| Error::Invalid(format!("{}: cannot read the image: its decoder failed on malformed data", path.display())))?
+        .map_err(format(path, "cannot read the image"))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::Invalid(format!("{}: image of {}x{} pixels is empty", path.display(), img.width(), img.height())));
     }
     Ok(img.to_rgb8())
+}
+
+/// Whether a panic comes from the JPEG decoder, whose panics [`open_rgb8`] catches and reports
+/// as an error naming the file: a panic hook may stay silent for these (the CLI's does, and the
+/// image fuzz target's, whose default hook would otherwise abort).
+pub fn is_caught_decoder_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location().is_some_and(|l| l.file().contains("zune-jpeg"))
 }
 
 /// Whether a JPEG's last scan is followed by its end-of-image marker (FF D9). The JPEG

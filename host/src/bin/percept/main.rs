@@ -72,6 +72,14 @@ fn main() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
+    // The JPEG decoder's panics are caught and reported as errors naming the file
+    // (io::image::open_rgb8); every other panic is printed as usual.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !percept::io::image::is_caught_decoder_panic(info) {
+            default_hook(info);
+        }
+    }));
     // An interrupt (SIGINT, SIGTERM, SIGHUP) removes the temporary files and output locks in
     // flight, so that it leaves only whole outputs behind.
     if let Err(e) = ctrlc::set_handler(|| {
